@@ -1,0 +1,10 @@
+//! SeaORM entities, one file per table. No GraphQL or serde derives here: these are rows,
+//! and the layers above decide what a client sees.
+
+pub mod activities;
+pub mod customer_external_ids;
+pub mod customers;
+pub mod events;
+pub mod organizations;
+pub mod social_profiles;
+pub mod users;

@@ -1,0 +1,17 @@
+//! Schema migrations, append-only. The same migrations run on SQLite and PostgreSQL.
+//!
+//! Each migration owns its `DeriveIden` enums so later changes never reach back into
+//! an applied migration.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_core_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_core_tables::Migration)]
+    }
+}

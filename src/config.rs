@@ -1,0 +1,139 @@
+//! One typed configuration, from flags and `CRM_*` environment variables, validated at start.
+//! `crm serve --help` is the reference; the README repeats it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Settings of the server. Every flag has an environment variable.
+#[derive(Args, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub db: DbConfig,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
+    /// Largest accepted request body, in bytes (larger bodies get 413).
+    #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest accepted query nesting.
+    #[arg(long, env = "CRM_MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+
+    /// Largest accepted query complexity (each field counts 1, connections count their page size).
+    #[arg(long, env = "CRM_MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
+    pub max_query_complexity: usize,
+
+    /// Answer introspection queries (schema tooling and GraphiQL need it).
+    #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct DbConfig {
+    /// Database URL: `sqlite://crm.db?mode=rwc` (the default) or `postgres://user@host/db`.
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = "sqlite://crm.db?mode=rwc")]
+    pub url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "CRM_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub max_connections: u32,
+}
+
+#[derive(Args, Clone)]
+pub struct AuthConfig {
+    /// HS256 secret for bearer tokens, at least 32 bytes. Unset: dev mode (a secret is
+    /// generated and kept in a file beside the database).
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Required `iss` claim of tokens, and the issuer of minted ones.
+    #[arg(long, env = "CRM_JWT_ISSUER", default_value = "crm")]
+    pub issuer: String,
+
+    /// Required `aud` claim of tokens, and the audience of minted ones.
+    #[arg(long, env = "CRM_JWT_AUDIENCE", default_value = "crm-api")]
+    pub audience: String,
+
+    /// Clock skew allowed when checking `exp`, in seconds.
+    #[arg(long, env = "CRM_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub leeway_secs: u64,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .finish()
+    }
+}
+
+impl DbConfig {
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// Where dev-mode files (the generated secret) live: beside the SQLite file, or in the
+    /// working directory for other databases.
+    pub fn state_dir(&self) -> PathBuf {
+        if self.is_sqlite() {
+            let path = self
+                .url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap_or_default();
+            if let Some(parent) = PathBuf::from(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                return parent.to_path_buf();
+            }
+        }
+        PathBuf::from(".")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--jwt-secret / CRM_JWT_SECRET must be at least 32 bytes (got {0})")]
+    ShortSecret(usize),
+    #[error("--max-body-bytes / CRM_MAX_BODY_BYTES must be at least 1024")]
+    TinyBody,
+    #[error("--database-url / DATABASE_URL must start with sqlite: or postgres:")]
+    UnknownDatabase,
+}
+
+impl ServeConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::ShortSecret(secret.len()));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::TinyBody);
+        }
+        self.db.validate()
+    }
+}
+
+impl DbConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.is_sqlite() || self.url.starts_with("postgres:") || self.url.starts_with("postgresql:") {
+            Ok(())
+        } else {
+            Err(ConfigError::UnknownDatabase)
+        }
+    }
+}

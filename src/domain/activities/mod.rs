@@ -1,0 +1,203 @@
+//! Activities logged against customers: calls, emails, meetings, notes, tasks, social
+//! messages. Types here; rules in `validate`, reads in `read`, writes in `write`.
+
+mod read;
+mod scope;
+mod validate;
+mod write;
+
+use chrono::{DateTime, Utc};
+use entity::activities;
+use serde::{Deserialize, Serialize};
+
+use super::filter::{EqOps, TextOps, TimeOps};
+use super::page::{PageArgs, SortSpec, SortValueKind};
+use super::{Error, Result};
+
+pub use read::{by_ids, count, count_for_customers, get, list, list_for_customers};
+pub use write::{delete, log, update};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActivityKind {
+    Call,
+    Email,
+    Meeting,
+    Note,
+    Task,
+    SocialMessage,
+}
+
+impl ActivityKind {
+    pub const ALL: [ActivityKind; 6] = [
+        ActivityKind::Call,
+        ActivityKind::Email,
+        ActivityKind::Meeting,
+        ActivityKind::Note,
+        ActivityKind::Task,
+        ActivityKind::SocialMessage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Call => "CALL",
+            ActivityKind::Email => "EMAIL",
+            ActivityKind::Meeting => "MEETING",
+            ActivityKind::Note => "NOTE",
+            ActivityKind::Task => "TASK",
+            ActivityKind::SocialMessage => "SOCIAL_MESSAGE",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::Internal(format!("unknown activity kind {s:?} in the database").into()))
+    }
+}
+
+/// An activity as the rest of the service sees it; also the event snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    pub id: String,
+    pub org_id: String,
+    pub customer_id: String,
+    pub kind: ActivityKind,
+    pub subject: String,
+    pub body: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub author_id: Option<String>,
+    pub source: Option<String>,
+    pub external_id: Option<String>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<activities::Model> for Activity {
+    type Error = Error;
+
+    fn try_from(m: activities::Model) -> Result<Self> {
+        Ok(Self {
+            kind: ActivityKind::parse(&m.kind)?,
+            id: m.id,
+            org_id: m.org_id,
+            customer_id: m.customer_id,
+            subject: m.subject,
+            body: m.body,
+            occurred_at: m.occurred_at,
+            due_at: m.due_at,
+            completed_at: m.completed_at,
+            author_id: m.author_id,
+            source: m.source,
+            external_id: m.external_id,
+            version: m.version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            deleted_at: m.deleted_at,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewActivity {
+    pub customer_id: String,
+    pub kind: ActivityKind,
+    pub subject: String,
+    pub body: Option<String>,
+    /// Defaults to now.
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub source: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// A partial update: `None` keeps a field; for nullable fields `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct ActivityPatch {
+    pub expected_version: Option<i32>,
+    pub kind: Option<ActivityKind>,
+    pub subject: Option<String>,
+    pub body: Option<Option<String>>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub due_at: Option<Option<DateTime<Utc>>>,
+    pub completed_at: Option<Option<DateTime<Utc>>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ActivityFilter {
+    pub id: Option<EqOps>,
+    pub customer_id: Option<EqOps>,
+    pub kind: Option<EqOps>,
+    pub subject: Option<TextOps>,
+    pub author_id: Option<EqOps>,
+    pub source: Option<TextOps>,
+    pub occurred_at: Option<TimeOps>,
+    pub due_at: Option<TimeOps>,
+    pub completed_at: Option<TimeOps>,
+    pub created_at: Option<TimeOps>,
+    pub updated_at: Option<TimeOps>,
+    /// Free text over subject and body.
+    pub search: Option<String>,
+    pub and: Vec<ActivityFilter>,
+    pub or: Vec<ActivityFilter>,
+    pub not: Option<Box<ActivityFilter>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ActivitySortField {
+    #[default]
+    OccurredAt,
+    CreatedAt,
+    UpdatedAt,
+    DueAt,
+}
+
+/// Defaults to the newest first, the order a timeline reads in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ActivityOrder {
+    pub field: ActivitySortField,
+    pub descending: bool,
+}
+
+impl Default for ActivityOrder {
+    fn default() -> Self {
+        Self {
+            field: ActivitySortField::OccurredAt,
+            descending: true,
+        }
+    }
+}
+
+impl ActivityOrder {
+    pub fn spec(self) -> SortSpec<activities::Column> {
+        use activities::Column as C;
+        let (name, column, nullable) = match self.field {
+            ActivitySortField::OccurredAt => ("occurredAt", C::OccurredAt, false),
+            ActivitySortField::CreatedAt => ("createdAt", C::CreatedAt, false),
+            ActivitySortField::UpdatedAt => ("updatedAt", C::UpdatedAt, false),
+            ActivitySortField::DueAt => ("dueAt", C::DueAt, true),
+        };
+        SortSpec {
+            name,
+            column,
+            id: C::Id,
+            kind: SortValueKind::Time,
+            nullable,
+            descending: self.descending,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ActivityQuery {
+    pub filter: ActivityFilter,
+    pub order: ActivityOrder,
+    pub page: PageArgs,
+}

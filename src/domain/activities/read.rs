@@ -1,0 +1,149 @@
+//! Activity reads: by id, batched by ids, keyset-paginated lists, and the nested
+//! `Customer.activities` connection for many customers in one statement.
+
+use std::collections::HashMap;
+
+use entity::activities;
+use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, WindowStatement};
+use sea_orm::{
+    ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait,
+};
+
+use super::scope::live;
+use super::{Activity, ActivityFilter, ActivityQuery};
+use crate::domain::filter::{add_eq, add_text, add_time, combine, contains};
+use crate::domain::page::Slice;
+use crate::domain::{Result, Store};
+
+use activities::Column as C;
+
+pub async fn get(store: &Store, org: &str, id: &str) -> Result<Option<Activity>> {
+    live(org)
+        .filter(C::Id.eq(id))
+        .one(&store.db)
+        .await?
+        .map(Activity::try_from)
+        .transpose()
+}
+
+pub async fn by_ids(store: &Store, org: &str, ids: &[String]) -> Result<Vec<Activity>> {
+    live(org)
+        .filter(C::Id.is_in(ids.iter().cloned()))
+        .all(&store.db)
+        .await?
+        .into_iter()
+        .map(Activity::try_from)
+        .collect()
+}
+
+pub async fn list(store: &Store, org: &str, query: &ActivityQuery) -> Result<Slice<Activity>> {
+    let spec = query.order.spec();
+    let page = query.page.validate(&spec)?;
+    let mut select = filtered(org, &query.filter)?.filter(spec.bounds(&page));
+    spec.order(QueryTrait::query(&mut select), page.backward);
+    let rows = select.limit(page.fetch()).all(&store.db).await?;
+    let rows = rows
+        .into_iter()
+        .map(|m| (spec.cursor(m.get(spec.column), &m.id), m))
+        .collect();
+    page.finish(rows).map(Activity::try_from)
+}
+
+pub async fn count(store: &Store, org: &str, filter: &ActivityFilter) -> Result<u64> {
+    Ok(filtered(org, filter)?.count(&store.db).await?)
+}
+
+/// One page of activities for each of many customers, in a single statement: the rows are
+/// numbered per customer by a window function and cut at the page size in SQL, so neither
+/// the statement count nor the rows read grow with the number of parents beyond the page.
+pub async fn list_for_customers(
+    store: &Store,
+    org: &str,
+    customer_ids: &[String],
+    query: &ActivityQuery,
+) -> Result<HashMap<String, Slice<Activity>>> {
+    let spec = query.order.spec();
+    let page = query.page.validate(&spec)?;
+    let mut inner = filtered(org, &query.filter)?
+        .filter(C::CustomerId.is_in(customer_ids.iter().cloned()))
+        .filter(spec.bounds(&page))
+        .into_query();
+    let mut window = WindowStatement::partition_by(C::CustomerId);
+    for (expr, order) in spec.order_exprs(page.backward) {
+        window.order_by_expr(expr, order);
+    }
+    let row_number = Alias::new("row_number_in_page");
+    inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, row_number.clone());
+    let mut outer = Query::select();
+    outer
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("ranked"))
+        .and_where(Expr::col(row_number.clone()).lte(page.fetch()))
+        .order_by(C::CustomerId, Order::Asc)
+        .order_by(row_number, Order::Asc);
+    let stmt = store.db.get_database_backend().build(&outer);
+    let rows = activities::Entity::find().from_raw_sql(stmt).all(&store.db).await?;
+
+    let mut grouped: HashMap<String, Vec<(String, activities::Model)>> = HashMap::new();
+    for m in rows {
+        let cursor = spec.cursor(m.get(spec.column), &m.id);
+        grouped.entry(m.customer_id.clone()).or_default().push((cursor, m));
+    }
+    customer_ids
+        .iter()
+        .map(|id| {
+            let rows = grouped.remove(id).unwrap_or_default();
+            Ok((id.clone(), page.finish(rows).map(Activity::try_from)?))
+        })
+        .collect()
+}
+
+/// How many activities match `filter` for each of many customers, in one statement.
+pub async fn count_for_customers(
+    store: &Store,
+    org: &str,
+    customer_ids: &[String],
+    filter: &ActivityFilter,
+) -> Result<HashMap<String, u64>> {
+    let counts: Vec<(String, i64)> = filtered(org, filter)?
+        .filter(C::CustomerId.is_in(customer_ids.iter().cloned()))
+        .select_only()
+        .column(C::CustomerId)
+        .column_as(C::Id.count(), "n")
+        .group_by(C::CustomerId)
+        .into_tuple()
+        .all(&store.db)
+        .await?;
+    Ok(counts
+        .into_iter()
+        .map(|(id, n)| (id, u64::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
+fn filtered(org: &str, filter: &ActivityFilter) -> Result<sea_orm::Select<activities::Entity>> {
+    Ok(live(org).filter(condition(filter, 0)?))
+}
+
+fn condition(f: &ActivityFilter, depth: usize) -> Result<Condition> {
+    let mut cond = Condition::all();
+    cond = add_eq(cond, &f.id, C::Id)?;
+    cond = add_eq(cond, &f.customer_id, C::CustomerId)?;
+    cond = add_eq(cond, &f.kind, C::Kind)?;
+    cond = add_text(cond, &f.subject, C::Subject)?;
+    cond = add_eq(cond, &f.author_id, C::AuthorId)?;
+    cond = add_text(cond, &f.source, C::Source)?;
+    cond = add_time(cond, &f.occurred_at, C::OccurredAt)?;
+    cond = add_time(cond, &f.due_at, C::DueAt)?;
+    cond = add_time(cond, &f.completed_at, C::CompletedAt)?;
+    cond = add_time(cond, &f.created_at, C::CreatedAt)?;
+    cond = add_time(cond, &f.updated_at, C::UpdatedAt)?;
+    if let Some(text) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        cond = cond.add(
+            Condition::any()
+                .add(contains(Expr::col(C::Subject), text))
+                .add(contains(Expr::col(C::Body), text)),
+        );
+    }
+    combine(cond, &f.and, &f.or, f.not.as_deref(), depth, condition)
+}

@@ -1,0 +1,229 @@
+//! Customers: the records everything else hangs off. Types here; rules in `validate`,
+//! reads in `read`, writes in `write`, the tenant boundary in `scope`.
+
+mod read;
+mod scope;
+mod validate;
+mod write;
+
+use chrono::{DateTime, Utc};
+use entity::customers;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::filter::{EqOps, TextOps, TimeOps};
+use super::page::{PageArgs, SortSpec, SortValueKind};
+use super::{Error, Result};
+
+pub use read::{by_ids, count, external_ids_of, get, list, social_profiles_of};
+pub use write::{create, delete, restore, update};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LifecycleStage {
+    Lead,
+    Prospect,
+    Customer,
+    Churned,
+}
+
+impl LifecycleStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleStage::Lead => "LEAD",
+            LifecycleStage::Prospect => "PROSPECT",
+            LifecycleStage::Customer => "CUSTOMER",
+            LifecycleStage::Churned => "CHURNED",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "LEAD" => Ok(LifecycleStage::Lead),
+            "PROSPECT" => Ok(LifecycleStage::Prospect),
+            "CUSTOMER" => Ok(LifecycleStage::Customer),
+            "CHURNED" => Ok(LifecycleStage::Churned),
+            other => Err(Error::Internal(
+                format!("unknown lifecycle stage {other:?} in the database").into(),
+            )),
+        }
+    }
+}
+
+/// A customer as the rest of the service sees it; also the event snapshot (camelCase, the
+/// GraphQL field names, so `changedFields` speaks the client's language).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub lifecycle_stage: LifecycleStage,
+    pub owner_id: Option<String>,
+    pub tags: Vec<String>,
+    pub custom_fields: Value,
+    pub version: i32,
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<customers::Model> for Customer {
+    type Error = Error;
+
+    fn try_from(m: customers::Model) -> Result<Self> {
+        Ok(Self {
+            lifecycle_stage: LifecycleStage::parse(&m.lifecycle_stage)?,
+            tags: serde_json::from_str(&m.tags)?,
+            id: m.id,
+            org_id: m.org_id,
+            name: m.name,
+            email: m.email,
+            phone: m.phone,
+            company: m.company,
+            owner_id: m.owner_id,
+            custom_fields: m.custom_fields,
+            version: m.version,
+            last_activity_at: m.last_activity_at,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            deleted_at: m.deleted_at,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalId {
+    pub id: String,
+    pub customer_id: String,
+    pub source: String,
+    pub external_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocialProfile {
+    pub id: String,
+    pub customer_id: String,
+    pub network: String,
+    pub handle: String,
+    pub network_user_id: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NewExternalId {
+    pub source: String,
+    pub external_id: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NewSocialProfile {
+    pub network: String,
+    pub handle: String,
+    pub network_user_id: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewCustomer {
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub lifecycle_stage: Option<LifecycleStage>,
+    /// Defaults to the acting user.
+    pub owner_id: Option<String>,
+    pub tags: Vec<String>,
+    pub custom_fields: Option<Value>,
+    pub external_ids: Vec<NewExternalId>,
+    pub social_profiles: Vec<NewSocialProfile>,
+}
+
+/// A partial update: `None` keeps a field; for nullable fields `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerPatch {
+    pub expected_version: Option<i32>,
+    pub name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub lifecycle_stage: Option<LifecycleStage>,
+    pub owner_id: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub custom_fields: Option<Value>,
+    /// Replaces the customer's external ids when given.
+    pub external_ids: Option<Vec<NewExternalId>>,
+    /// Replaces the customer's social profiles when given.
+    pub social_profiles: Option<Vec<NewSocialProfile>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CustomerFilter {
+    pub id: Option<EqOps>,
+    pub name: Option<TextOps>,
+    pub email: Option<TextOps>,
+    pub phone: Option<TextOps>,
+    pub company: Option<TextOps>,
+    pub lifecycle_stage: Option<EqOps>,
+    pub owner_id: Option<EqOps>,
+    /// Customers carrying this tag.
+    pub tag: Option<String>,
+    pub created_at: Option<TimeOps>,
+    pub updated_at: Option<TimeOps>,
+    pub last_activity_at: Option<TimeOps>,
+    /// Free text over name, email, company and phone.
+    pub search: Option<String>,
+    /// Soft-deleted customers instead of live ones.
+    pub deleted: Option<bool>,
+    pub and: Vec<CustomerFilter>,
+    pub or: Vec<CustomerFilter>,
+    pub not: Option<Box<CustomerFilter>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CustomerSortField {
+    Name,
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    LastActivityAt,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CustomerOrder {
+    pub field: CustomerSortField,
+    pub descending: bool,
+}
+
+impl CustomerOrder {
+    pub fn spec(self) -> SortSpec<customers::Column> {
+        use customers::Column as C;
+        let (name, column, kind, nullable) = match self.field {
+            CustomerSortField::Name => ("name", C::Name, SortValueKind::Text, false),
+            CustomerSortField::CreatedAt => ("createdAt", C::CreatedAt, SortValueKind::Time, false),
+            CustomerSortField::UpdatedAt => ("updatedAt", C::UpdatedAt, SortValueKind::Time, false),
+            CustomerSortField::LastActivityAt => {
+                ("lastActivityAt", C::LastActivityAt, SortValueKind::Time, true)
+            }
+        };
+        SortSpec {
+            name,
+            column,
+            id: C::Id,
+            kind,
+            nullable,
+            descending: self.descending,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CustomerQuery {
+    pub filter: CustomerFilter,
+    pub order: CustomerOrder,
+    pub page: PageArgs,
+}

@@ -1,0 +1,145 @@
+//! Customer reads: by id, batched by ids (for loaders), keyset-paginated lists and counts.
+
+use entity::{customer_external_ids, customers, social_profiles};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
+use sea_orm::{
+    ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
+};
+
+use super::scope::{live, scoped};
+use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
+use crate::domain::filter::{add_eq, add_text, add_time, combine, contains, like_escape};
+use crate::domain::page::Slice;
+use crate::domain::{Result, Store};
+
+use customers::Column as C;
+
+/// A live customer of `org`, or `None` (whether it never existed, was deleted, or is
+/// another tenant's: the caller cannot tell these apart).
+pub async fn get(store: &Store, org: &str, id: &str) -> Result<Option<Customer>> {
+    live(org)
+        .filter(C::Id.eq(id))
+        .one(&store.db)
+        .await?
+        .map(Customer::try_from)
+        .transpose()
+}
+
+/// The live customers of `org` among `ids`, in no particular order.
+pub async fn by_ids(store: &Store, org: &str, ids: &[String]) -> Result<Vec<Customer>> {
+    live(org)
+        .filter(C::Id.is_in(ids.iter().cloned()))
+        .all(&store.db)
+        .await?
+        .into_iter()
+        .map(Customer::try_from)
+        .collect()
+}
+
+pub async fn list(store: &Store, org: &str, query: &CustomerQuery) -> Result<Slice<Customer>> {
+    let spec = query.order.spec();
+    let page = query.page.validate(&spec)?;
+    let mut select = filtered(org, &query.filter)?.filter(spec.bounds(&page));
+    spec.order(QueryTrait::query(&mut select), page.backward);
+    let rows = select.limit(page.fetch()).all(&store.db).await?;
+    let rows = rows
+        .into_iter()
+        .map(|m| (spec.cursor(m.get(spec.column), &m.id), m))
+        .collect();
+    page.finish(rows).map(Customer::try_from)
+}
+
+pub async fn count(store: &Store, org: &str, filter: &CustomerFilter) -> Result<u64> {
+    Ok(filtered(org, filter)?.count(&store.db).await?)
+}
+
+fn filtered(org: &str, filter: &CustomerFilter) -> Result<sea_orm::Select<customers::Entity>> {
+    // Live customers unless the top-level filter asks for the deleted ones.
+    let deleted = filter.deleted.unwrap_or(false);
+    let deleted_cond = if deleted {
+        C::DeletedAt.is_not_null()
+    } else {
+        C::DeletedAt.is_null()
+    };
+    Ok(scoped(org).filter(deleted_cond).filter(condition(filter, 0)?))
+}
+
+fn condition(f: &CustomerFilter, depth: usize) -> Result<Condition> {
+    let mut cond = Condition::all();
+    cond = add_eq(cond, &f.id, C::Id)?;
+    cond = add_text(cond, &f.name, C::Name)?;
+    cond = add_text(cond, &f.email, C::Email)?;
+    cond = add_text(cond, &f.phone, C::Phone)?;
+    cond = add_text(cond, &f.company, C::Company)?;
+    cond = add_eq(cond, &f.lifecycle_stage, C::LifecycleStage)?;
+    cond = add_eq(cond, &f.owner_id, C::OwnerId)?;
+    cond = add_time(cond, &f.created_at, C::CreatedAt)?;
+    cond = add_time(cond, &f.updated_at, C::UpdatedAt)?;
+    cond = add_time(cond, &f.last_activity_at, C::LastActivityAt)?;
+    if let Some(tag) = &f.tag {
+        // Tags are a JSON array of lower-cased strings: match the quoted element.
+        let quoted = serde_json::to_string(&tag.trim().to_lowercase())?;
+        let pattern = format!("%{}%", like_escape(&quoted));
+        cond = cond.add(Expr::col(C::Tags).like(LikeExpr::new(pattern).escape('\\')));
+    }
+    if let Some(text) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let mut any = Condition::any();
+        for col in [C::Name, C::Email, C::Company, C::Phone] {
+            any = any.add(contains(Expr::col(col), text));
+        }
+        cond = cond.add(any);
+    }
+    if depth > 0
+        && let Some(deleted) = f.deleted
+    {
+        cond = cond.add(if deleted {
+            C::DeletedAt.is_not_null()
+        } else {
+            C::DeletedAt.is_null()
+        });
+    }
+    combine(cond, &f.and, &f.or, f.not.as_deref(), depth, condition)
+}
+
+/// External ids of the given customers (of `org`), oldest first.
+pub async fn external_ids_of(store: &Store, org: &str, customer_ids: &[String]) -> Result<Vec<ExternalId>> {
+    use customer_external_ids::Column as X;
+    let rows = customer_external_ids::Entity::find()
+        .filter(X::OrgId.eq(org))
+        .filter(X::CustomerId.is_in(customer_ids.iter().cloned()))
+        .order_by_asc(X::Id)
+        .all(&store.db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| ExternalId {
+            id: m.id,
+            customer_id: m.customer_id,
+            source: m.source,
+            external_id: m.external_id,
+        })
+        .collect())
+}
+
+/// Social profiles of the given customers (of `org`), oldest first.
+pub async fn social_profiles_of(store: &Store, org: &str, customer_ids: &[String]) -> Result<Vec<SocialProfile>> {
+    use social_profiles::Column as S;
+    let rows = social_profiles::Entity::find()
+        .filter(S::OrgId.eq(org))
+        .filter(S::CustomerId.is_in(customer_ids.iter().cloned()))
+        .order_by_asc(S::Id)
+        .all(&store.db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| SocialProfile {
+            id: m.id,
+            customer_id: m.customer_id,
+            network: m.network,
+            handle: m.handle,
+            network_user_id: m.network_user_id,
+            url: m.url,
+        })
+        .collect())
+}

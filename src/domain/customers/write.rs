@@ -1,0 +1,296 @@
+//! Customer writes. Each is one transaction that also appends its event, and each update
+//! is conditional on the version it read, so concurrent writers cannot overwrite each other
+//! silently.
+
+use entity::{customer_external_ids, customers, social_profiles};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
+};
+
+use super::scope::scoped;
+use super::validate::{self, ValidCustomer};
+use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
+use crate::auth::Principal;
+use crate::domain::ids::{IdKind, new_id};
+use crate::domain::{Error, FieldViolation, Result, Store, ViolationCode, is_unique_violation, now, users};
+use crate::events::{self, NewEvent, Op};
+
+use customers::Column as C;
+
+pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -> Result<Customer> {
+    let valid: ValidCustomer = validate::new_customer(input)?;
+    let txn = store.db.begin().await?;
+    let actor = users::ensure(store, &txn, who).await?;
+    let owner = match valid.owner_id {
+        Some(id) => checked_owner(&txn, &who.org, id).await?,
+        None => actor,
+    };
+    let at = now();
+    let model = customers::ActiveModel {
+        id: Set(new_id(IdKind::Customer)),
+        org_id: Set(who.org.clone()),
+        name: Set(valid.name),
+        email: Set(valid.email),
+        phone: Set(valid.phone),
+        company: Set(valid.company),
+        lifecycle_stage: Set(valid.lifecycle_stage.as_str().to_owned()),
+        owner_id: Set(Some(owner)),
+        tags: Set(serde_json::to_string(&valid.tags)?),
+        custom_fields: Set(valid.custom_fields),
+        version: Set(1),
+        last_activity_at: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+        deleted_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    insert_external_ids(&txn, &who.org, &model.id, &valid.external_ids).await?;
+    insert_social_profiles(&txn, &who.org, &model.id, &valid.social_profiles).await?;
+    let customer = Customer::try_from(model)?;
+    let snapshot = serde_json::to_value(&customer)?;
+    append(&txn, who, &customer, Op::Created, events::all_fields(&snapshot), snapshot).await?;
+    txn.commit().await?;
+    Ok(customer)
+}
+
+pub async fn update(store: &Store, who: &Principal, id: &str, patch: CustomerPatch) -> Result<Customer> {
+    let patch = validate::patch(patch)?;
+    let txn = store.db.begin().await?;
+    let before = live_row(&txn, &who.org, id).await?;
+    check_version(patch.expected_version, before.version)?;
+    let mut after = before.clone();
+    if let Some(name) = patch.name {
+        after.name = name;
+    }
+    if let Some(email) = patch.email {
+        after.email = email;
+    }
+    if let Some(phone) = patch.phone {
+        after.phone = phone;
+    }
+    if let Some(company) = patch.company {
+        after.company = company;
+    }
+    if let Some(stage) = patch.lifecycle_stage {
+        after.lifecycle_stage = stage.as_str().to_owned();
+    }
+    if let Some(owner) = patch.owner_id {
+        after.owner_id = match owner {
+            Some(owner) => Some(checked_owner(&txn, &who.org, owner).await?),
+            None => None,
+        };
+    }
+    if let Some(tags) = patch.tags {
+        after.tags = serde_json::to_string(&tags)?;
+    }
+    if let Some(fields) = patch.custom_fields {
+        after.custom_fields = fields;
+    }
+    let mut links_changed = false;
+    if let Some(ids) = patch.external_ids {
+        customer_external_ids::Entity::delete_many()
+            .filter(customer_external_ids::Column::CustomerId.eq(id))
+            .exec(&txn)
+            .await?;
+        insert_external_ids(&txn, &who.org, id, &ids).await?;
+        links_changed = true;
+    }
+    if let Some(profiles) = patch.social_profiles {
+        social_profiles::Entity::delete_many()
+            .filter(social_profiles::Column::CustomerId.eq(id))
+            .exec(&txn)
+            .await?;
+        insert_social_profiles(&txn, &who.org, id, &profiles).await?;
+        links_changed = true;
+    }
+    let old = Customer::try_from(before.clone())?;
+    let old_snapshot = serde_json::to_value(&old)?;
+    let mut changed = events::changed_fields(&old_snapshot, &serde_json::to_value(Customer::try_from(after.clone())?)?);
+    if links_changed {
+        changed.push("links".to_owned());
+    }
+    if changed.is_empty() {
+        // Nothing to write: no version bump, no event.
+        txn.commit().await?;
+        return Ok(old);
+    }
+    after.version = before.version + 1;
+    after.updated_at = now();
+    let customer = save(&txn, &before, after).await?;
+    let snapshot = serde_json::to_value(&customer)?;
+    append(&txn, who, &customer, Op::Updated, changed, snapshot).await?;
+    txn.commit().await?;
+    Ok(customer)
+}
+
+pub async fn delete(store: &Store, who: &Principal, id: &str, expected_version: Option<i32>) -> Result<Customer> {
+    let txn = store.db.begin().await?;
+    let before = live_row(&txn, &who.org, id).await?;
+    check_version(expected_version, before.version)?;
+    let mut after = before.clone();
+    let at = now();
+    after.deleted_at = Some(at);
+    after.updated_at = at;
+    after.version = before.version + 1;
+    let customer = save(&txn, &before, after).await?;
+    let snapshot = serde_json::to_value(&customer)?;
+    append(&txn, who, &customer, Op::Deleted, vec!["deletedAt".to_owned()], snapshot).await?;
+    txn.commit().await?;
+    Ok(customer)
+}
+
+/// Brings a soft-deleted customer back; restoring a live one changes nothing.
+pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Customer> {
+    let txn = store.db.begin().await?;
+    let before = scoped(&who.org)
+        .filter(C::Id.eq(id))
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if before.deleted_at.is_none() {
+        txn.commit().await?;
+        return Customer::try_from(before);
+    }
+    let mut after = before.clone();
+    after.deleted_at = None;
+    after.updated_at = now();
+    after.version = before.version + 1;
+    let customer = save(&txn, &before, after).await?;
+    let snapshot = serde_json::to_value(&customer)?;
+    append(&txn, who, &customer, Op::Restored, vec!["deletedAt".to_owned()], snapshot).await?;
+    txn.commit().await?;
+    Ok(customer)
+}
+
+async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<customers::Model> {
+    scoped(org)
+        .filter(C::Id.eq(id))
+        .filter(C::DeletedAt.is_null())
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+fn conflict(current: i32) -> Error {
+    Error::invalid(
+        &["expectedVersion"],
+        ViolationCode::VersionConflict,
+        format!("the record was changed by someone else; its version is now {current}"),
+    )
+}
+
+fn check_version(expected: Option<i32>, current: i32) -> Result<()> {
+    match expected {
+        Some(v) if v != current => Err(conflict(current)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `after` only if the row still has the version we read (a concurrent writer that
+/// committed in between makes this a conflict rather than a lost update).
+async fn save(txn: &DatabaseTransaction, before: &customers::Model, after: customers::Model) -> Result<Customer> {
+    let result = customers::Entity::update_many()
+        .set(customers::ActiveModel::from(after.clone()))
+        .filter(C::Id.eq(&before.id))
+        .filter(C::OrgId.eq(&before.org_id))
+        .filter(C::Version.eq(before.version))
+        .exec(txn)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(conflict(before.version + 1));
+    }
+    Customer::try_from(after)
+}
+
+async fn checked_owner(conn: &impl ConnectionTrait, org: &str, id: String) -> Result<String> {
+    if users::exists(conn, org, &id).await? {
+        Ok(id)
+    } else {
+        Err(Error::invalid(&["ownerId"], ViolationCode::NotFound, "no such user"))
+    }
+}
+
+async fn insert_external_ids(txn: &DatabaseTransaction, org: &str, customer_id: &str, ids: &[NewExternalId]) -> Result<()> {
+    for (i, x) in ids.iter().enumerate() {
+        let row = customer_external_ids::ActiveModel {
+            id: Set(new_id(IdKind::ExternalId)),
+            org_id: Set(org.to_owned()),
+            customer_id: Set(customer_id.to_owned()),
+            source: Set(x.source.clone()),
+            external_id: Set(x.external_id.clone()),
+            created_at: Set(now()),
+        };
+        customer_external_ids::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    Error::Invalid(vec![FieldViolation::new(
+                        &["externalIds", &i.to_string(), "externalId"],
+                        ViolationCode::Duplicate,
+                        "belongs to another customer",
+                    )])
+                } else {
+                    err.into()
+                }
+            })?;
+    }
+    Ok(())
+}
+
+async fn insert_social_profiles(txn: &DatabaseTransaction, org: &str, customer_id: &str, profiles: &[NewSocialProfile]) -> Result<()> {
+    for (i, p) in profiles.iter().enumerate() {
+        let row = social_profiles::ActiveModel {
+            id: Set(new_id(IdKind::SocialProfile)),
+            org_id: Set(org.to_owned()),
+            customer_id: Set(customer_id.to_owned()),
+            network: Set(p.network.clone()),
+            handle: Set(p.handle.clone()),
+            network_user_id: Set(p.network_user_id.clone()),
+            url: Set(p.url.clone()),
+            created_at: Set(now()),
+        };
+        social_profiles::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    Error::Invalid(vec![FieldViolation::new(
+                        &["socialProfiles", &i.to_string(), "networkUserId"],
+                        ViolationCode::Duplicate,
+                        "belongs to another customer",
+                    )])
+                } else {
+                    err.into()
+                }
+            })?;
+    }
+    Ok(())
+}
+
+async fn append(
+    txn: &DatabaseTransaction,
+    who: &Principal,
+    customer: &Customer,
+    op: Op,
+    changed_fields: Vec<String>,
+    snapshot: serde_json::Value,
+) -> Result<()> {
+    events::append(
+        txn,
+        NewEvent {
+            org: &who.org,
+            entity: "customer",
+            entity_id: &customer.id,
+            op,
+            changed_fields,
+            snapshot,
+            actor: &who.sub,
+            at: customer.updated_at,
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Per-field filter operators (`eq`, `in`, `contains`, `startsWith`, `gt`…, `isNull`) and
+//! their translation to SQL conditions. Text matching is case-insensitive on both backends
+//! (LOWER(col) LIKE LOWER(pattern), with the pattern's own `%` and `_` escaped).
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
+use sea_orm::{ColumnTrait, Value};
+
+use super::{Error, Result};
+
+/// Most values an `in` list may carry.
+pub const MAX_IN_VALUES: usize = 100;
+/// Deepest nesting of `and` / `or` / `not`.
+pub const MAX_NESTING: usize = 5;
+/// Most operands of one `and` / `or`.
+pub const MAX_OPERANDS: usize = 20;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TextOps {
+    pub eq: Option<String>,
+    pub in_: Option<Vec<String>>,
+    pub contains: Option<String>,
+    pub starts_with: Option<String>,
+    pub is_null: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TimeOps {
+    pub eq: Option<DateTime<Utc>>,
+    pub gt: Option<DateTime<Utc>>,
+    pub gte: Option<DateTime<Utc>>,
+    pub lt: Option<DateTime<Utc>>,
+    pub lte: Option<DateTime<Utc>>,
+    pub is_null: Option<bool>,
+}
+
+/// Equality operators over ids and enumerations (stored as their text names).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EqOps {
+    pub eq: Option<String>,
+    pub in_: Option<Vec<String>>,
+    pub is_null: Option<bool>,
+}
+
+/// Escapes LIKE metacharacters so user text matches literally.
+pub fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn lower(col: SimpleExpr) -> SimpleExpr {
+    Func::lower(col).into()
+}
+
+/// `col` contains `needle`, case-insensitively.
+pub fn contains(col: SimpleExpr, needle: &str) -> SimpleExpr {
+    let pattern = format!("%{}%", like_escape(&needle.to_lowercase()));
+    lower(col).like(LikeExpr::new(pattern).escape('\\'))
+}
+
+fn check_in<T>(values: &[T]) -> Result<()> {
+    if values.len() > MAX_IN_VALUES {
+        return Err(Error::BadArgument(format!(
+            "an `in` filter takes at most {MAX_IN_VALUES} values"
+        )));
+    }
+    Ok(())
+}
+
+fn null_check(col: SimpleExpr, is_null: Option<bool>) -> Option<SimpleExpr> {
+    is_null.map(|yes| if yes { col.is_null() } else { col.is_not_null() })
+}
+
+impl TextOps {
+    pub fn condition<C: ColumnTrait>(&self, column: C) -> Result<Condition> {
+        let col = || Expr::col(column);
+        let mut cond = Condition::all();
+        if let Some(v) = &self.eq {
+            cond = cond.add(col().eq(v.clone()));
+        }
+        if let Some(vs) = &self.in_ {
+            check_in(vs)?;
+            cond = cond.add(col().is_in(vs.iter().cloned()));
+        }
+        if let Some(v) = &self.contains {
+            cond = cond.add(contains(col(), v));
+        }
+        if let Some(v) = &self.starts_with {
+            let pattern = format!("{}%", like_escape(&v.to_lowercase()));
+            cond = cond.add(lower(col()).like(LikeExpr::new(pattern).escape('\\')));
+        }
+        if let Some(e) = null_check(col(), self.is_null) {
+            cond = cond.add(e);
+        }
+        Ok(cond)
+    }
+}
+
+impl TimeOps {
+    pub fn condition<C: ColumnTrait>(&self, column: C) -> Result<Condition> {
+        let col = || Expr::col(column);
+        let val = |t: &DateTime<Utc>| Value::from(*t);
+        let mut cond = Condition::all();
+        if let Some(t) = &self.eq {
+            cond = cond.add(col().eq(val(t)));
+        }
+        if let Some(t) = &self.gt {
+            cond = cond.add(col().gt(val(t)));
+        }
+        if let Some(t) = &self.gte {
+            cond = cond.add(col().gte(val(t)));
+        }
+        if let Some(t) = &self.lt {
+            cond = cond.add(col().lt(val(t)));
+        }
+        if let Some(t) = &self.lte {
+            cond = cond.add(col().lte(val(t)));
+        }
+        if let Some(e) = null_check(col(), self.is_null) {
+            cond = cond.add(e);
+        }
+        Ok(cond)
+    }
+}
+
+impl EqOps {
+    pub fn condition<C: ColumnTrait>(&self, column: C) -> Result<Condition> {
+        let col = || Expr::col(column);
+        let mut cond = Condition::all();
+        if let Some(v) = &self.eq {
+            cond = cond.add(col().eq(v.clone()));
+        }
+        if let Some(vs) = &self.in_ {
+            check_in(vs)?;
+            cond = cond.add(col().is_in(vs.iter().cloned()));
+        }
+        if let Some(e) = null_check(col(), self.is_null) {
+            cond = cond.add(e);
+        }
+        Ok(cond)
+    }
+}
+
+/// Adds `ops` on `column` to `cond` when the filter names that field.
+pub fn add_text<C: ColumnTrait>(cond: Condition, ops: &Option<TextOps>, column: C) -> Result<Condition> {
+    Ok(match ops {
+        Some(ops) => cond.add(ops.condition(column)?),
+        None => cond,
+    })
+}
+
+pub fn add_time<C: ColumnTrait>(cond: Condition, ops: &Option<TimeOps>, column: C) -> Result<Condition> {
+    Ok(match ops {
+        Some(ops) => cond.add(ops.condition(column)?),
+        None => cond,
+    })
+}
+
+pub fn add_eq<C: ColumnTrait>(cond: Condition, ops: &Option<EqOps>, column: C) -> Result<Condition> {
+    Ok(match ops {
+        Some(ops) => cond.add(ops.condition(column)?),
+        None => cond,
+    })
+}
+
+/// Combines the boolean operators of a filter, bounding their depth and width so that a
+/// hostile filter cannot build an enormous statement.
+pub fn combine<F>(
+    mut cond: Condition,
+    and: &[F],
+    or: &[F],
+    not: Option<&F>,
+    depth: usize,
+    each: impl Fn(&F, usize) -> Result<Condition>,
+) -> Result<Condition> {
+    if depth > MAX_NESTING {
+        return Err(Error::BadArgument(format!(
+            "filters nest at most {MAX_NESTING} levels of and/or/not"
+        )));
+    }
+    if and.len() > MAX_OPERANDS || or.len() > MAX_OPERANDS {
+        return Err(Error::BadArgument(format!(
+            "`and` and `or` take at most {MAX_OPERANDS} filters"
+        )));
+    }
+    for f in and {
+        cond = cond.add(each(f, depth + 1)?);
+    }
+    if !or.is_empty() {
+        let mut any = Condition::any();
+        for f in or {
+            any = any.add(each(f, depth + 1)?);
+        }
+        cond = cond.add(any);
+    }
+    if let Some(f) = not {
+        cond = cond.add(each(f, depth + 1)?.not());
+    }
+    Ok(cond)
+}

@@ -1,0 +1,26 @@
+//! The rules of the product: customers, activities, users; validation; reads with keyset
+//! pagination; writes as one transaction each, appending their event.
+//!
+//! Every function takes the acting `Principal` (or its org) and confines itself to that
+//! tenant through the aggregate's `scope` module. Nothing here knows GraphQL or HTTP.
+
+pub mod activities;
+pub mod customers;
+mod error;
+pub mod filter;
+pub mod ids;
+pub mod page;
+mod store;
+pub mod users;
+pub mod validate;
+
+pub use error::{Error, FieldViolation, Result, ViolationCode, is_unique_violation};
+pub use store::Store;
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+/// Now, at the microsecond precision both backends store, so a value read back equals the
+/// value written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}

@@ -1,0 +1,294 @@
+//! Keyset pagination shared by every list: page arguments, opaque cursors, the ordering and
+//! the "rows after this cursor" condition for a sort column that may hold NULLs.
+//!
+//! The position of a row is the tuple (sort value IS NULL, sort value, id): NULLs sort last in
+//! the declared direction and the id breaks ties, so every position is unique and a page never
+//! repeats or skips a row, whatever is inserted between two requests. Nothing uses OFFSET.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order, SelectStatement, SimpleExpr};
+use sea_orm::{ColumnTrait, Value};
+use serde::{Deserialize, Serialize};
+
+use super::{Error, Result};
+
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// The Relay arguments as the client sent them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// Which kind of value a sort column holds, so a cursor can be decoded back into a bindable
+/// value of the right type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SortValueKind {
+    Text,
+    Time,
+}
+
+/// One orderable field of a list: its column, whether it may be NULL, and the name cursors
+/// carry so that a cursor from one ordering is refused by another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SortSpec<C> {
+    pub name: &'static str,
+    pub column: C,
+    pub id: C,
+    pub kind: SortValueKind,
+    pub nullable: bool,
+    pub descending: bool,
+}
+
+/// A validated page request: which way, how many, and the cursor bounds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Page {
+    pub backward: bool,
+    pub limit: u64,
+    pub after: Option<Cursor>,
+    pub before: Option<Cursor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The sort field the cursor belongs to.
+    #[serde(rename = "o")]
+    pub order: String,
+    /// The sort value: a string, microseconds since the epoch, or null.
+    #[serde(rename = "v")]
+    pub value: CursorValue,
+    #[serde(rename = "i")]
+    pub id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CursorValue {
+    Null,
+    Micros(i64),
+    Text(String),
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        // Serialising a plain struct of strings and integers cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn decode(raw: &str, arg: &str) -> Result<Self> {
+        let bad = || Error::BadArgument(format!("`{arg}` is not a valid cursor"));
+        if raw.len() > 2048 {
+            return Err(bad());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+        serde_json::from_slice(&bytes).map_err(|_| bad())
+    }
+}
+
+/// A fetched page: rows in the requested order, each with its cursor.
+#[derive(Clone, Debug)]
+pub struct Slice<T> {
+    pub rows: Vec<(String, T)>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+}
+
+impl<T> Slice<T> {
+    pub fn map<U>(self, mut f: impl FnMut(T) -> Result<U>) -> Result<Slice<U>> {
+        Ok(Slice {
+            rows: self
+                .rows
+                .into_iter()
+                .map(|(cursor, row)| Ok((cursor, f(row)?)))
+                .collect::<Result<_>>()?,
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+        })
+    }
+}
+
+impl PageArgs {
+    pub fn validate<C>(&self, sort: &SortSpec<C>) -> Result<Page> {
+        let limit = |n: i32, arg: &str| {
+            u64::try_from(n)
+                .ok()
+                .filter(|n| *n <= MAX_PAGE_SIZE)
+                .ok_or_else(|| {
+                    Error::BadArgument(format!("`{arg}` must be between 0 and {MAX_PAGE_SIZE}"))
+                })
+        };
+        let (backward, limit) = match (self.first, self.last) {
+            (Some(_), Some(_)) => {
+                return Err(Error::BadArgument(
+                    "pass either `first` or `last`, not both".into(),
+                ));
+            }
+            (Some(n), None) => (false, limit(n, "first")?),
+            (None, Some(n)) => (true, limit(n, "last")?),
+            (None, None) => (self.before.is_some() && self.after.is_none(), DEFAULT_PAGE_SIZE),
+        };
+        let cursor = |raw: &Option<String>, arg: &str| -> Result<Option<Cursor>> {
+            let Some(raw) = raw else { return Ok(None) };
+            let cursor = Cursor::decode(raw, arg)?;
+            let value_fits = match (&cursor.value, sort.kind) {
+                (CursorValue::Null, _) => sort.nullable,
+                (CursorValue::Micros(_), SortValueKind::Time) => true,
+                (CursorValue::Text(_), SortValueKind::Text) => true,
+                _ => false,
+            };
+            if cursor.order != sort.name || !value_fits {
+                return Err(Error::BadArgument(format!(
+                    "`{arg}` is a cursor of another ordering"
+                )));
+            }
+            Ok(Some(cursor))
+        };
+        Ok(Page {
+            backward,
+            limit,
+            after: cursor(&self.after, "after")?,
+            before: cursor(&self.before, "before")?,
+        })
+    }
+}
+
+impl<C: ColumnTrait + Copy> SortSpec<C> {
+    /// The cursor of a row, from the row's sort value and id.
+    pub fn cursor(&self, value: Value, id: &str) -> String {
+        let value = match value {
+            Value::String(Some(s)) => CursorValue::Text(s.to_string()),
+            Value::ChronoDateTimeUtc(Some(t)) => CursorValue::Micros(t.timestamp_micros()),
+            _ => CursorValue::Null,
+        };
+        Cursor {
+            order: self.name.to_owned(),
+            value,
+            id: id.to_owned(),
+        }
+        .encode()
+    }
+
+    /// Appends ORDER BY for the page's direction: backward pages read the reversed order
+    /// and are flipped back by `finish`.
+    pub fn order(&self, query: &mut SelectStatement, backward: bool) {
+        for (expr, order) in self.order_exprs(backward) {
+            query.order_by_expr(expr, order);
+        }
+    }
+
+    pub fn order_exprs(&self, backward: bool) -> Vec<(SimpleExpr, Order)> {
+        let descending = self.descending != backward;
+        let dir = if descending { Order::Desc } else { Order::Asc };
+        let mut exprs = Vec::with_capacity(3);
+        if self.nullable {
+            let nulls = if backward { Order::Desc } else { Order::Asc };
+            exprs.push((Expr::col(self.column).is_null(), nulls));
+        }
+        exprs.push((Expr::col(self.column), dir.clone()));
+        exprs.push((Expr::col(self.id), dir));
+        exprs
+    }
+
+    /// The condition selecting the rows inside the page's cursor bounds.
+    pub fn bounds(&self, page: &Page) -> Condition {
+        let mut cond = Condition::all();
+        if let Some(after) = &page.after {
+            cond = cond.add(self.beyond(after, false));
+        }
+        if let Some(before) = &page.before {
+            cond = cond.add(self.beyond(before, true));
+        }
+        cond
+    }
+
+    /// Rows strictly past `cursor` in the declared order, or in the reversed order when
+    /// `reversed` (which also moves the NULL region to the front).
+    fn beyond(&self, cursor: &Cursor, reversed: bool) -> Condition {
+        let descending = self.descending != reversed;
+        let past = |col: C, value: SimpleExpr| -> SimpleExpr {
+            if descending {
+                Expr::col(col).lt(value)
+            } else {
+                Expr::col(col).gt(value)
+            }
+        };
+        let col = self.column;
+        let id_past = past(self.id, Expr::val(cursor.id.clone()));
+        let nulls_come_after = !reversed;
+        match self.bind(&cursor.value) {
+            Some(value) => {
+                let mut same_region = Condition::any()
+                    .add(past(col, value.clone()))
+                    .add(Condition::all().add(Expr::col(col).eq(value)).add(id_past));
+                if self.nullable {
+                    same_region = Condition::all()
+                        .add(Expr::col(col).is_not_null())
+                        .add(same_region);
+                    if nulls_come_after {
+                        return Condition::any()
+                            .add(same_region)
+                            .add(Expr::col(col).is_null());
+                    }
+                }
+                same_region
+            }
+            None => {
+                let same_region = Condition::all().add(Expr::col(col).is_null()).add(id_past);
+                if nulls_come_after {
+                    same_region
+                } else {
+                    Condition::any()
+                        .add(same_region)
+                        .add(Expr::col(col).is_not_null())
+                }
+            }
+        }
+    }
+
+    fn bind(&self, value: &CursorValue) -> Option<SimpleExpr> {
+        match value {
+            CursorValue::Null => None,
+            CursorValue::Text(s) => Some(Expr::val(s.clone())),
+            CursorValue::Micros(us) => {
+                // Out-of-range values cannot come from our own cursors; clamp rather than fail.
+                let time = DateTime::<Utc>::from_timestamp_micros(*us).unwrap_or_default();
+                Some(Expr::val(time))
+            }
+        }
+    }
+}
+
+impl Page {
+    /// Turns up to `limit + 1` fetched rows (in the fetch order) into the page.
+    pub fn finish<T>(&self, mut rows: Vec<(String, T)>) -> Slice<T> {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        if self.backward {
+            rows.reverse();
+            Slice {
+                rows,
+                has_next_page: self.before.is_some(),
+                has_previous_page: more,
+            }
+        } else {
+            Slice {
+                rows,
+                has_next_page: more,
+                has_previous_page: self.after.is_some(),
+            }
+        }
+    }
+
+    /// How many rows to fetch: one more than the page, to learn whether another follows.
+    pub fn fetch(&self) -> u64 {
+        self.limit + 1
+    }
+}

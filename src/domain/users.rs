@@ -1,0 +1,79 @@
+//! Users: the people behind tokens, as owners and authors. A user row is created the first
+//! time a subject writes in an organization.
+
+use entity::users;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+
+use super::ids::{IdKind, new_id};
+use super::{Result, Store, now};
+use crate::auth::Principal;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub subject: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl From<users::Model> for User {
+    fn from(m: users::Model) -> Self {
+        Self {
+            id: m.id,
+            subject: m.subject,
+            name: m.name,
+            email: m.email,
+        }
+    }
+}
+
+/// The id of the principal's user row, creating it on first use.
+pub async fn ensure(store: &Store, conn: &impl ConnectionTrait, who: &Principal) -> Result<String> {
+    let key = (who.org.clone(), who.sub.clone());
+    if let Ok(known) = store.known_users.read()
+        && let Some(id) = known.get(&key)
+    {
+        return Ok(id.clone());
+    }
+    let row = users::ActiveModel {
+        id: Set(new_id(IdKind::User)),
+        org_id: Set(who.org.clone()),
+        subject: Set(who.sub.clone()),
+        name: Set(None),
+        email: Set(None),
+        created_at: Set(now()),
+    };
+    // Concurrent first writes of one subject race here; the upsert makes both see one row.
+    let model = users::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([users::Column::OrgId, users::Column::Subject])
+                .update_column(users::Column::Subject)
+                .to_owned(),
+        )
+        .exec_with_returning(conn)
+        .await?;
+    if let Ok(mut known) = store.known_users.write() {
+        known.insert(key, model.id.clone());
+    }
+    Ok(model.id)
+}
+
+/// The users among `ids` that belong to `org`.
+pub async fn by_ids(store: &Store, org: &str, ids: &[String]) -> Result<Vec<User>> {
+    let rows = users::Entity::find()
+        .filter(users::Column::OrgId.eq(org))
+        .filter(users::Column::Id.is_in(ids.iter().cloned()))
+        .all(&store.db)
+        .await?;
+    Ok(rows.into_iter().map(User::from).collect())
+}
+
+/// Whether `id` names a user of `org` (for owner references in input).
+pub async fn exists(conn: &impl ConnectionTrait, org: &str, id: &str) -> Result<bool> {
+    let found = users::Entity::find_by_id(id.to_owned())
+        .filter(users::Column::OrgId.eq(org))
+        .one(conn)
+        .await?;
+    Ok(found.is_some())
+}

@@ -1,0 +1,81 @@
+//! The event log: every write appends one row here inside its own transaction. Later
+//! consumers (subscriptions, the `changes` feed, webhooks) tail it by `seq`.
+
+use chrono::{DateTime, Utc};
+use entity::events;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Created,
+    Updated,
+    Deleted,
+    Restored,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Created => "CREATED",
+            Op::Updated => "UPDATED",
+            Op::Deleted => "DELETED",
+            Op::Restored => "RESTORED",
+        }
+    }
+}
+
+/// One change to append.
+pub struct NewEvent<'a> {
+    pub org: &'a str,
+    pub entity: &'static str,
+    pub entity_id: &'a str,
+    pub op: Op,
+    pub changed_fields: Vec<String>,
+    pub snapshot: Value,
+    pub actor: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn append(conn: &impl ConnectionTrait, event: NewEvent<'_>) -> Result<i64, DbErr> {
+    let row = events::ActiveModel {
+        org_id: Set(event.org.to_owned()),
+        entity: Set(event.entity.to_owned()),
+        entity_id: Set(event.entity_id.to_owned()),
+        op: Set(event.op.as_str().to_owned()),
+        changed_fields: Set(serde_json::to_string(&event.changed_fields).unwrap_or_default()),
+        snapshot: Set(event.snapshot),
+        actor: Set(Some(event.actor.to_owned())),
+        created_at: Set(event.at),
+        ..Default::default()
+    };
+    let saved = row.insert(conn).await?;
+    Ok(saved.seq)
+}
+
+/// The top-level keys whose values differ between two snapshots, ignoring bookkeeping
+/// (`version`, `updatedAt`) that changes with every write.
+pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = after
+        .iter()
+        .filter(|(key, value)| {
+            !matches!(key.as_str(), "version" | "updatedAt") && before.get(*key) != Some(*value)
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// Every top-level key of a snapshot: what a creation changed.
+pub fn all_fields(snapshot: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = snapshot
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    fields.sort();
+    fields
+}

@@ -1,0 +1,11 @@
+//! GraphQL face of activities.
+
+mod inputs;
+mod mutation;
+mod query;
+mod types;
+
+pub use inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
+pub use mutation::ActivityMutation;
+pub use query::ActivityQuery;
+pub use types::{ActivityConnection, ActivityNode, ActivityTotal};

@@ -1,0 +1,64 @@
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+
+use super::inputs::{DeleteActivityInput, LogActivityInput, UpdateActivityInput};
+use super::types::ActivityNode;
+use crate::auth::Scope;
+use crate::domain::activities;
+use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::user_errors::{UserError, split};
+
+#[derive(Default)]
+pub struct ActivityMutation;
+
+#[derive(SimpleObject)]
+pub struct LogActivityPayload {
+    pub activity: Option<ActivityNode>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateActivityPayload {
+    pub activity: Option<ActivityNode>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteActivityPayload {
+    pub deleted_activity_id: Option<ID>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[Object]
+impl ActivityMutation {
+    #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
+    async fn log_activity(&self, ctx: &Context<'_>, input: LogActivityInput) -> Result<Option<LogActivityPayload>> {
+        let who = principal(ctx)?;
+        let (activity, user_errors) = split(activities::log(store(ctx)?, who, input.into()).await)?;
+        Ok(Some(LogActivityPayload {
+            activity: activity.map(ActivityNode),
+            user_errors,
+        }))
+    }
+
+    #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
+    async fn update_activity(&self, ctx: &Context<'_>, input: UpdateActivityInput) -> Result<Option<UpdateActivityPayload>> {
+        let who = principal(ctx)?;
+        let (id, patch) = input.into_parts();
+        let (activity, user_errors) = split(activities::update(store(ctx)?, who, &id, patch).await)?;
+        Ok(Some(UpdateActivityPayload {
+            activity: activity.map(ActivityNode),
+            user_errors,
+        }))
+    }
+
+    #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
+    async fn delete_activity(&self, ctx: &Context<'_>, input: DeleteActivityInput) -> Result<Option<DeleteActivityPayload>> {
+        let who = principal(ctx)?;
+        let result = activities::delete(store(ctx)?, who, &input.id, input.expected_version).await;
+        let (activity, user_errors) = split(result)?;
+        Ok(Some(DeleteActivityPayload {
+            deleted_activity_id: activity.map(|a| a.id.into()),
+            user_errors,
+        }))
+    }
+}

@@ -1,0 +1,41 @@
+use async_graphql::{Context, ID, Object, Result};
+
+use super::inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
+use super::types::{ActivityConnection, ActivityNode, ActivityTotal};
+use crate::auth::Scope;
+use crate::domain::activities;
+use crate::graphql::context::{RequireScope, principal, store};
+
+#[derive(Default)]
+pub struct ActivityQuery;
+
+#[Object]
+impl ActivityQuery {
+    #[graphql(guard = "RequireScope(Scope::ActivitiesRead)")]
+    async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ActivityNode>> {
+        let who = principal(ctx)?;
+        Ok(activities::get(store(ctx)?, &who.org, &id).await?.map(ActivityNode))
+    }
+
+    /// Activities across customers, newest first unless `orderBy` says otherwise.
+    #[graphql(
+        guard = "RequireScope(Scope::ActivitiesRead)",
+        complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ActivityFilterInput>,
+        order_by: Option<ActivityOrderInput>,
+    ) -> Result<ActivityConnection> {
+        let who = principal(ctx)?;
+        let query = query_of(first, after, last, before, filter, order_by);
+        let slice = activities::list(store(ctx)?, &who.org, &query).await?;
+        Ok(ActivityConnection::new(slice, ActivityTotal::Matching(query.filter)))
+    }
+}

@@ -1,0 +1,37 @@
+//! What a resolver may know of its request: the caller, checked here and nowhere else.
+
+use async_graphql::{Context, Guard, Result};
+
+use super::errors::ApiError;
+use crate::auth::{Principal, Scope};
+use crate::domain::Store;
+
+/// The verified caller of the request, or `None` for an anonymous one.
+#[derive(Clone, Debug, Default)]
+pub struct RequestAuth(pub Option<Principal>);
+
+/// The caller, or UNAUTHENTICATED.
+pub fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
+    ctx.data_opt::<RequestAuth>()
+        .and_then(|auth| auth.0.as_ref())
+        .ok_or_else(|| ApiError::Unauthenticated.into())
+}
+
+pub fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store> {
+    ctx.data::<Store>()
+}
+
+/// Field guard: the caller must hold `scope`. Declared beside the field it protects; a
+/// nullable field then resolves to null with FORBIDDEN at its path while siblings resolve.
+pub struct RequireScope(pub Scope);
+
+impl Guard for RequireScope {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        let who = principal(ctx)?;
+        if who.has(self.0) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(self.0).into())
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! GraphQL face of customers.
+
+mod inputs;
+mod mutation;
+mod query;
+mod types;
+
+pub use inputs::patch_of as maybe_patch;
+pub use mutation::CustomerMutation;
+pub use query::CustomerQuery;
+pub use types::CustomerNode;

@@ -1,0 +1,84 @@
+use async_graphql::{Context, Object, Result, SimpleObject};
+
+use super::inputs::{CreateCustomerInput, DeleteCustomerInput, RestoreCustomerInput, UpdateCustomerInput};
+use super::types::CustomerNode;
+use crate::auth::Scope;
+use crate::domain::customers;
+use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::user_errors::{UserError, split};
+
+#[derive(Default)]
+pub struct CustomerMutation;
+
+#[derive(SimpleObject)]
+pub struct CreateCustomerPayload {
+    pub customer: Option<CustomerNode>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdateCustomerPayload {
+    pub customer: Option<CustomerNode>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteCustomerPayload {
+    /// The customer as it is in the trash.
+    pub customer: Option<CustomerNode>,
+    pub deleted_customer_id: Option<async_graphql::ID>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct RestoreCustomerPayload {
+    pub customer: Option<CustomerNode>,
+    pub user_errors: Vec<UserError>,
+}
+
+#[Object]
+impl CustomerMutation {
+    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> Result<Option<CreateCustomerPayload>> {
+        let who = principal(ctx)?;
+        let (customer, user_errors) = split(customers::create(store(ctx)?, who, input.into()).await)?;
+        Ok(Some(CreateCustomerPayload {
+            customer: customer.map(CustomerNode),
+            user_errors,
+        }))
+    }
+
+    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    async fn update_customer(&self, ctx: &Context<'_>, input: UpdateCustomerInput) -> Result<Option<UpdateCustomerPayload>> {
+        let who = principal(ctx)?;
+        let (id, patch) = input.into_parts();
+        let (customer, user_errors) = split(customers::update(store(ctx)?, who, &id, patch).await)?;
+        Ok(Some(UpdateCustomerPayload {
+            customer: customer.map(CustomerNode),
+            user_errors,
+        }))
+    }
+
+    /// Moves the customer to the trash; `restoreCustomer` brings it back.
+    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    async fn delete_customer(&self, ctx: &Context<'_>, input: DeleteCustomerInput) -> Result<Option<DeleteCustomerPayload>> {
+        let who = principal(ctx)?;
+        let result = customers::delete(store(ctx)?, who, &input.id, input.expected_version).await;
+        let (customer, user_errors) = split(result)?;
+        Ok(Some(DeleteCustomerPayload {
+            deleted_customer_id: customer.as_ref().map(|c| c.id.clone().into()),
+            customer: customer.map(CustomerNode),
+            user_errors,
+        }))
+    }
+
+    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    async fn restore_customer(&self, ctx: &Context<'_>, input: RestoreCustomerInput) -> Result<Option<RestoreCustomerPayload>> {
+        let who = principal(ctx)?;
+        let (customer, user_errors) = split(customers::restore(store(ctx)?, who, &input.id).await)?;
+        Ok(Some(RestoreCustomerPayload {
+            customer: customer.map(CustomerNode),
+            user_errors,
+        }))
+    }
+}

@@ -1,0 +1,53 @@
+use async_graphql::{Context, ID, Object, Result};
+
+use super::inputs::{CustomerFilterInput, CustomerOrderInput};
+use super::types::{CustomerConnection, CustomerNode, CustomerTotal};
+use crate::auth::Scope;
+use crate::domain::customers::{self, CustomerQuery as Query};
+use crate::domain::page::PageArgs;
+use crate::graphql::context::{RequireScope, principal, store};
+
+#[derive(Default)]
+pub struct CustomerQuery;
+
+#[Object]
+impl CustomerQuery {
+    /// A live customer by id; null when there is none (in the caller's organization).
+    #[graphql(guard = "RequireScope(Scope::CustomersRead)")]
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
+        let who = principal(ctx)?;
+        Ok(customers::get(store(ctx)?, &who.org, &id).await?.map(CustomerNode))
+    }
+
+    /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most
+    /// 100 a page.
+    #[graphql(
+        guard = "RequireScope(Scope::CustomersRead)",
+        complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<CustomerFilterInput>,
+        order_by: Option<CustomerOrderInput>,
+    ) -> Result<CustomerConnection> {
+        let who = principal(ctx)?;
+        let query = Query {
+            filter: filter.map(Into::into).unwrap_or_default(),
+            order: order_by.map(Into::into).unwrap_or_default(),
+            page: PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+        };
+        let slice = customers::list(store(ctx)?, &who.org, &query).await?;
+        Ok(CustomerConnection::new(slice, CustomerTotal(query.filter)))
+    }
+}

@@ -1,0 +1,181 @@
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::types::Json;
+use chrono::{DateTime, Utc};
+
+use crate::auth::Scope;
+use crate::domain::customers::{self, Customer, CustomerFilter};
+use crate::graphql::activities::{ActivityConnection, ActivityFilterInput, ActivityOrderInput, ActivityTotal};
+use crate::graphql::connection::connection;
+use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::loaders::Loaders;
+use crate::graphql::users::UserNode;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::customers::LifecycleStage")]
+pub enum LifecycleStage {
+    Lead,
+    Prospect,
+    Customer,
+    Churned,
+}
+
+/// A person or company the organization does business with.
+pub struct CustomerNode(pub Customer);
+
+impl From<Customer> for CustomerNode {
+    fn from(c: Customer) -> Self {
+        Self(c)
+    }
+}
+
+#[Object(name = "Customer")]
+impl CustomerNode {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    #[graphql(guard = "RequireScope(Scope::PiiRead)")]
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    /// E.164 when the number was given with its country code.
+    #[graphql(guard = "RequireScope(Scope::PiiRead)")]
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+
+    async fn company(&self) -> Option<&str> {
+        self.0.company.as_deref()
+    }
+
+    async fn lifecycle_stage(&self) -> LifecycleStage {
+        self.0.lifecycle_stage.into()
+    }
+
+    async fn tags(&self) -> &[String] {
+        &self.0.tags
+    }
+
+    async fn custom_fields(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.custom_fields)
+    }
+
+    /// Increases with every change; pass it as `expectedVersion` to update safely.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+
+    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_activity_at
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Set while the customer is in the trash (soft-deleted).
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+        let Some(owner) = &self.0.owner_id else { return Ok(None) };
+        let user = ctx.data::<Loaders>()?.users.load_one(owner.clone()).await?;
+        Ok(user.map(UserNode))
+    }
+
+    /// Keys of this customer in other systems.
+    async fn external_ids(&self, ctx: &Context<'_>) -> Result<Vec<ExternalIdNode>> {
+        let ids = ctx.data::<Loaders>()?.external_ids.load_one(self.0.id.clone()).await?;
+        Ok(ids
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| ExternalIdNode {
+                source: x.source,
+                external_id: x.external_id,
+            })
+            .collect())
+    }
+
+    async fn social_profiles(&self, ctx: &Context<'_>) -> Result<Vec<SocialProfileNode>> {
+        let profiles = ctx.data::<Loaders>()?.social_profiles.load_one(self.0.id.clone()).await?;
+        Ok(profiles
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| SocialProfileNode {
+                network: p.network,
+                handle: p.handle,
+                network_user_id: p.network_user_id,
+                url: p.url,
+            })
+            .collect())
+    }
+
+    /// The customer's activities, newest first by default; batched across customers.
+    #[graphql(
+        guard = "RequireScope(Scope::ActivitiesRead)",
+        complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ActivityFilterInput>,
+        order_by: Option<ActivityOrderInput>,
+    ) -> Result<ActivityConnection> {
+        let query = crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
+        let filter = query.filter.clone();
+        let key = (self.0.id.clone(), query);
+        let page = ctx.data::<Loaders>()?.activity_pages.load_one(key).await?.unwrap_or_else(|| {
+            crate::domain::page::Slice {
+                rows: Vec::new(),
+                has_next_page: false,
+                has_previous_page: false,
+            }
+        });
+        Ok(ActivityConnection::new(page, ActivityTotal::OfCustomer(self.0.id.clone(), filter)))
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "ExternalId")]
+pub struct ExternalIdNode {
+    /// The system the id belongs to, lower-cased (e.g. `stripe`).
+    pub source: String,
+    pub external_id: String,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "SocialProfile")]
+pub struct SocialProfileNode {
+    pub network: String,
+    #[graphql(guard = "RequireScope(Scope::PiiRead)")]
+    pub handle: String,
+    pub network_user_id: Option<String>,
+    pub url: Option<String>,
+}
+
+/// `totalCount` of a customer list: the filter it counts.
+pub struct CustomerTotal(pub CustomerFilter);
+
+impl CustomerTotal {
+    pub async fn resolve(&self, ctx: &Context<'_>) -> Result<u64> {
+        let who = principal(ctx)?;
+        Ok(customers::count(store(ctx)?, &who.org, &self.0).await?)
+    }
+}
+
+connection!(CustomerConnection, CustomerEdge, CustomerNode, CustomerTotal);

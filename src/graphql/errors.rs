@@ -1,0 +1,137 @@
+//! The one place errors get their `extensions.code`. Resolvers return domain errors (or
+//! `ApiError`) through `?`; this extension reads each error's `source`, sets the code,
+//! logs internal causes once and makes sure no internal text reaches the client.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Response, ServerError, ServerResult, Variables};
+
+use crate::auth::Scope;
+use crate::domain;
+
+pub mod codes {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const INTERNAL: &str = "INTERNAL";
+    pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+}
+
+/// Errors of the GraphQL layer itself (who may call what).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("authentication required: send a bearer token")]
+    Unauthenticated,
+    #[error("the token lacks the `{0}` scope")]
+    Forbidden(Scope),
+}
+
+pub struct ErrorMapping;
+
+impl ExtensionFactory for ErrorMapping {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorMappingExtension)
+    }
+}
+
+struct ErrorMappingExtension;
+
+#[async_trait::async_trait]
+impl Extension for ErrorMappingExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|mut err| {
+            set_code(&mut err, codes::PARSE_FAILED);
+            err
+        })
+    }
+
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for err in &mut response.errors {
+            classify(err);
+        }
+        response
+    }
+}
+
+fn has_code(err: &ServerError) -> bool {
+    err.extensions.as_ref().is_some_and(|e| e.get("code").is_some())
+}
+
+fn set_code(err: &mut ServerError, code: &str) {
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+fn domain_error(err: &ServerError) -> Option<&domain::Error> {
+    err.source::<domain::Error>()
+        .or_else(|| err.source::<Arc<domain::Error>>().map(|e| e.as_ref()))
+}
+
+fn classify(err: &mut ServerError) {
+    if has_code(err) {
+        return;
+    }
+    if let Some(api) = err.source::<ApiError>() {
+        let code = match api {
+            ApiError::Unauthenticated => codes::UNAUTHENTICATED,
+            ApiError::Forbidden(_) => codes::FORBIDDEN,
+        };
+        set_code(err, code);
+        return;
+    }
+    if let Some(domain) = domain_error(err) {
+        let code = match domain {
+            domain::Error::NotFound => codes::NOT_FOUND,
+            domain::Error::Invalid(_) | domain::Error::BadArgument(_) => codes::BAD_USER_INPUT,
+            domain::Error::Internal(cause) => {
+                tracing::error!(error = %cause, error.debug = ?cause, path = ?err.path, "internal error");
+                err.message = "internal error".to_owned();
+                codes::INTERNAL
+            }
+        };
+        set_code(err, code);
+        return;
+    }
+    if err.source.is_some() {
+        // An error from a library we did not classify: its text may be internal.
+        tracing::error!(error = %err.message, path = ?err.path, "unclassified error");
+        err.message = "internal error".to_owned();
+        set_code(err, codes::INTERNAL);
+        return;
+    }
+    // No source: async-graphql's own request errors (validation, limits) have no path;
+    // with a path it is an argument that failed to coerce.
+    if err.path.is_empty() {
+        set_code(err, codes::VALIDATION_FAILED);
+    } else {
+        set_code(err, codes::BAD_USER_INPUT);
+    }
+}
+
+/// Whether a response failed before execution (parse or validation), which the
+/// GraphQL-over-HTTP spec answers with 400 under `application/graphql-response+json`.
+pub fn is_request_error(response: &Response) -> bool {
+    !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| {
+                    *c == async_graphql::Value::from(codes::PARSE_FAILED)
+                        || *c == async_graphql::Value::from(codes::VALIDATION_FAILED)
+                })
+        })
+}

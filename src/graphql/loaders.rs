@@ -1,0 +1,163 @@
+//! Dataloaders, one set per request (so caches never outlive the caller's permissions),
+//! each confined to the caller's org. Every relation resolves through one of these, so a
+//! level of a nested query costs one statement however many parents it has.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+
+use crate::domain::activities::{self, Activity, ActivityFilter, ActivityQuery};
+use crate::domain::customers::{self, Customer, ExternalId, SocialProfile};
+use crate::domain::page::Slice;
+use crate::domain::users::{self, User};
+use crate::domain::{self, Store};
+
+type LoadResult<K, V> = Result<HashMap<K, V>, Arc<domain::Error>>;
+
+pub struct Loaders {
+    pub customers: DataLoader<CustomerById>,
+    pub activities: DataLoader<ActivityById>,
+    pub users: DataLoader<UserById>,
+    pub external_ids: DataLoader<ExternalIdsByCustomer>,
+    pub social_profiles: DataLoader<SocialProfilesByCustomer>,
+    pub activity_pages: DataLoader<ActivityPages>,
+    pub activity_counts: DataLoader<ActivityCounts>,
+}
+
+impl Loaders {
+    pub fn new(store: &Store, org: &str) -> Self {
+        let scope = || Scoped {
+            store: store.clone(),
+            org: org.to_owned(),
+        };
+        Self {
+            customers: DataLoader::new(CustomerById(scope()), tokio::spawn),
+            activities: DataLoader::new(ActivityById(scope()), tokio::spawn),
+            users: DataLoader::new(UserById(scope()), tokio::spawn),
+            external_ids: DataLoader::new(ExternalIdsByCustomer(scope()), tokio::spawn),
+            social_profiles: DataLoader::new(SocialProfilesByCustomer(scope()), tokio::spawn),
+            activity_pages: DataLoader::new(ActivityPages(scope()), tokio::spawn),
+            activity_counts: DataLoader::new(ActivityCounts(scope()), tokio::spawn),
+        }
+    }
+}
+
+pub struct Scoped {
+    store: Store,
+    org: String,
+}
+
+pub struct CustomerById(Scoped);
+pub struct ActivityById(Scoped);
+pub struct UserById(Scoped);
+pub struct ExternalIdsByCustomer(Scoped);
+pub struct SocialProfilesByCustomer(Scoped);
+/// Key: (customer id, the page arguments of `Customer.activities`).
+pub struct ActivityPages(Scoped);
+/// Key: (customer id, the filter of `Customer.activities`).
+pub struct ActivityCounts(Scoped);
+
+impl Loader<String> for CustomerById {
+    type Value = Customer;
+    type Error = Arc<domain::Error>;
+
+    async fn load(&self, ids: &[String]) -> LoadResult<String, Customer> {
+        let rows = customers::by_ids(&self.0.store, &self.0.org, ids).await?;
+        Ok(rows.into_iter().map(|c| (c.id.clone(), c)).collect())
+    }
+}
+
+impl Loader<String> for ActivityById {
+    type Value = Activity;
+    type Error = Arc<domain::Error>;
+
+    async fn load(&self, ids: &[String]) -> LoadResult<String, Activity> {
+        let rows = activities::by_ids(&self.0.store, &self.0.org, ids).await?;
+        Ok(rows.into_iter().map(|a| (a.id.clone(), a)).collect())
+    }
+}
+
+impl Loader<String> for UserById {
+    type Value = User;
+    type Error = Arc<domain::Error>;
+
+    async fn load(&self, ids: &[String]) -> LoadResult<String, User> {
+        let rows = users::by_ids(&self.0.store, &self.0.org, ids).await?;
+        Ok(rows.into_iter().map(|u| (u.id.clone(), u)).collect())
+    }
+}
+
+fn group<T>(ids: &[String], rows: Vec<T>, key: impl Fn(&T) -> &str) -> HashMap<String, Vec<T>> {
+    let mut out: HashMap<String, Vec<T>> = ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+    for row in rows {
+        if let Some(list) = out.get_mut(key(&row)) {
+            list.push(row);
+        }
+    }
+    out
+}
+
+impl Loader<String> for ExternalIdsByCustomer {
+    type Value = Vec<ExternalId>;
+    type Error = Arc<domain::Error>;
+
+    async fn load(&self, ids: &[String]) -> LoadResult<String, Vec<ExternalId>> {
+        let rows = customers::external_ids_of(&self.0.store, &self.0.org, ids).await?;
+        Ok(group(ids, rows, |x| &x.customer_id))
+    }
+}
+
+impl Loader<String> for SocialProfilesByCustomer {
+    type Value = Vec<SocialProfile>;
+    type Error = Arc<domain::Error>;
+
+    async fn load(&self, ids: &[String]) -> LoadResult<String, Vec<SocialProfile>> {
+        let rows = customers::social_profiles_of(&self.0.store, &self.0.org, ids).await?;
+        Ok(group(ids, rows, |p| &p.customer_id))
+    }
+}
+
+/// Groups keys by their arguments, so parents asking for the same page shape share one
+/// statement (the usual case: one field in a query, many parents).
+fn by_args<A: Clone + Eq + std::hash::Hash>(keys: &[(String, A)]) -> HashMap<A, Vec<String>> {
+    let mut groups: HashMap<A, Vec<String>> = HashMap::new();
+    for (id, args) in keys {
+        groups.entry(args.clone()).or_default().push(id.clone());
+    }
+    groups
+}
+
+impl Loader<(String, ActivityQuery)> for ActivityPages {
+    type Value = Slice<Activity>;
+    type Error = Arc<domain::Error>;
+
+    async fn load(&self, keys: &[(String, ActivityQuery)]) -> LoadResult<(String, ActivityQuery), Slice<Activity>> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for (query, ids) in by_args(keys) {
+            let pages = activities::list_for_customers(&self.0.store, &self.0.org, &ids, &query).await?;
+            out.extend(pages.into_iter().map(|(id, page)| ((id, query.clone()), page)));
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<(String, ActivityFilter)> for ActivityCounts {
+    type Value = u64;
+    type Error = Arc<domain::Error>;
+
+    async fn load(&self, keys: &[(String, ActivityFilter)]) -> LoadResult<(String, ActivityFilter), u64> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for (filter, ids) in by_args(keys) {
+            let counts = activities::count_for_customers(&self.0.store, &self.0.org, &ids, &filter).await?;
+            out.extend(
+                ids.into_iter()
+                    .map(|id| {
+                        let n = counts.get(&id).copied().unwrap_or(0);
+                        ((id, filter.clone()), n)
+                    }),
+            );
+        }
+        Ok(out)
+    }
+}

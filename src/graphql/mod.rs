@@ -1,0 +1,75 @@
+//! The GraphQL schema: object types wrapping domain values, inputs converted to domain
+//! types, connections, dataloaders, guards and the one place errors get their codes.
+//! Resolvers are thin: check the caller, call `domain` (or a loader), shape the output.
+
+mod activities;
+mod connection;
+mod context;
+mod customers;
+mod errors;
+mod filters;
+mod loaders;
+mod node;
+mod user_errors;
+mod users;
+mod viewer;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+pub use context::RequestAuth;
+pub use errors::{ErrorMapping, codes};
+pub use loaders::Loaders;
+
+use crate::domain::Store;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    customers::CustomerQuery,
+    activities::ActivityQuery,
+    node::NodeQuery,
+    viewer::ViewerQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(customers::CustomerMutation, activities::ActivityMutation);
+
+pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Limits a hostile query cannot get past.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 50_000,
+            introspection: true,
+        }
+    }
+}
+
+pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .data(store)
+        .extension(ErrorMapping)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(16);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The schema's SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .finish()
+        .sdl()
+}

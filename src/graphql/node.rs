@@ -1,0 +1,65 @@
+//! Relay object identification: `node(id:)` and `nodes(ids:)`, routed by the id's prefix
+//! and resolved through the same loaders (and scope checks) as every other read.
+
+use async_graphql::{Context, ID, Interface, Object, Result};
+
+use super::activities::ActivityNode;
+use super::context::principal;
+use super::customers::CustomerNode;
+use super::errors::ApiError;
+use super::loaders::Loaders;
+use super::users::UserNode;
+use crate::auth::Scope;
+use crate::domain::ids::IdKind;
+
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID"))]
+pub enum Node {
+    Customer(CustomerNode),
+    Activity(ActivityNode),
+    User(UserNode),
+}
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
+    let who = principal(ctx)?;
+    let loaders = ctx.data::<Loaders>()?;
+    let need = |scope: Scope| -> Result<()> {
+        if who.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(scope).into())
+        }
+    };
+    Ok(match IdKind::of(id) {
+        Some(IdKind::Customer) => {
+            need(Scope::CustomersRead)?;
+            loaders.customers.load_one(id.to_owned()).await?.map(|c| Node::Customer(CustomerNode(c)))
+        }
+        Some(IdKind::Activity) => {
+            need(Scope::ActivitiesRead)?;
+            loaders.activities.load_one(id.to_owned()).await?.map(|a| Node::Activity(ActivityNode(a)))
+        }
+        Some(IdKind::User) => loaders.users.load_one(id.to_owned()).await?.map(|u| Node::User(UserNode(u))),
+        Some(IdKind::ExternalId | IdKind::SocialProfile) | None => None,
+    })
+}
+
+#[Object]
+impl NodeQuery {
+    /// Any object by its id; null when there is none (in the caller's organization).
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        load(ctx, &id).await
+    }
+
+    /// Objects by id, in the order asked; null where there is none. At most 100 ids.
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Node>>> {
+        if ids.len() > 100 {
+            return Err(crate::domain::Error::BadArgument("`nodes` takes at most 100 ids".into()).into());
+        }
+        let loads = ids.iter().map(|id| load(ctx, id));
+        futures_util::future::try_join_all(loads).await
+    }
+}
