@@ -137,3 +137,16 @@ impl DbConfig {
         }
     }
 }
+
+impl ServeConfig {
+    /// The configuration from environment variables and defaults alone (for `crm` with no
+    /// subcommand).
+    pub fn from_env() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        <Only as clap::Parser>::parse_from(["crm"]).config
+    }
+}

@@ -1,8 +1,13 @@
 //! The CRM GraphQL API service. Calls go `http -> graphql -> domain -> entity`; `auth` and
 //! `events` are leaves used by all.
 
+pub mod app;
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod domain;
 pub mod events;
 pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;

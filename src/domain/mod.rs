@@ -10,6 +10,7 @@ mod error;
 pub mod filter;
 pub mod ids;
 pub mod page;
+pub mod seed;
 mod store;
 pub mod users;
 pub mod validate;

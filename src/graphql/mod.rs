@@ -17,7 +17,7 @@ mod viewer;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 pub use context::RequestAuth;
-pub use errors::{ErrorMapping, codes};
+pub use errors::{ErrorMapping, codes, is_request_error};
 pub use loaders::Loaders;
 
 use crate::domain::Store;

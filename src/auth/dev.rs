@@ -1,0 +1,47 @@
+//! Dev mode: with no secret configured, a random one is generated once and kept beside the
+//! database, so tokens printed at start keep working across restarts.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+
+pub const DEV_SECRET_FILE: &str = "crm-dev-secret";
+
+pub fn secret_path(dir: &Path) -> PathBuf {
+    dir.join(DEV_SECRET_FILE)
+}
+
+pub fn load_or_create_secret(dir: &Path) -> io::Result<Vec<u8>> {
+    let path = secret_path(dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    std::fs::create_dir_all(dir)?;
+    write_private(&path, &secret)?;
+    Ok(secret.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> io::Result<()> {
+    std::fs::write(path, contents)
+}

@@ -1,0 +1,42 @@
+//! Opening the database: SQLite (WAL, foreign keys, a busy timeout) or PostgreSQL, with a
+//! statement counter on every connection, and migrations applied.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+use crate::config::DbConfig;
+use crate::metrics::Metrics;
+
+pub async fn connect(config: &DbConfig, metrics: Option<&Metrics>) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(config.url.clone());
+    options
+        .max_connections(config.max_connections)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if config.is_sqlite() {
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.create_if_missing(true)
+                .foreign_keys(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    }
+    let mut db = Database::connect(options).await?;
+    if let Some(metrics) = metrics {
+        let counter = metrics.db_statements.clone();
+        db.set_metric_callback(move |_info| {
+            counter.inc();
+        });
+    }
+    // Fail at start, not at the first request, when the database is unreachable.
+    db.execute_unprepared("SELECT 1").await?;
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}

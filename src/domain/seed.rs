@@ -1,0 +1,193 @@
+//! Realistic fake data for demos and benchmarks, written in bulk (multi-row inserts in one
+//! transaction) with the same event rows a normal write would leave.
+
+use chrono::Duration;
+use entity::{activities, customers, events, users};
+use fake::Fake;
+use fake::faker::company::en::{CatchPhrase, CompanyName};
+use fake::faker::internet::en::SafeEmail;
+use fake::faker::lorem::en::Sentence;
+use fake::faker::name::en::Name;
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use sea_orm::{EntityTrait, Set, TransactionTrait};
+
+use super::activities::{Activity, ActivityKind};
+use super::customers::{Customer, LifecycleStage};
+use super::ids::{IdKind, new_id};
+use super::{Result, Store, now};
+use crate::events::{Op, all_fields};
+
+/// What a seed run wrote.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Seeded {
+    pub users: usize,
+    pub customers: usize,
+    pub activities: usize,
+}
+
+const CHUNK: usize = 200;
+const OWNERS: usize = 5;
+
+pub async fn seed(store: &Store, org: &str, customer_count: usize, activities_per_customer: usize) -> Result<Seeded> {
+    let mut rng = rand::rng();
+    let at = now();
+    let txn = store.db.begin().await?;
+
+    let owners: Vec<users::ActiveModel> = (0..OWNERS)
+        .map(|i| {
+            let name: String = Name().fake();
+            users::ActiveModel {
+                id: Set(new_id(IdKind::User)),
+                org_id: Set(org.to_owned()),
+                subject: Set(format!("seed-user-{}-{i}", ulid::Ulid::new())),
+                email: Set(Some(format!("{}@example.com", name.to_lowercase().replace(' ', ".")))),
+                name: Set(Some(name)),
+                created_at: Set(at),
+            }
+        })
+        .collect();
+    let owner_ids: Vec<String> = owners.iter().filter_map(|u| u.id.clone().take()).collect();
+    users::Entity::insert_many(owners).exec(&txn).await?;
+
+    let stages = [
+        LifecycleStage::Lead,
+        LifecycleStage::Prospect,
+        LifecycleStage::Customer,
+        LifecycleStage::Churned,
+    ];
+    let tag_pool = ["vip", "newsletter", "enterprise", "smb", "partner", "trial"];
+    let mut written = Seeded {
+        users: OWNERS,
+        ..Seeded::default()
+    };
+
+    let mut pending_customers = Vec::with_capacity(CHUNK);
+    let mut pending_activities = Vec::with_capacity(CHUNK);
+    let mut pending_events = Vec::with_capacity(CHUNK);
+    for i in 0..customer_count {
+        let created = at - Duration::minutes(rng.random_range(0..60 * 24 * 365));
+        let name: String = Name().fake();
+        let tag_count = rng.random_range(0..3);
+        let mut tags: Vec<String> = tag_pool
+            .choose_multiple(&mut rng, tag_count)
+            .map(|t| (*t).to_owned())
+            .collect();
+        tags.sort();
+        let customer_id = new_id(IdKind::Customer);
+        let mut last_activity = None;
+        for _ in 0..activities_per_customer {
+            let occurred = created + Duration::minutes(rng.random_range(0..60 * 24 * 30));
+            last_activity = last_activity.max(Some(occurred));
+            let kind = *ActivityKind::ALL.choose(&mut rng).unwrap_or(&ActivityKind::Note);
+            let activity = Activity {
+                id: new_id(IdKind::Activity),
+                org_id: org.to_owned(),
+                customer_id: customer_id.clone(),
+                kind,
+                subject: CatchPhrase().fake(),
+                body: Some(Sentence(5..15).fake()),
+                occurred_at: occurred,
+                due_at: (kind == ActivityKind::Task).then(|| occurred + Duration::days(7)),
+                completed_at: None,
+                author_id: owner_ids.choose(&mut rng).cloned(),
+                source: None,
+                external_id: None,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+                deleted_at: None,
+            };
+            pending_events.push(event_row(org, "activity", &activity.id, serde_json::to_value(&activity)?, at));
+            pending_activities.push(activity_row(activity));
+        }
+        let customer = Customer {
+            id: customer_id,
+            org_id: org.to_owned(),
+            email: Some(SafeEmail().fake()),
+            phone: Some(format!("+1202555{:04}", i % 10_000)),
+            company: Some(CompanyName().fake()),
+            lifecycle_stage: *stages.choose(&mut rng).unwrap_or(&LifecycleStage::Lead),
+            owner_id: owner_ids.choose(&mut rng).cloned(),
+            tags,
+            custom_fields: serde_json::json!({ "source": "seed" }),
+            version: 1,
+            last_activity_at: last_activity,
+            created_at: created,
+            updated_at: created,
+            deleted_at: None,
+            name,
+        };
+        pending_events.push(event_row(org, "customer", &customer.id, serde_json::to_value(&customer)?, at));
+        pending_customers.push(customer_row(customer)?);
+        written.customers += 1;
+        written.activities += activities_per_customer;
+
+        if pending_customers.len() >= CHUNK || i + 1 == customer_count {
+            customers::Entity::insert_many(std::mem::take(&mut pending_customers)).exec(&txn).await?;
+            for chunk in std::mem::take(&mut pending_activities).chunks(CHUNK * 2) {
+                activities::Entity::insert_many(chunk.to_vec()).exec(&txn).await?;
+            }
+            for chunk in std::mem::take(&mut pending_events).chunks(CHUNK * 2) {
+                events::Entity::insert_many(chunk.to_vec()).exec(&txn).await?;
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(written)
+}
+
+fn customer_row(c: Customer) -> Result<customers::ActiveModel> {
+    Ok(customers::ActiveModel {
+        tags: Set(serde_json::to_string(&c.tags)?),
+        id: Set(c.id),
+        org_id: Set(c.org_id),
+        name: Set(c.name),
+        email: Set(c.email),
+        phone: Set(c.phone),
+        company: Set(c.company),
+        lifecycle_stage: Set(c.lifecycle_stage.as_str().to_owned()),
+        owner_id: Set(c.owner_id),
+        custom_fields: Set(c.custom_fields),
+        version: Set(c.version),
+        last_activity_at: Set(c.last_activity_at),
+        created_at: Set(c.created_at),
+        updated_at: Set(c.updated_at),
+        deleted_at: Set(c.deleted_at),
+    })
+}
+
+fn activity_row(a: Activity) -> activities::ActiveModel {
+    activities::ActiveModel {
+        kind: Set(a.kind.as_str().to_owned()),
+        id: Set(a.id),
+        org_id: Set(a.org_id),
+        customer_id: Set(a.customer_id),
+        subject: Set(a.subject),
+        body: Set(a.body),
+        occurred_at: Set(a.occurred_at),
+        due_at: Set(a.due_at),
+        completed_at: Set(a.completed_at),
+        author_id: Set(a.author_id),
+        source: Set(a.source),
+        external_id: Set(a.external_id),
+        version: Set(a.version),
+        created_at: Set(a.created_at),
+        updated_at: Set(a.updated_at),
+        deleted_at: Set(a.deleted_at),
+    }
+}
+
+fn event_row(org: &str, entity: &str, id: &str, snapshot: serde_json::Value, at: chrono::DateTime<chrono::Utc>) -> events::ActiveModel {
+    events::ActiveModel {
+        org_id: Set(org.to_owned()),
+        entity: Set(entity.to_owned()),
+        entity_id: Set(id.to_owned()),
+        op: Set(Op::Created.as_str().to_owned()),
+        changed_fields: Set(serde_json::to_string(&all_fields(&snapshot)).unwrap_or_default()),
+        snapshot: Set(snapshot),
+        actor: Set(Some("seed".to_owned())),
+        created_at: Set(at),
+        ..Default::default()
+    }
+}

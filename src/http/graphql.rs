@@ -1,0 +1,235 @@
+//! `/graphql` over HTTP, to the GraphQL-over-HTTP spec: the stock integration answers
+//! `application/graphql-response+json` to everyone, keeps `"data": null` on request errors,
+//! takes any body as JSON and runs mutations over GET; this handler does none of that.
+
+use std::time::Instant;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Request as GqlRequest, Variables};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tracing::Instrument;
+
+use super::negotiate::{JSON, ResponseFormat, is_json_body, response_format, wants_html};
+use super::{AppState, auth, playground};
+use crate::graphql::{Loaders, RequestAuth, is_request_error};
+
+/// The body of a POST, or the parameters of a GET.
+#[derive(Deserialize, Default)]
+struct RawRequest {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<serde_json::Value>,
+    #[allow(dead_code, reason = "accepted per the spec; no extension reads it yet")]
+    extensions: Option<serde_json::Value>,
+}
+
+/// A GraphQL-shaped error body for failures outside execution.
+pub fn error_body(message: &str, code: &str) -> String {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }).to_string()
+}
+
+fn fail(status: StatusCode, message: &str, code: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+        error_body(message, code),
+    )
+        .into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    fail(StatusCode::BAD_REQUEST, message, "BAD_REQUEST")
+}
+
+fn not_acceptable() -> Response {
+    fail(
+        StatusCode::NOT_ACCEPTABLE,
+        "this endpoint answers application/graphql-response+json or application/json",
+        "NOT_ACCEPTABLE",
+    )
+}
+
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let Some(format) = response_format(&headers) else {
+        return not_acceptable();
+    };
+    if !is_json_body(&headers) {
+        return fail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request body must be application/json",
+            "UNSUPPORTED_MEDIA_TYPE",
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return fail(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large", "PAYLOAD_TOO_LARGE");
+        }
+        Err(_) => return bad_request("the request body could not be read"),
+    };
+    let raw: RawRequest = match serde_json::from_slice(&body) {
+        Ok(raw) => raw,
+        Err(_) => {
+            return bad_request("the body must be a JSON object with a `query` string");
+        }
+    };
+    execute(state, &headers, format, raw, false).await
+}
+
+#[derive(Deserialize)]
+struct GetParams {
+    query: Option<String>,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw_query): RawQuery) -> Response {
+    let params: GetParams = match serde_urlencoded_params(raw_query.as_deref().unwrap_or_default()) {
+        Some(params) => params,
+        None => return bad_request("the query string is malformed"),
+    };
+    if params.query.is_none() && wants_html(&headers) {
+        return playground::page(&headers).into_response();
+    }
+    let Some(format) = response_format(&headers) else {
+        return not_acceptable();
+    };
+    let parse_json = |raw: Option<String>, name: &str| -> Result<Option<serde_json::Value>, Response> {
+        raw.map(|s| serde_json::from_str(&s).map_err(|_| bad_request(&format!("`{name}` must be JSON"))))
+            .transpose()
+    };
+    let variables = match parse_json(params.variables, "variables") {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let extensions = match parse_json(params.extensions, "extensions") {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let raw = RawRequest {
+        query: params.query,
+        operation_name: params.operation_name,
+        variables,
+        extensions,
+    };
+    execute(state, &headers, format, raw, true).await
+}
+
+fn serde_urlencoded_params(query: &str) -> Option<GetParams> {
+    let mut params = GetParams {
+        query: None,
+        operation_name: None,
+        variables: None,
+        extensions: None,
+    };
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match key.as_ref() {
+            "query" => &mut params.query,
+            "operationName" => &mut params.operation_name,
+            "variables" => &mut params.variables,
+            "extensions" => &mut params.extensions,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(value.into_owned());
+    }
+    Some(params)
+}
+
+/// The type of the operation a request would run, when the document parses.
+fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    match doc.operations {
+        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Multiple(ops) => match operation_name {
+            Some(name) => ops.get(name).map(|op| op.node.ty),
+            None => None,
+        },
+    }
+}
+
+async fn execute(state: AppState, headers: &HeaderMap, format: ResponseFormat, raw: RawRequest, via_get: bool) -> Response {
+    let Some(query) = raw.query.filter(|q| !q.trim().is_empty()) else {
+        return bad_request("the request has no `query`");
+    };
+    let variables = match raw.variables {
+        None | Some(serde_json::Value::Null) => Variables::default(),
+        Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
+        Some(_) => return bad_request("`variables` must be a JSON object"),
+    };
+    let principal = match auth::principal(headers, &state.verifier) {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    if via_get
+        && let Some(ty) = operation_type(&query, raw.operation_name.as_deref())
+        && ty != OperationType::Query
+    {
+        let mut res = fail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only queries may be sent with GET; use POST",
+            "METHOD_NOT_ALLOWED",
+        );
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return res;
+    }
+
+    let operation = raw.operation_name.clone().unwrap_or_default();
+    let mut request = GqlRequest::new(query).variables(variables);
+    if let Some(name) = raw.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(who) = &principal {
+        request = request.data(Loaders::new(&state.store, &who.org));
+    }
+    request = request.data(RequestAuth(principal));
+
+    let started = Instant::now();
+    let span = tracing::info_span!("graphql", operation = %operation);
+    let response = state.schema.execute(request).instrument(span).await;
+    let elapsed = started.elapsed();
+    state.metrics.graphql_seconds.observe(elapsed.as_secs_f64());
+    tracing::info!(
+        operation = %operation,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        errors = response.errors.len(),
+        "graphql executed"
+    );
+    render(format, response)
+}
+
+fn render(format: ResponseFormat, response: async_graphql::Response) -> Response {
+    let request_error = is_request_error(&response);
+    let mut body = serde_json::Map::new();
+    // A request that failed before execution has no `data` at all (GraphQL spec §7.1.2).
+    if !request_error {
+        body.insert("data".into(), serde_json::to_value(&response.data).unwrap_or_default());
+    }
+    if !response.errors.is_empty() {
+        body.insert("errors".into(), serde_json::to_value(&response.errors).unwrap_or_default());
+    }
+    if !response.extensions.is_empty() {
+        body.insert("extensions".into(), serde_json::to_value(&response.extensions).unwrap_or_default());
+    }
+    let status = if request_error && format == ResponseFormat::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()))],
+        serde_json::Value::Object(body).to_string(),
+    )
+        .into_response()
+}

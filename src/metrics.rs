@@ -1,0 +1,62 @@
+//! Prometheus metrics of one server instance, on a registry of its own (so several
+//! instances in one process, as in the tests, keep separate counts).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub db_statements: Counter,
+    pub http_requests: Family<StatusLabel, Counter>,
+    pub graphql_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("crm");
+        let db_statements = Counter::default();
+        registry.register(
+            "db_statements",
+            "SQL statements sent to the database",
+            db_statements.clone(),
+        );
+        let http_requests = Family::<StatusLabel, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered, by status", http_requests.clone());
+        let graphql_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "graphql_request_duration_seconds",
+            "Time to execute a GraphQL request",
+            graphql_seconds.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            db_statements,
+            http_requests,
+            graphql_seconds,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
