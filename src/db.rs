@@ -28,8 +28,10 @@ pub async fn connect(config: &DbConfig, metrics: Option<&Metrics>) -> Result<Dat
     let mut db = Database::connect(options).await?;
     if let Some(metrics) = metrics {
         let counter = metrics.db_statements.clone();
-        db.set_metric_callback(move |_info| {
+        db.set_metric_callback(move |info| {
             counter.inc();
+            // The SQL text only: bound values may be personal data.
+            tracing::debug!(sql = %info.statement.sql, elapsed_us = info.elapsed.as_micros() as u64, failed = info.failed, "statement");
         });
     }
     // Fail at start, not at the first request, when the database is unreachable.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, Variables};
+use async_graphql::{Name, PathSegment, Response, ServerError, ServerResult, Value, Variables};
 
 use crate::auth::Scope;
 use crate::domain;
@@ -59,6 +59,12 @@ impl Extension for ErrorMappingExtension {
         let mut response = next.run(ctx).await;
         for err in &mut response.errors {
             classify(err);
+        }
+        if !is_request_error(&response) {
+            let paths: Vec<Vec<PathSegment>> = response.errors.iter().map(|e| e.path.clone()).collect();
+            for path in paths {
+                null_at(&mut response.data, &path);
+            }
         }
         response
     }
@@ -134,4 +140,39 @@ pub fn is_request_error(response: &Response) -> bool {
                         || *c == async_graphql::Value::from(codes::VALIDATION_FAILED)
                 })
         })
+}
+
+/// Puts `null` where a field failed. async-graphql drops a failed field from its parent
+/// object (and turns an object whose every field failed into `null`); the GraphQL spec wants
+/// the field present as `null` with the error beside it, which is what clients' generated
+/// types expect. Every field that can fail is nullable in this schema, so `null` is valid.
+fn null_at(data: &mut Value, path: &[PathSegment]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = data;
+    for segment in parents {
+        current = match (segment, current) {
+            (PathSegment::Field(name), value) => {
+                if *value == Value::Null {
+                    *value = Value::Object(Default::default());
+                }
+                let Value::Object(map) = value else { return };
+                map.entry(Name::new(name)).or_insert(Value::Null)
+            }
+            (PathSegment::Index(i), Value::List(items)) => match items.get_mut(*i) {
+                Some(item) => item,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    if let PathSegment::Field(name) = last {
+        if *current == Value::Null {
+            *current = Value::Object(Default::default());
+        }
+        if let Value::Object(map) = current {
+            map.entry(Name::new(name)).or_insert(Value::Null);
+        }
+    }
 }

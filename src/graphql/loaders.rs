@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::domain::activities::{self, Activity, ActivityFilter, ActivityQuery};
 use crate::domain::customers::{self, Customer, ExternalId, SocialProfile};
@@ -15,14 +16,26 @@ use crate::domain::{self, Store};
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<domain::Error>>;
 
+/// A loader that caches what it loaded for the rest of the request.
+type Cached<L> = DataLoader<L, HashMapCache>;
+
+/// How long a loader waits for more keys before it runs. Sibling fields register their keys
+/// over a few polls of the request (async-graphql yields between groups of list items), so a
+/// wait shorter than one such round would split a level into several statements.
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
+
+fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).delay(BATCH_WINDOW)
+}
+
 pub struct Loaders {
-    pub customers: DataLoader<CustomerById>,
-    pub activities: DataLoader<ActivityById>,
-    pub users: DataLoader<UserById>,
-    pub external_ids: DataLoader<ExternalIdsByCustomer>,
-    pub social_profiles: DataLoader<SocialProfilesByCustomer>,
-    pub activity_pages: DataLoader<ActivityPages>,
-    pub activity_counts: DataLoader<ActivityCounts>,
+    pub customers: Cached<CustomerById>,
+    pub activities: Cached<ActivityById>,
+    pub users: Cached<UserById>,
+    pub external_ids: Cached<ExternalIdsByCustomer>,
+    pub social_profiles: Cached<SocialProfilesByCustomer>,
+    pub activity_pages: Cached<ActivityPages>,
+    pub activity_counts: Cached<ActivityCounts>,
 }
 
 impl Loaders {
@@ -32,13 +45,13 @@ impl Loaders {
             org: org.to_owned(),
         };
         Self {
-            customers: DataLoader::new(CustomerById(scope()), tokio::spawn),
-            activities: DataLoader::new(ActivityById(scope()), tokio::spawn),
-            users: DataLoader::new(UserById(scope()), tokio::spawn),
-            external_ids: DataLoader::new(ExternalIdsByCustomer(scope()), tokio::spawn),
-            social_profiles: DataLoader::new(SocialProfilesByCustomer(scope()), tokio::spawn),
-            activity_pages: DataLoader::new(ActivityPages(scope()), tokio::spawn),
-            activity_counts: DataLoader::new(ActivityCounts(scope()), tokio::spawn),
+            customers: cached(CustomerById(scope())),
+            activities: cached(ActivityById(scope())),
+            users: cached(UserById(scope())),
+            external_ids: cached(ExternalIdsByCustomer(scope())),
+            social_profiles: cached(SocialProfilesByCustomer(scope())),
+            activity_pages: cached(ActivityPages(scope())),
+            activity_counts: cached(ActivityCounts(scope())),
         }
     }
 }

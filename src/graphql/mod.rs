@@ -23,6 +23,7 @@ pub use loaders::Loaders;
 use crate::domain::Store;
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     customers::CustomerQuery,
     activities::ActivityQuery,
@@ -31,6 +32,7 @@ pub struct QueryRoot(
 );
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(customers::CustomerMutation, activities::ActivityMutation);
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -55,11 +55,11 @@ impl NodeQuery {
     }
 
     /// Objects by id, in the order asked; null where there is none. At most 100 ids.
-    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Node>>> {
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Option<Vec<Option<Node>>>> {
         if ids.len() > 100 {
             return Err(crate::domain::Error::BadArgument("`nodes` takes at most 100 ids".into()).into());
         }
         let loads = ids.iter().map(|id| load(ctx, id));
-        futures_util::future::try_join_all(loads).await
+        futures_util::future::try_join_all(loads).await.map(Some)
     }
 }

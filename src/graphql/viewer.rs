@@ -19,12 +19,12 @@ pub struct ViewerQuery;
 
 #[Object]
 impl ViewerQuery {
-    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Option<Viewer>> {
         let who = principal(ctx)?;
-        Ok(Viewer {
+        Ok(Some(Viewer {
             subject: who.sub.clone(),
             org: who.org.clone(),
             scopes: who.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
-        })
+        }))
     }
 }

@@ -154,7 +154,7 @@ fn check_version(expected: Option<i32>, current: i32) -> Result<()> {
 
 async fn save(txn: &DatabaseTransaction, before: &activities::Model, after: activities::Model) -> Result<Activity> {
     let result = activities::Entity::update_many()
-        .set(activities::ActiveModel::from(after.clone()))
+        .set(activities::ActiveModel::from(after.clone()).reset_all())
         .filter(C::Id.eq(&before.id))
         .filter(C::OrgId.eq(&before.org_id))
         .filter(C::Version.eq(before.version))

@@ -192,7 +192,7 @@ fn check_version(expected: Option<i32>, current: i32) -> Result<()> {
 /// committed in between makes this a conflict rather than a lost update).
 async fn save(txn: &DatabaseTransaction, before: &customers::Model, after: customers::Model) -> Result<Customer> {
     let result = customers::Entity::update_many()
-        .set(customers::ActiveModel::from(after.clone()))
+        .set(customers::ActiveModel::from(after.clone()).reset_all())
         .filter(C::Id.eq(&before.id))
         .filter(C::OrgId.eq(&before.org_id))
         .filter(C::Version.eq(before.version))

@@ -32,10 +32,10 @@ impl ActivityQuery {
         before: Option<String>,
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
-    ) -> Result<ActivityConnection> {
+    ) -> Result<Option<ActivityConnection>> {
         let who = principal(ctx)?;
         let query = query_of(first, after, last, before, filter, order_by);
         let slice = activities::list(store(ctx)?, &who.org, &query).await?;
-        Ok(ActivityConnection::new(slice, ActivityTotal::Matching(query.filter)))
+        Ok(Some(ActivityConnection::new(slice, ActivityTotal::Matching(query.filter))))
     }
 }

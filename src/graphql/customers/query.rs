@@ -35,7 +35,7 @@ impl CustomerQuery {
         before: Option<String>,
         filter: Option<CustomerFilterInput>,
         order_by: Option<CustomerOrderInput>,
-    ) -> Result<CustomerConnection> {
+    ) -> Result<Option<CustomerConnection>> {
         let who = principal(ctx)?;
         let query = Query {
             filter: filter.map(Into::into).unwrap_or_default(),
@@ -48,6 +48,6 @@ impl CustomerQuery {
             },
         };
         let slice = customers::list(store(ctx)?, &who.org, &query).await?;
-        Ok(CustomerConnection::new(slice, CustomerTotal(query.filter)))
+        Ok(Some(CustomerConnection::new(slice, CustomerTotal(query.filter))))
     }
 }

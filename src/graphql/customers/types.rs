@@ -135,7 +135,7 @@ impl CustomerNode {
         before: Option<String>,
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
-    ) -> Result<ActivityConnection> {
+    ) -> Result<Option<ActivityConnection>> {
         let query = crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
         let filter = query.filter.clone();
         let key = (self.0.id.clone(), query);
@@ -146,7 +146,7 @@ impl CustomerNode {
                 has_previous_page: false,
             }
         });
-        Ok(ActivityConnection::new(page, ActivityTotal::OfCustomer(self.0.id.clone(), filter)))
+        Ok(Some(ActivityConnection::new(page, ActivityTotal::OfCustomer(self.0.id.clone(), filter))))
     }
 }
 

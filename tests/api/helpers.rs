@@ -1,0 +1,223 @@
+//! `TestApp`: one server instance on its own database, and a client that talks to it the
+//! way any GraphQL client would.
+
+use std::net::SocketAddr;
+
+use crm::app::Application;
+use crm::auth::{Scope, TokenIssuer};
+use crm::config::{AuthConfig, DbConfig, ServeConfig};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+pub const ISSUER: &str = "crm-test";
+pub const AUDIENCE: &str = "crm-test-api";
+pub const ALL_SCOPES: &str =
+    "customers:read customers:write activities:read activities:write pii:read webhooks:manage clients:manage";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// A fresh tenant for this test.
+    pub org: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `data` at a dotted path (`createCustomer.customer.id`).
+    pub fn data(&self, path: &str) -> &Value {
+        let mut v = &self.body["data"];
+        for part in path.split('.') {
+            v = match part.parse::<usize>() {
+                Ok(i) => &v[i],
+                Err(_) => &v[part],
+            };
+        }
+        v
+    }
+
+    pub fn error_codes(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errs| {
+                errs.iter()
+                    .map(|e| e["extensions"]["code"].as_str().unwrap_or("<none>").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        self
+    }
+}
+
+async fn database_url(dir: &tempfile::TempDir) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("crm_t_{}", ulid::Ulid::new().to_string().to_lowercase());
+            let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+            admin.close().await.ok();
+            let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.path().join("crm.db").display()),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        crm::telemetry::init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServeConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            db: DbConfig {
+                url: database_url(&dir).await,
+                max_connections: 5,
+            },
+            auth: AuthConfig {
+                jwt_secret: Some(SECRET.to_owned()),
+                issuer: ISSUER.to_owned(),
+                audience: AUDIENCE.to_owned(),
+                leeway_secs: 0,
+            },
+            max_body_bytes: 256 * 1024,
+            max_query_depth: 12,
+            max_query_complexity: 50_000,
+            introspection: true,
+        };
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("server builds");
+        let addr = app.local_addr().expect("bound address");
+        tokio::spawn(app.run(std::future::pending()));
+        TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            org: format!("org_{}", ulid::Ulid::new()),
+            _dir: Some(dir),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A token for this test's org with the given scopes.
+    pub fn token(&self, scopes: &str) -> String {
+        self.token_for(&self.org, "user-1", scopes)
+    }
+
+    pub fn token_for(&self, org: &str, sub: &str, scopes: &str) -> String {
+        TokenIssuer::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE)
+            .mint(sub, org, scopes, chrono::Duration::minutes(10))
+            .expect("mint")
+    }
+
+    pub fn admin(&self) -> String {
+        self.token(ALL_SCOPES)
+    }
+
+    /// POSTs a GraphQL request as `token` (or anonymously).
+    pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .header("content-type", "application/json")
+            .header("accept", "application/graphql-response+json")
+            .body(json!({ "query": query, "variables": variables }).to_string());
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        reply(req.send().await.expect("request sent")).await
+    }
+
+    /// POSTs a GraphQL request with every scope in this test's org.
+    pub async fn gql(&self, query: &str, variables: Value) -> Reply {
+        self.gql_as(Some(&self.admin()), query, variables).await
+    }
+
+    /// Creates a customer and returns its id.
+    pub async fn customer(&self, input: Value) -> String {
+        let r = self
+            .gql(
+                "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { customer { id } userErrors { field message } } }",
+                json!({ "input": input }),
+            )
+            .await;
+        r.assert_ok();
+        assert_eq!(r.data("createCustomer.userErrors"), &json!([]), "{}", r.body);
+        r.data("createCustomer.customer.id").as_str().expect("id").to_owned()
+    }
+
+    /// Logs an activity and returns its id.
+    pub async fn activity(&self, input: Value) -> String {
+        let r = self
+            .gql(
+                "mutation($input: LogActivityInput!) { logActivity(input: $input) { activity { id } userErrors { field message } } }",
+                json!({ "input": input }),
+            )
+            .await;
+        r.assert_ok();
+        assert_eq!(r.data("logActivity.userErrors"), &json!([]), "{}", r.body);
+        r.data("logActivity.activity.id").as_str().expect("id").to_owned()
+    }
+
+    /// The server's count of SQL statements so far, read from `/metrics`.
+    pub async fn statements(&self) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .find_map(|l| l.strip_prefix("crm_db_statements_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("crm_db_statements_total in /metrics")
+    }
+}
+
+pub async fn reply(res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    assert_no_leak(&body);
+    Reply { status, headers, body }
+}
+
+/// No response may carry SQL, driver or panic text.
+#[track_caller]
+pub fn assert_no_leak(body: &Value) {
+    let text = body.to_string().to_lowercase();
+    for needle in ["select ", "insert into", "sqlx", "sqlite", "postgres", "panicked", "stack backtrace", "dberr"] {
+        assert!(!text.contains(needle), "response leaks internals ({needle}): {body}");
+    }
+}
+
+pub fn scopes(list: &[Scope]) -> String {
+    list.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+}

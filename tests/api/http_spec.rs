@@ -1,0 +1,246 @@
+//! GraphQL-over-HTTP conformance: content negotiation, status codes, GET rules, body
+//! limits, and bearer-token refusals.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestApp, reply};
+
+const Q: &str = r#"{"query":"{ __typename }"}"#;
+
+#[tokio::test]
+async fn negotiates_the_response_media_type() {
+    let app = TestApp::spawn().await;
+    let post = |accept: Option<&'static str>| {
+        let mut req = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(Q);
+        if let Some(accept) = accept {
+            req = req.header("accept", accept);
+        }
+        req.send()
+    };
+    for (accept, expected) in [
+        (Some("application/graphql-response+json"), "application/graphql-response+json"),
+        (Some("application/json"), "application/json"),
+        (Some("application/json, application/graphql-response+json"), "application/graphql-response+json"),
+        (Some("*/*"), "application/graphql-response+json"),
+        (None, "application/graphql-response+json"),
+    ] {
+        let res = post(accept).await.expect("sent");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], expected, "Accept: {accept:?}");
+        let r = reply(res).await;
+        assert_eq!(r.body, json!({"data": {"__typename": "Query"}}));
+    }
+    let res = post(Some("text/plain")).await.expect("sent");
+    assert_eq!(res.status(), StatusCode::NOT_ACCEPTABLE);
+}
+
+#[tokio::test]
+async fn request_errors_get_400_and_no_data_key_under_graphql_response_json() {
+    let app = TestApp::spawn().await;
+    for query in ["{ customers( }", "{ noSuchField }", "query($n: Int!) { __typename }"] {
+        let r = app.gql_as(None, query, json!({})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        assert!(r.body.get("data").is_none(), "{query}: {}", r.body);
+        let code = &r.error_codes()[0];
+        assert!(
+            code == "GRAPHQL_PARSE_FAILED" || code == "GRAPHQL_VALIDATION_FAILED",
+            "{query}: {}",
+            r.body
+        );
+    }
+    // The legacy format answers 200, still without `data`.
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(r#"{"query":"{ noSuchField }"}"#)
+        .send()
+        .await
+        .expect("sent");
+    let r = reply(res).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.get("data").is_none());
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_before_any_resolver_runs() {
+    let app = TestApp::spawn().await;
+    for body in ["not json", r#"{"query": 5}"#, r#"{"variables": {}}"#, r#"{"query":"{ __typename }","variables":[1]}"#] {
+        let res = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_get_415_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let mutation = r#"{"query":"mutation { createCustomer(input: {name: \"Sneaky\"}) { customer { id } } }"}"#;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"] {
+        let res = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", content_type)
+            .bearer_auth(app.admin())
+            .body(mutation)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+    }
+    let r = app.gql("{ customers { totalCount } }", json!({})).await;
+    assert_eq!(r.data("customers.totalCount"), 0);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let app = TestApp::spawn().await;
+    let big = format!(r#"{{"query":"{{ __typename }}","variables":{{"pad":"{}"}}}}"#, "x".repeat(300 * 1024));
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn get_runs_queries_but_refuses_mutations_with_405() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "query Who { viewer { org } }"), ("operationName", "Who")])
+        .bearer_auth(app.admin())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("sent");
+    let r = reply(res).await;
+    r.assert_ok();
+    assert_eq!(r.data("viewer.org"), &json!(app.org));
+
+    let res = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "mutation { createCustomer(input: {name: \"Via GET\"}) { customer { id } } }")])
+        .bearer_auth(app.admin())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.headers()["allow"], "POST");
+    let r = app.gql("{ customers { totalCount } }", json!({})).await;
+    assert_eq!(r.data("customers.totalCount"), 0, "the mutation must not have run");
+
+    let res = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ __typename }"), ("variables", "{not json")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn browsers_get_graphiql_wired_to_the_endpoint() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
+    let html = res.text().await.expect("html");
+    assert!(html.contains("graphiql"), "not GraphiQL");
+    assert!(html.contains(&format!("ws://{}/graphql", app.addr)), "no subscription endpoint");
+}
+
+#[tokio::test]
+async fn bad_tokens_get_401_with_a_bearer_challenge() {
+    let app = TestApp::spawn().await;
+    let expired = crm::auth::TokenIssuer::hs256(crate::helpers::SECRET.as_bytes(), crate::helpers::ISSUER, crate::helpers::AUDIENCE)
+        .mint("u", &app.org, "customers:read", chrono::Duration::seconds(-120))
+        .expect("mint");
+    let wrong_key = crm::auth::TokenIssuer::hs256(b"another-secret-another-secret-another", crate::helpers::ISSUER, crate::helpers::AUDIENCE)
+        .mint("u", &app.org, "customers:read", chrono::Duration::minutes(5))
+        .expect("mint");
+    let wrong_audience = crm::auth::TokenIssuer::hs256(crate::helpers::SECRET.as_bytes(), crate::helpers::ISSUER, "someone-else")
+        .mint("u", &app.org, "customers:read", chrono::Duration::minutes(5))
+        .expect("mint");
+    for (what, header) in [
+        ("expired", format!("Bearer {expired}")),
+        ("wrong key", format!("Bearer {wrong_key}")),
+        ("wrong audience", format!("Bearer {wrong_audience}")),
+        ("garbage", "Bearer not.a.jwt".to_owned()),
+        ("basic scheme", "Basic dXNlcjpwYXNz".to_owned()),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .header("authorization", header)
+            .body(r#"{"query":"{ customers { totalCount } }"}"#)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap_or_default().to_owned();
+        assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{what}: {challenge}");
+        let r = reply(res).await;
+        assert_eq!(r.error_codes(), ["UNAUTHENTICATED"], "{what}");
+    }
+}
+
+#[tokio::test]
+async fn anonymous_callers_see_only_typename_and_introspection() {
+    let app = TestApp::spawn().await;
+    let r = app.gql_as(None, "{ __typename __schema { queryType { name } } }", json!({})).await;
+    r.assert_ok();
+    let r = app.gql_as(None, "{ customers { totalCount } }", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.error_codes(), ["UNAUTHENTICATED"]);
+    let r = app.gql_as(None, "mutation { createCustomer(input: {name: \"X\"}) { customer { id } } }", json!({})).await;
+    assert_eq!(r.error_codes(), ["UNAUTHENTICATED"]);
+    assert_eq!(r.data("createCustomer"), &serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = TestApp::spawn().await;
+    for path in ["/healthz", "/readyz"] {
+        let res = app.client.get(app.url(path)).send().await.expect("sent");
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    assert!(app.statements().await > 0);
+}
+
+#[tokio::test]
+async fn hostile_queries_are_refused_by_depth_and_complexity_limits() {
+    let app = TestApp::spawn().await;
+    let deep = "{ customers { nodes { activities { nodes { customer { activities { nodes { customer { activities { nodes { customer { name } } } } } } } } } } } }";
+    let r = app.gql(deep, json!({})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let wide = "{ customers(first: 100) { nodes { activities(first: 100) { nodes { customer { activities(first: 100) { nodes { id } } } } } } } }";
+    let r = app.gql(wide, json!({})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}

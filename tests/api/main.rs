@@ -1,0 +1,13 @@
+//! Integration tests over real HTTP against a server started on a free port. Each test gets
+//! its own database: a fresh SQLite file, or a fresh PostgreSQL database when
+//! `TEST_DATABASE_URL` is set.
+
+mod activities;
+mod batching;
+mod customers;
+mod filters;
+mod helpers;
+mod http_spec;
+mod pagination;
+mod schema;
+mod tenancy;

@@ -1,0 +1,161 @@
+//! Keyset pagination: every ordering, both directions, cursors that survive inserts, and
+//! arguments that are refused.
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+/// Walks a connection to the end with `first`/`after` (or `last`/`before` when backward),
+/// returning the ids in the order the connection defines.
+async fn walk(app: &TestApp, field: &str, args: &str, page: usize, backward: bool) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let (size, cur) = if backward { ("last", "before") } else { ("first", "after") };
+        let query = format!(
+            "query($c: String) {{ list: {field}({size}: {page}, {cur}: $c{args}) {{ edges {{ cursor node {{ id }} }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
+        );
+        let r = app.gql(&query, json!({"c": cursor})).await;
+        r.assert_ok();
+        let edges = r.data("list.edges").as_array().expect("edges").clone();
+        let mut got: Vec<String> = edges.iter().map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned()).collect();
+        assert!(got.len() <= page);
+        let info = r.data("list.pageInfo").clone();
+        if backward {
+            got.extend(ids);
+            ids = got;
+            if info["hasPreviousPage"] == false {
+                return ids;
+            }
+            cursor = info["startCursor"].as_str().map(str::to_owned);
+        } else {
+            ids.extend(got);
+            if info["hasNextPage"] == false {
+                return ids;
+            }
+            cursor = info["endCursor"].as_str().map(str::to_owned);
+        }
+    }
+    panic!("pagination did not end");
+}
+
+async fn seed(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+    // Names collide on purpose: ties must be broken by id, never skipped or repeated.
+    let names = ["delta", "alpha", "charlie", "alpha", "echo", "bravo", "delta", "foxtrot", "golf", "alpha", "hotel"];
+    let mut rows = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let id = app.customer(json!({"name": name})).await;
+        let last = if i % 3 == 0 {
+            None
+        } else {
+            let at = format!("2026-0{}-01T00:00:00Z", 1 + (i % 4));
+            app.activity(json!({"customerId": id, "kind": "NOTE", "subject": "x", "occurredAt": at})).await;
+            Some(at)
+        };
+        rows.push((id, (*name).to_owned(), last));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn every_ordering_pages_forward_and_backward_without_gaps_or_repeats() {
+    let app = TestApp::spawn().await;
+    let rows = seed(&app).await;
+
+    let mut by_name = rows.clone();
+    by_name.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    let expect_name: Vec<String> = by_name.iter().map(|r| r.0.clone()).collect();
+
+    let mut by_last = rows.clone();
+    // NULLs last; ties by id.
+    by_last.sort_by(|a, b| (a.2.is_none(), &a.2, &a.0).cmp(&(b.2.is_none(), &b.2, &b.0)));
+    let expect_last: Vec<String> = by_last.iter().map(|r| r.0.clone()).collect();
+    let mut by_last_desc = rows.clone();
+    by_last_desc.sort_by(|a, b| (a.2.is_none(), &b.2, &b.0).cmp(&(b.2.is_none(), &a.2, &a.0)));
+    let expect_last_desc: Vec<String> = by_last_desc.iter().map(|r| r.0.clone()).collect();
+
+    let created: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut created_desc = created.clone();
+    created_desc.reverse();
+
+    for (args, expected) in [
+        ("", &created),
+        (", orderBy: {field: CREATED_AT, direction: DESC}", &created_desc),
+        (", orderBy: {field: NAME}", &expect_name),
+        (", orderBy: {field: LAST_ACTIVITY_AT}", &expect_last),
+        (", orderBy: {field: LAST_ACTIVITY_AT, direction: DESC}", &expect_last_desc),
+    ] {
+        for page in [1, 3, 4, 20] {
+            assert_eq!(&walk(&app, "customers", args, page, false).await, expected, "forward {args} page {page}");
+            assert_eq!(&walk(&app, "customers", args, page, true).await, expected, "backward {args} page {page}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn activities_page_newest_first_by_default() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer(json!({"name": "Timeline"})).await;
+    let mut ids = Vec::new();
+    for day in 1..=9 {
+        ids.push(app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": format!("day {day}"), "occurredAt": format!("2026-05-0{day}T00:00:00Z")})).await);
+    }
+    ids.reverse();
+    assert_eq!(walk(&app, "activities", "", 2, false).await, ids);
+    assert_eq!(walk(&app, "activities", "", 4, true).await, ids);
+    let mut oldest_first = ids.clone();
+    oldest_first.reverse();
+    assert_eq!(walk(&app, "activities", ", orderBy: {field: OCCURRED_AT, direction: ASC}", 5, false).await, oldest_first);
+}
+
+#[tokio::test]
+async fn a_cursor_survives_inserts_before_it() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(app.customer(json!({"name": format!("c{i}")})).await);
+    }
+    let r = app.gql("{ customers(first: 2) { pageInfo { endCursor } } }", json!({})).await;
+    let cursor = r.data("customers.pageInfo.endCursor").clone();
+    // A row sorting before the cursor appears between two requests: the next page is unchanged.
+    app.customer(json!({"name": "newcomer"})).await;
+    let r = app
+        .gql("query($c: String) { customers(first: 2, after: $c, orderBy: {field: CREATED_AT}) { nodes { id } } }", json!({"c": cursor}))
+        .await;
+    assert_eq!(r.data("customers.nodes"), &json!([{"id": ids[2]}, {"id": ids[3]}]));
+}
+
+#[tokio::test]
+async fn bad_page_arguments_are_refused_with_bad_user_input() {
+    let app = TestApp::spawn().await;
+    app.customer(json!({"name": "one"})).await;
+    let r = app.gql("{ customers(first: 1, orderBy: {field: NAME}) { pageInfo { endCursor } } }", json!({})).await;
+    let name_cursor = r.data("customers.pageInfo.endCursor").clone();
+    for (args, cursor) in [
+        ("first: -1", json!(null)),
+        ("first: 101", json!(null)),
+        ("first: 1, last: 1", json!(null)),
+        ("after: \"garbage!!\"", json!(null)),
+        ("before: $c", json!("eyJvIjoxfQ")),
+        ("after: $c", name_cursor.clone()),
+    ] {
+        let vars = if args.contains("$c") { "($c: String)" } else { "" };
+        let query = format!("query{vars} {{ customers({args}) {{ nodes {{ id }} }} other: customers(first: 0) {{ totalCount }} }}");
+        let r = app.gql(&query, json!({"c": cursor})).await;
+        assert_eq!(r.error_codes(), ["BAD_USER_INPUT"], "{args}: {}", r.body);
+        assert_eq!(r.data("customers"), &Value::Null, "{}", r.body);
+        assert_eq!(r.data("other.totalCount"), 1, "siblings still resolve");
+    }
+}
+
+#[tokio::test]
+async fn total_count_counts_all_pages() {
+    let app = TestApp::spawn().await;
+    for i in 0..7 {
+        app.customer(json!({"name": format!("n{i}")})).await;
+    }
+    let r = app.gql("{ customers(first: 2) { totalCount nodes { id } pageInfo { hasNextPage hasPreviousPage } } }", json!({})).await;
+    assert_eq!(r.data("customers.totalCount"), 7);
+    assert_eq!(r.data("customers.nodes").as_array().map(Vec::len), Some(2));
+    assert_eq!(r.data("customers.pageInfo"), &json!({"hasNextPage": true, "hasPreviousPage": false}));
+}
