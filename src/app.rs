@@ -9,11 +9,11 @@ use tokio::net::TcpListener;
 
 use crate::auth::{Scope, TokenIssuer, TokenVerifier, dev};
 use crate::config::{AuthConfig, DbConfig, ServeConfig};
+use crate::db;
 use crate::domain::Store;
 use crate::graphql::{Limits, build_schema};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::db;
 
 pub struct Application {
     listener: TcpListener,
@@ -41,10 +41,20 @@ impl Application {
         db::migrate(&conn).await?;
 
         let (secret, dev_mode) = resolve_secret(&config.auth, &config.db)?;
-        let verifier = TokenVerifier::hs256(&secret, &config.auth.issuer, &config.auth.audience, config.auth.leeway_secs);
+        let verifier = TokenVerifier::hs256(
+            &secret,
+            &config.auth.issuer,
+            &config.auth.audience,
+            config.auth.leeway_secs,
+        );
         let dev_token = if dev_mode {
             let issuer = TokenIssuer::hs256(&secret, &config.auth.issuer, &config.auth.audience);
-            Some(issuer.mint(DEV_SUBJECT, DEV_ORG, &Scope::all_joined(), chrono::Duration::days(30))?)
+            Some(issuer.mint(
+                DEV_SUBJECT,
+                DEV_ORG,
+                &Scope::all_joined(),
+                chrono::Duration::days(30),
+            )?)
         } else {
             None
         };
@@ -78,7 +88,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

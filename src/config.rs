@@ -39,7 +39,11 @@ pub struct ServeConfig {
 #[derive(Args, Clone, Debug)]
 pub struct DbConfig {
     /// Database URL: `sqlite://crm.db?mode=rwc` (the default) or `postgres://user@host/db`.
-    #[arg(long = "database-url", env = "DATABASE_URL", default_value = "sqlite://crm.db?mode=rwc")]
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "sqlite://crm.db?mode=rwc"
+    )]
     pub url: String,
 
     /// Largest number of pooled database connections.
@@ -70,7 +74,10 @@ pub struct AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway_secs", &self.leeway_secs)
@@ -130,7 +137,10 @@ impl ServeConfig {
 
 impl DbConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.is_sqlite() || self.url.starts_with("postgres:") || self.url.starts_with("postgresql:") {
+        if self.is_sqlite()
+            || self.url.starts_with("postgres:")
+            || self.url.starts_with("postgresql:")
+        {
             Ok(())
         } else {
             Err(ConfigError::UnknownDatabase)

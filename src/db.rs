@@ -9,7 +9,10 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 use crate::config::DbConfig;
 use crate::metrics::Metrics;
 
-pub async fn connect(config: &DbConfig, metrics: Option<&Metrics>) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(
+    config: &DbConfig,
+    metrics: Option<&Metrics>,
+) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
         .max_connections(config.max_connections)

@@ -110,7 +110,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let conn = crm::db::connect(&args.db, None).await?;
             crm::db::migrate(&conn).await?;
             let store = crm::domain::Store::new(conn);
-            let done = crm::domain::seed::seed(&store, &args.org, args.customers, args.activities_per_customer).await?;
+            let done = crm::domain::seed::seed(
+                &store,
+                &args.org,
+                args.customers,
+                args.activities_per_customer,
+            )
+            .await?;
             println!(
                 "seeded org {}: {} users, {} customers, {} activities",
                 args.org, done.users, done.customers, done.activities

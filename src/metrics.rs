@@ -31,7 +31,11 @@ impl Metrics {
             db_statements.clone(),
         );
         let http_requests = Family::<StatusLabel, Counter>::default();
-        registry.register("http_requests", "HTTP requests answered, by status", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by status",
+            http_requests.clone(),
+        );
         let graphql_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "graphql_request_duration_seconds",

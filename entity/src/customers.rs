@@ -16,6 +16,7 @@ pub struct Model {
     /// A JSON array of strings, kept as text so that both backends can match a tag with LIKE.
     #[sea_orm(column_type = "Text")]
     pub tags: String,
+    #[sea_orm(column_type = "JsonBinary")]
     pub custom_fields: Json,
     pub version: i32,
     /// Denormalised from activities so that customers can be ordered by it with an index.

@@ -16,6 +16,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub changed_fields: String,
     /// The entity after the change, as the domain serialises it.
+    #[sea_orm(column_type = "JsonBinary")]
     pub snapshot: Json,
     pub actor: Option<String>,
     pub created_at: DateTimeUtc,

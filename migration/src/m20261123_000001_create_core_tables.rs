@@ -184,7 +184,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(Customers::LifecycleStage, 16))
                     .col(id_ref_null(Customers::OwnerId))
                     .col(text(Customers::Tags))
-                    .col(json(Customers::CustomFields))
+                    .col(json_binary(Customers::CustomFields))
                     .col(integer(Customers::Version))
                     .col(timestamp_with_time_zone_null(Customers::LastActivityAt))
                     .col(timestamp_with_time_zone(Customers::CreatedAt))
@@ -200,8 +200,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, cols) in [
-            ("ix_customers_org_created", &["org_id", "created_at", "id"][..]),
-            ("ix_customers_org_updated", &["org_id", "updated_at", "id"][..]),
+            (
+                "ix_customers_org_created",
+                &["org_id", "created_at", "id"][..],
+            ),
+            (
+                "ix_customers_org_updated",
+                &["org_id", "updated_at", "id"][..],
+            ),
             ("ix_customers_org_name", &["org_id", "name", "id"][..]),
             (
                 "ix_customers_org_last_activity",
@@ -228,10 +234,7 @@ impl MigrationTrait for Migration {
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_customer_external_ids_customer")
-                            .from(
-                                CustomerExternalIds::Table,
-                                CustomerExternalIds::CustomerId,
-                            )
+                            .from(CustomerExternalIds::Table, CustomerExternalIds::CustomerId)
                             .to(Customers::Table, Customers::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
@@ -378,14 +381,18 @@ impl MigrationTrait for Migration {
                     .col(id_ref(Events::EntityId))
                     .col(string_len(Events::Op, 16))
                     .col(text(Events::ChangedFields))
-                    .col(json(Events::Snapshot))
+                    .col(json_binary(Events::Snapshot))
                     .col(string_len_null(Events::Actor, 255))
                     .col(timestamp_with_time_zone(Events::CreatedAt))
                     .to_owned(),
             )
             .await?;
         manager
-            .create_index(index("ix_events_org_seq", Events::Table, &["org_id", "seq"]))
+            .create_index(index(
+                "ix_events_org_seq",
+                Events::Table,
+                &["org_id", "seq"],
+            ))
             .await?;
         manager
             .create_index(index(

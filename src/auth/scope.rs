@@ -53,6 +53,9 @@ impl FromStr for Scope {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or(())
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or(())
     }
 }

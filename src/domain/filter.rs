@@ -74,7 +74,13 @@ fn check_in<T>(values: &[T]) -> Result<()> {
 }
 
 fn null_check(col: SimpleExpr, is_null: Option<bool>) -> Option<SimpleExpr> {
-    is_null.map(|yes| if yes { col.is_null() } else { col.is_not_null() })
+    is_null.map(|yes| {
+        if yes {
+            col.is_null()
+        } else {
+            col.is_not_null()
+        }
+    })
 }
 
 impl TextOps {
@@ -148,21 +154,33 @@ impl EqOps {
 }
 
 /// Adds `ops` on `column` to `cond` when the filter names that field.
-pub fn add_text<C: ColumnTrait>(cond: Condition, ops: &Option<TextOps>, column: C) -> Result<Condition> {
+pub fn add_text<C: ColumnTrait>(
+    cond: Condition,
+    ops: &Option<TextOps>,
+    column: C,
+) -> Result<Condition> {
     Ok(match ops {
         Some(ops) => cond.add(ops.condition(column)?),
         None => cond,
     })
 }
 
-pub fn add_time<C: ColumnTrait>(cond: Condition, ops: &Option<TimeOps>, column: C) -> Result<Condition> {
+pub fn add_time<C: ColumnTrait>(
+    cond: Condition,
+    ops: &Option<TimeOps>,
+    column: C,
+) -> Result<Condition> {
     Ok(match ops {
         Some(ops) => cond.add(ops.condition(column)?),
         None => cond,
     })
 }
 
-pub fn add_eq<C: ColumnTrait>(cond: Condition, ops: &Option<EqOps>, column: C) -> Result<Condition> {
+pub fn add_eq<C: ColumnTrait>(
+    cond: Condition,
+    ops: &Option<EqOps>,
+    column: C,
+) -> Result<Condition> {
     Ok(match ops {
         Some(ops) => cond.add(ops.condition(column)?),
         None => cond,

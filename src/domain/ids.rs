@@ -48,7 +48,9 @@ static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 
 pub fn new_id(kind: IdKind) -> String {
     let ulid = {
-        let mut guard = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = GENERATOR
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let generator = guard.get_or_insert_with(Generator::new);
         // Overflow needs 2^80 ids in one millisecond; fall back to a fresh random one.
         generator.generate().unwrap_or_else(|_| ulid::Ulid::new())

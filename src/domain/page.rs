@@ -132,7 +132,10 @@ impl PageArgs {
             }
             (Some(n), None) => (false, limit(n, "first")?),
             (None, Some(n)) => (true, limit(n, "last")?),
-            (None, None) => (self.before.is_some() && self.after.is_none(), DEFAULT_PAGE_SIZE),
+            (None, None) => (
+                self.before.is_some() && self.after.is_none(),
+                DEFAULT_PAGE_SIZE,
+            ),
         };
         let cursor = |raw: &Option<String>, arg: &str| -> Result<Option<Cursor>> {
             let Some(raw) = raw else { return Ok(None) };

@@ -29,7 +29,12 @@ pub struct Seeded {
 const CHUNK: usize = 200;
 const OWNERS: usize = 5;
 
-pub async fn seed(store: &Store, org: &str, customer_count: usize, activities_per_customer: usize) -> Result<Seeded> {
+pub async fn seed(
+    store: &Store,
+    org: &str,
+    customer_count: usize,
+    activities_per_customer: usize,
+) -> Result<Seeded> {
     let mut rng = rand::rng();
     let at = now();
     let txn = store.db.begin().await?;
@@ -41,7 +46,10 @@ pub async fn seed(store: &Store, org: &str, customer_count: usize, activities_pe
                 id: Set(new_id(IdKind::User)),
                 org_id: Set(org.to_owned()),
                 subject: Set(format!("seed-user-{}-{i}", ulid::Ulid::new())),
-                email: Set(Some(format!("{}@example.com", name.to_lowercase().replace(' ', ".")))),
+                email: Set(Some(format!(
+                    "{}@example.com",
+                    name.to_lowercase().replace(' ', ".")
+                ))),
                 name: Set(Some(name)),
                 created_at: Set(at),
             }
@@ -79,7 +87,9 @@ pub async fn seed(store: &Store, org: &str, customer_count: usize, activities_pe
         for _ in 0..activities_per_customer {
             let occurred = created + Duration::minutes(rng.random_range(0..60 * 24 * 30));
             last_activity = last_activity.max(Some(occurred));
-            let kind = *ActivityKind::ALL.choose(&mut rng).unwrap_or(&ActivityKind::Note);
+            let kind = *ActivityKind::ALL
+                .choose(&mut rng)
+                .unwrap_or(&ActivityKind::Note);
             let activity = Activity {
                 id: new_id(IdKind::Activity),
                 org_id: org.to_owned(),
@@ -98,7 +108,13 @@ pub async fn seed(store: &Store, org: &str, customer_count: usize, activities_pe
                 updated_at: at,
                 deleted_at: None,
             };
-            pending_events.push(event_row(org, "activity", &activity.id, serde_json::to_value(&activity)?, at));
+            pending_events.push(event_row(
+                org,
+                "activity",
+                &activity.id,
+                serde_json::to_value(&activity)?,
+                at,
+            ));
             pending_activities.push(activity_row(activity));
         }
         let customer = Customer {
@@ -118,18 +134,30 @@ pub async fn seed(store: &Store, org: &str, customer_count: usize, activities_pe
             deleted_at: None,
             name,
         };
-        pending_events.push(event_row(org, "customer", &customer.id, serde_json::to_value(&customer)?, at));
+        pending_events.push(event_row(
+            org,
+            "customer",
+            &customer.id,
+            serde_json::to_value(&customer)?,
+            at,
+        ));
         pending_customers.push(customer_row(customer)?);
         written.customers += 1;
         written.activities += activities_per_customer;
 
         if pending_customers.len() >= CHUNK || i + 1 == customer_count {
-            customers::Entity::insert_many(std::mem::take(&mut pending_customers)).exec(&txn).await?;
+            customers::Entity::insert_many(std::mem::take(&mut pending_customers))
+                .exec(&txn)
+                .await?;
             for chunk in std::mem::take(&mut pending_activities).chunks(CHUNK * 2) {
-                activities::Entity::insert_many(chunk.to_vec()).exec(&txn).await?;
+                activities::Entity::insert_many(chunk.to_vec())
+                    .exec(&txn)
+                    .await?;
             }
             for chunk in std::mem::take(&mut pending_events).chunks(CHUNK * 2) {
-                events::Entity::insert_many(chunk.to_vec()).exec(&txn).await?;
+                events::Entity::insert_many(chunk.to_vec())
+                    .exec(&txn)
+                    .await?;
             }
         }
     }
@@ -178,7 +206,13 @@ fn activity_row(a: Activity) -> activities::ActiveModel {
     }
 }
 
-fn event_row(org: &str, entity: &str, id: &str, snapshot: serde_json::Value, at: chrono::DateTime<chrono::Utc>) -> events::ActiveModel {
+fn event_row(
+    org: &str,
+    entity: &str,
+    id: &str,
+    snapshot: serde_json::Value,
+    at: chrono::DateTime<chrono::Utc>,
+) -> events::ActiveModel {
     events::ActiveModel {
         org_id: Set(org.to_owned()),
         entity: Set(entity.to_owned()),

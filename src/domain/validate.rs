@@ -21,7 +21,10 @@ pub fn text(field: &str, raw: &str, max: usize) -> Parsed<String> {
             format!("must be at most {max} characters"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(violation(
             field,
             ViolationCode::Invalid,
@@ -35,7 +38,11 @@ pub fn text(field: &str, raw: &str, max: usize) -> Parsed<String> {
 pub fn required_text(field: &str, raw: &str, max: usize) -> Parsed<String> {
     let value = text(field, raw, max)?;
     if value.is_empty() {
-        return Err(violation(field, ViolationCode::Required, "must not be empty"));
+        return Err(violation(
+            field,
+            ViolationCode::Required,
+            "must not be empty",
+        ));
     }
     Ok(value)
 }
@@ -66,9 +73,13 @@ pub fn email(field: &str, raw: Option<&str>) -> Parsed<Option<String>> {
     let Some(value) = optional_text(field, raw, 320)? else {
         return Ok(None);
     };
-    let parsed: email_address::EmailAddress = value
-        .parse()
-        .map_err(|_| violation(field, ViolationCode::InvalidEmail, "is not a valid email address"))?;
+    let parsed: email_address::EmailAddress = value.parse().map_err(|_| {
+        violation(
+            field,
+            ViolationCode::InvalidEmail,
+            "is not a valid email address",
+        )
+    })?;
     // The domain part is case-insensitive; the local part is kept as given.
     let (local, domain) = (parsed.local_part(), parsed.domain());
     if !domain.contains('.') {
@@ -87,13 +98,21 @@ pub fn phone(field: &str, raw: Option<&str>) -> Parsed<Option<String>> {
     let Some(value) = optional_text(field, raw, 40)? else {
         return Ok(None);
     };
-    let invalid = || violation(field, ViolationCode::InvalidPhone, "is not a valid phone number");
+    let invalid = || {
+        violation(
+            field,
+            ViolationCode::InvalidPhone,
+            "is not a valid phone number",
+        )
+    };
     if value.starts_with('+') {
         let number = phonenumber::parse(None, &value).map_err(|_| invalid())?;
         if !phonenumber::is_valid(&number) {
             return Err(invalid());
         }
-        return Ok(Some(number.format().mode(phonenumber::Mode::E164).to_string()));
+        return Ok(Some(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ));
     }
     let digits = value.chars().filter(char::is_ascii_digit).count();
     let allowed = value
@@ -134,9 +153,15 @@ pub const MAX_CUSTOM_FIELDS_BYTES: usize = 16 * 1024;
 /// A JSON object of at most 16 KiB.
 pub fn custom_fields(field: &str, raw: serde_json::Value) -> Parsed<serde_json::Value> {
     if !raw.is_object() {
-        return Err(violation(field, ViolationCode::Invalid, "must be a JSON object"));
+        return Err(violation(
+            field,
+            ViolationCode::Invalid,
+            "must be a JSON object",
+        ));
     }
-    let size = serde_json::to_vec(&raw).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&raw)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_CUSTOM_FIELDS_BYTES {
         return Err(violation(
             field,

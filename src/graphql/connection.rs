@@ -93,8 +93,13 @@ macro_rules! connection {
             }
 
             /// How many rows match the filter, across all pages.
-            async fn total_count(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<i32> {
-                Ok($crate::graphql::connection::count_to_int(self.total.resolve(ctx).await?))
+            async fn total_count(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+            ) -> async_graphql::Result<i32> {
+                Ok($crate::graphql::connection::count_to_int(
+                    self.total.resolve(ctx).await?,
+                ))
             }
         }
     };

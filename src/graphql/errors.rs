@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest,
+};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Name, PathSegment, Response, ServerError, ServerResult, Value, Variables};
 
@@ -61,7 +63,8 @@ impl Extension for ErrorMappingExtension {
             classify(err);
         }
         if !is_request_error(&response) {
-            let paths: Vec<Vec<PathSegment>> = response.errors.iter().map(|e| e.path.clone()).collect();
+            let paths: Vec<Vec<PathSegment>> =
+                response.errors.iter().map(|e| e.path.clone()).collect();
             for path in paths {
                 null_at(&mut response.data, &path);
             }
@@ -71,7 +74,9 @@ impl Extension for ErrorMappingExtension {
 }
 
 fn has_code(err: &ServerError) -> bool {
-    err.extensions.as_ref().is_some_and(|e| e.get("code").is_some())
+    err.extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some())
 }
 
 fn set_code(err: &mut ServerError, code: &str) {

@@ -72,7 +72,11 @@ impl From<IdFilter> for EqOps {
 }
 
 /// Equality operators on an enumeration, generic over its GraphQL enum.
-pub fn enum_ops<E: Copy>(eq: Option<E>, in_: Option<Vec<E>>, name: impl Fn(E) -> &'static str) -> EqOps {
+pub fn enum_ops<E: Copy>(
+    eq: Option<E>,
+    in_: Option<Vec<E>>,
+    name: impl Fn(E) -> &'static str,
+) -> EqOps {
     EqOps {
         eq: eq.map(&name).map(str::to_owned),
         in_: in_.map(|vs| vs.into_iter().map(|v| name(v).to_owned()).collect()),

@@ -145,11 +145,19 @@ impl Loader<(String, ActivityQuery)> for ActivityPages {
     type Value = Slice<Activity>;
     type Error = Arc<domain::Error>;
 
-    async fn load(&self, keys: &[(String, ActivityQuery)]) -> LoadResult<(String, ActivityQuery), Slice<Activity>> {
+    async fn load(
+        &self,
+        keys: &[(String, ActivityQuery)],
+    ) -> LoadResult<(String, ActivityQuery), Slice<Activity>> {
         let mut out = HashMap::with_capacity(keys.len());
         for (query, ids) in by_args(keys) {
-            let pages = activities::list_for_customers(&self.0.store, &self.0.org, &ids, &query).await?;
-            out.extend(pages.into_iter().map(|(id, page)| ((id, query.clone()), page)));
+            let pages =
+                activities::list_for_customers(&self.0.store, &self.0.org, &ids, &query).await?;
+            out.extend(
+                pages
+                    .into_iter()
+                    .map(|(id, page)| ((id, query.clone()), page)),
+            );
         }
         Ok(out)
     }
@@ -159,17 +167,18 @@ impl Loader<(String, ActivityFilter)> for ActivityCounts {
     type Value = u64;
     type Error = Arc<domain::Error>;
 
-    async fn load(&self, keys: &[(String, ActivityFilter)]) -> LoadResult<(String, ActivityFilter), u64> {
+    async fn load(
+        &self,
+        keys: &[(String, ActivityFilter)],
+    ) -> LoadResult<(String, ActivityFilter), u64> {
         let mut out = HashMap::with_capacity(keys.len());
         for (filter, ids) in by_args(keys) {
-            let counts = activities::count_for_customers(&self.0.store, &self.0.org, &ids, &filter).await?;
-            out.extend(
-                ids.into_iter()
-                    .map(|id| {
-                        let n = counts.get(&id).copied().unwrap_or(0);
-                        ((id, filter.clone()), n)
-                    }),
-            );
+            let counts =
+                activities::count_for_customers(&self.0.store, &self.0.org, &ids, &filter).await?;
+            out.extend(ids.into_iter().map(|id| {
+                let n = counts.get(&id).copied().unwrap_or(0);
+                ((id, filter.clone()), n)
+            }));
         }
         Ok(out)
     }

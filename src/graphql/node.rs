@@ -36,13 +36,25 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
     Ok(match IdKind::of(id) {
         Some(IdKind::Customer) => {
             need(Scope::CustomersRead)?;
-            loaders.customers.load_one(id.to_owned()).await?.map(|c| Node::Customer(CustomerNode(c)))
+            loaders
+                .customers
+                .load_one(id.to_owned())
+                .await?
+                .map(|c| Node::Customer(CustomerNode(c)))
         }
         Some(IdKind::Activity) => {
             need(Scope::ActivitiesRead)?;
-            loaders.activities.load_one(id.to_owned()).await?.map(|a| Node::Activity(ActivityNode(a)))
+            loaders
+                .activities
+                .load_one(id.to_owned())
+                .await?
+                .map(|a| Node::Activity(ActivityNode(a)))
         }
-        Some(IdKind::User) => loaders.users.load_one(id.to_owned()).await?.map(|u| Node::User(UserNode(u))),
+        Some(IdKind::User) => loaders
+            .users
+            .load_one(id.to_owned())
+            .await?
+            .map(|u| Node::User(UserNode(u))),
         Some(IdKind::ExternalId | IdKind::SocialProfile) | None => None,
     })
 }
@@ -57,7 +69,9 @@ impl NodeQuery {
     /// Objects by id, in the order asked; null where there is none. At most 100 ids.
     async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Option<Vec<Option<Node>>>> {
         if ids.len() > 100 {
-            return Err(crate::domain::Error::BadArgument("`nodes` takes at most 100 ids".into()).into());
+            return Err(
+                crate::domain::Error::BadArgument("`nodes` takes at most 100 ids".into()).into(),
+            );
         }
         let loads = ids.iter().map(|id| load(ctx, id));
         futures_util::future::try_join_all(loads).await.map(Some)

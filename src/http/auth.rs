@@ -1,24 +1,31 @@
 //! The bearer token of a request: absent (anonymous), valid (a Principal), or refused with
 //! 401 and `WWW-Authenticate` as RFC 6750 §3 asks.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
 
-use super::graphql::error_body;
+use super::error::HttpError;
 use crate::auth::{Principal, TokenVerifier};
 use crate::graphql::codes;
 
-pub fn principal(headers: &HeaderMap, verifier: &TokenVerifier) -> Result<Option<Principal>, Response> {
+pub fn principal(
+    headers: &HeaderMap,
+    verifier: &TokenVerifier,
+) -> Result<Option<Principal>, HttpError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Err(unauthorized("the Authorization header must be `Bearer <token>`"));
+        return Err(unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        ));
     };
     verifier
         .verify(token)
@@ -26,19 +33,6 @@ pub fn principal(headers: &HeaderMap, verifier: &TokenVerifier) -> Result<Option
         .map_err(|err| unauthorized(&err.to_string()))
 }
 
-fn unauthorized(message: &str) -> Response {
-    let challenge = format!(
-        "Bearer error=\"invalid_token\", error_description=\"{}\"",
-        message.replace('"', "'")
-    );
-    let mut res = (
-        StatusCode::UNAUTHORIZED,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        error_body(message, codes::UNAUTHENTICATED),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-    }
-    res
+fn unauthorized(message: &str) -> HttpError {
+    HttpError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED, message)
 }

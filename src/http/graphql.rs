@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::negotiate::{JSON, ResponseFormat, is_json_body, response_format, wants_html};
+use super::error::HttpError;
+use super::negotiate::{ResponseFormat, is_json_body, response_format, wants_html};
 use super::{AppState, auth, playground};
 use crate::graphql::{Loaders, RequestAuth, is_request_error};
 
@@ -29,56 +30,41 @@ struct RawRequest {
     extensions: Option<serde_json::Value>,
 }
 
-/// A GraphQL-shaped error body for failures outside execution.
-pub fn error_body(message: &str, code: &str) -> String {
-    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }).to_string()
-}
-
-fn fail(status: StatusCode, message: &str, code: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
-        error_body(message, code),
-    )
-        .into_response()
-}
-
-fn bad_request(message: &str) -> Response {
-    fail(StatusCode::BAD_REQUEST, message, "BAD_REQUEST")
-}
-
-fn not_acceptable() -> Response {
-    fail(
+fn not_acceptable() -> HttpError {
+    HttpError::new(
         StatusCode::NOT_ACCEPTABLE,
-        "this endpoint answers application/graphql-response+json or application/json",
         "NOT_ACCEPTABLE",
+        "this endpoint answers application/graphql-response+json or application/json",
     )
 }
 
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let Some(format) = response_format(&headers) else {
-        return not_acceptable();
-    };
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, HttpError> {
+    let format = response_format(&headers).ok_or_else(not_acceptable)?;
     if !is_json_body(&headers) {
-        return fail(
+        return Err(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the request body must be application/json",
             "UNSUPPORTED_MEDIA_TYPE",
-        );
+            "the request body must be application/json",
+        ));
     }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return fail(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large", "PAYLOAD_TOO_LARGE");
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            HttpError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "the request body is too large",
+            )
+        } else {
+            HttpError::bad_request("the request body could not be read")
         }
-        Err(_) => return bad_request("the request body could not be read"),
-    };
-    let raw: RawRequest = match serde_json::from_slice(&body) {
-        Ok(raw) => raw,
-        Err(_) => {
-            return bad_request("the body must be a JSON object with a `query` string");
-        }
-    };
+    })?;
+    let raw: RawRequest = serde_json::from_slice(&body).map_err(|_| {
+        HttpError::bad_request("the body must be a JSON object with a `query` string")
+    })?;
     execute(state, &headers, format, raw, false).await
 }
 
@@ -91,39 +77,36 @@ struct GetParams {
     extensions: Option<String>,
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw_query): RawQuery) -> Response {
-    let params: GetParams = match serde_urlencoded_params(raw_query.as_deref().unwrap_or_default()) {
-        Some(params) => params,
-        None => return bad_request("the query string is malformed"),
-    };
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Response, HttpError> {
+    let params = query_params(raw_query.as_deref().unwrap_or_default())
+        .ok_or_else(|| HttpError::bad_request("the query string is malformed"))?;
     if params.query.is_none() && wants_html(&headers) {
-        return playground::page(&headers).into_response();
+        return Ok(playground::page(&headers).into_response());
     }
-    let Some(format) = response_format(&headers) else {
-        return not_acceptable();
-    };
-    let parse_json = |raw: Option<String>, name: &str| -> Result<Option<serde_json::Value>, Response> {
-        raw.map(|s| serde_json::from_str(&s).map_err(|_| bad_request(&format!("`{name}` must be JSON"))))
+    let format = response_format(&headers).ok_or_else(not_acceptable)?;
+    let parse_json =
+        |raw: Option<String>, name: &str| -> Result<Option<serde_json::Value>, HttpError> {
+            raw.map(|s| {
+                serde_json::from_str(&s)
+                    .map_err(|_| HttpError::bad_request(format!("`{name}` must be JSON")))
+            })
             .transpose()
-    };
-    let variables = match parse_json(params.variables, "variables") {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    let extensions = match parse_json(params.extensions, "extensions") {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
+        };
     let raw = RawRequest {
+        variables: parse_json(params.variables, "variables")?,
+        extensions: parse_json(params.extensions, "extensions")?,
         query: params.query,
         operation_name: params.operation_name,
-        variables,
-        extensions,
     };
     execute(state, &headers, format, raw, true).await
 }
 
-fn serde_urlencoded_params(query: &str) -> Option<GetParams> {
+/// The GET parameters; a parameter given twice makes the request malformed.
+fn query_params(query: &str) -> Option<GetParams> {
     let mut params = GetParams {
         query: None,
         operation_name: None,
@@ -151,37 +134,39 @@ fn operation_type(query: &str, operation_name: Option<&str>) -> Option<Operation
     let doc = async_graphql::parser::parse_query(query).ok()?;
     match doc.operations {
         DocumentOperations::Single(op) => Some(op.node.ty),
-        DocumentOperations::Multiple(ops) => match operation_name {
-            Some(name) => ops.get(name).map(|op| op.node.ty),
-            None => None,
-        },
+        DocumentOperations::Multiple(ops) => operation_name
+            .and_then(|name| ops.get(name))
+            .map(|op| op.node.ty),
     }
 }
 
-async fn execute(state: AppState, headers: &HeaderMap, format: ResponseFormat, raw: RawRequest, via_get: bool) -> Response {
-    let Some(query) = raw.query.filter(|q| !q.trim().is_empty()) else {
-        return bad_request("the request has no `query`");
-    };
+async fn execute(
+    state: AppState,
+    headers: &HeaderMap,
+    format: ResponseFormat,
+    raw: RawRequest,
+    via_get: bool,
+) -> Result<Response, HttpError> {
+    let query = raw
+        .query
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| HttpError::bad_request("the request has no `query`"))?;
     let variables = match raw.variables {
         None | Some(serde_json::Value::Null) => Variables::default(),
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
-        Some(_) => return bad_request("`variables` must be a JSON object"),
+        Some(_) => return Err(HttpError::bad_request("`variables` must be a JSON object")),
     };
-    let principal = match auth::principal(headers, &state.verifier) {
-        Ok(p) => p,
-        Err(res) => return res,
-    };
+    let principal = auth::principal(headers, &state.verifier)?;
+    // GraphQL-over-HTTP §6.1: GET must not be used for mutations (a link must not write).
     if via_get
         && let Some(ty) = operation_type(&query, raw.operation_name.as_deref())
         && ty != OperationType::Query
     {
-        let mut res = fail(
+        return Err(HttpError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "only queries may be sent with GET; use POST",
             "METHOD_NOT_ALLOWED",
-        );
-        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return res;
+            "only queries may be sent with GET; use POST",
+        ));
     }
 
     let operation = raw.operation_name.clone().unwrap_or_default();
@@ -205,7 +190,7 @@ async fn execute(state: AppState, headers: &HeaderMap, format: ResponseFormat, r
         errors = response.errors.len(),
         "graphql executed"
     );
-    render(format, response)
+    Ok(render(format, response))
 }
 
 fn render(format: ResponseFormat, response: async_graphql::Response) -> Response {
@@ -213,13 +198,22 @@ fn render(format: ResponseFormat, response: async_graphql::Response) -> Response
     let mut body = serde_json::Map::new();
     // A request that failed before execution has no `data` at all (GraphQL spec §7.1.2).
     if !request_error {
-        body.insert("data".into(), serde_json::to_value(&response.data).unwrap_or_default());
+        body.insert(
+            "data".into(),
+            serde_json::to_value(&response.data).unwrap_or_default(),
+        );
     }
     if !response.errors.is_empty() {
-        body.insert("errors".into(), serde_json::to_value(&response.errors).unwrap_or_default());
+        body.insert(
+            "errors".into(),
+            serde_json::to_value(&response.errors).unwrap_or_default(),
+        );
     }
     if !response.extensions.is_empty() {
-        body.insert("extensions".into(), serde_json::to_value(&response.extensions).unwrap_or_default());
+        body.insert(
+            "extensions".into(),
+            serde_json::to_value(&response.extensions).unwrap_or_default(),
+        );
     }
     let status = if request_error && format == ResponseFormat::GraphqlResponse {
         StatusCode::BAD_REQUEST
@@ -228,7 +222,10 @@ fn render(format: ResponseFormat, response: async_graphql::Response) -> Response
     };
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
         serde_json::Value::Object(body).to_string(),
     )
         .into_response()

@@ -2,6 +2,7 @@
 //! This layer chooses statuses and content types; it knows nothing of the database.
 
 mod auth;
+mod error;
 mod graphql;
 mod negotiate;
 mod ops;
@@ -39,7 +40,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -57,7 +61,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                     tracing::info_span!("request", method = %req.method(), path, request.id = id)
                 })
                 .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), duration_ms = latency.as_millis() as u64, "answered");
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        duration_ms = latency.as_millis() as u64,
+                        "answered"
+                    );
                 }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

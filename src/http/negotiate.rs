@@ -30,7 +30,9 @@ fn quality(accept: &str, ty: &str, subtype: &str) -> f32 {
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
         let Some(media) = parts.next() else { continue };
-        let Some((rt, rs)) = media.split_once('/') else { continue };
+        let Some((rt, rs)) = media.split_once('/') else {
+            continue;
+        };
         let specificity = match (rt, rs) {
             ("*", "*") => 1,
             (t, "*") if t.eq_ignore_ascii_case(ty) => 2,
@@ -76,7 +78,10 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| quality(a, "text", "html") > 0.0 && quality(a, "text", "html") >= quality(a, "application", "json"))
+        .is_some_and(|a| {
+            quality(a, "text", "html") > 0.0
+                && quality(a, "text", "html") >= quality(a, "application", "json")
+        })
 }
 
 /// Whether the body is declared JSON (`application/json`, any parameters).
@@ -95,20 +100,33 @@ mod tests {
 
     fn with_accept(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")),
+        );
         h
     }
 
     #[test]
     fn picks_the_format_the_client_prefers() {
-        assert_eq!(response_format(&with_accept("application/json")), Some(ResponseFormat::Json));
         assert_eq!(
-            response_format(&with_accept("application/graphql-response+json, application/json;q=0.9")),
+            response_format(&with_accept("application/json")),
+            Some(ResponseFormat::Json)
+        );
+        assert_eq!(
+            response_format(&with_accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
             Some(ResponseFormat::GraphqlResponse)
         );
-        assert_eq!(response_format(&with_accept("*/*")), Some(ResponseFormat::GraphqlResponse));
         assert_eq!(
-            response_format(&with_accept("application/graphql-response+json;q=0.5, application/json")),
+            response_format(&with_accept("*/*")),
+            Some(ResponseFormat::GraphqlResponse)
+        );
+        assert_eq!(
+            response_format(&with_accept(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
             Some(ResponseFormat::Json)
         );
         assert_eq!(response_format(&with_accept("text/plain")), None);

@@ -9,7 +9,10 @@ pub fn page(headers: &HeaderMap) -> Html<String> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']')))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']'))
+        })
         .unwrap_or("localhost");
     let ws = format!("ws://{host}/graphql");
     Html(

@@ -24,8 +24,16 @@ async fn log_read_update_delete() {
     assert_eq!(a["customer"], json!({"id": customer, "name": "Caller"}));
     assert_eq!(a["author"]["subject"], "user-1");
 
-    let r = app.gql("query($id: ID!) { customer(id: $id) { lastActivityAt } }", json!({"id": customer})).await;
-    assert_eq!(r.data("customer.lastActivityAt"), "2026-03-01T10:00:00+00:00");
+    let r = app
+        .gql(
+            "query($id: ID!) { customer(id: $id) { lastActivityAt } }",
+            json!({"id": customer}),
+        )
+        .await;
+    assert_eq!(
+        r.data("customer.lastActivityAt"),
+        "2026-03-01T10:00:00+00:00"
+    );
 
     let r = app
         .gql(
@@ -44,7 +52,10 @@ async fn log_read_update_delete() {
             json!({"i": {"id": a["id"], "expectedVersion": 1, "subject": "stale"}}),
         )
         .await;
-    assert_eq!(r.data("updateActivity.userErrors"), &json!([{"code": "VERSION_CONFLICT", "field": ["expectedVersion"]}]));
+    assert_eq!(
+        r.data("updateActivity.userErrors"),
+        &json!([{"code": "VERSION_CONFLICT", "field": ["expectedVersion"]}])
+    );
 
     let r = app
         .gql("mutation($id: ID!) { deleteActivity(input: {id: $id}) { deletedActivityId userErrors { code } } }", json!({"id": a["id"]}))
@@ -53,7 +64,10 @@ async fn log_read_update_delete() {
     let r = app
         .gql("query($id: ID!, $c: ID!) { activity(id: $id) { id } customer(id: $c) { lastActivityAt activities { totalCount } } }", json!({"id": a["id"], "c": customer}))
         .await;
-    assert_eq!(r.body["data"], json!({"activity": null, "customer": {"lastActivityAt": null, "activities": {"totalCount": 0}}}));
+    assert_eq!(
+        r.body["data"],
+        json!({"activity": null, "customer": {"lastActivityAt": null, "activities": {"totalCount": 0}}})
+    );
 }
 
 #[tokio::test]
@@ -63,9 +77,20 @@ async fn last_activity_at_follows_the_latest_live_activity() {
     app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": "old", "occurredAt": "2026-01-01T00:00:00Z"})).await;
     let newest = app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": "new", "occurredAt": "2026-02-01T00:00:00Z"})).await;
     app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": "middle", "occurredAt": "2026-01-15T00:00:00Z"})).await;
-    assert_eq!(last_activity_at(&app, &customer).await, "2026-02-01T00:00:00+00:00");
-    app.gql("mutation($id: ID!) { deleteActivity(input: {id: $id}) { deletedActivityId } }", json!({"id": newest})).await.assert_ok();
-    assert_eq!(last_activity_at(&app, &customer).await, "2026-01-15T00:00:00+00:00");
+    assert_eq!(
+        last_activity_at(&app, &customer).await,
+        "2026-02-01T00:00:00+00:00"
+    );
+    app.gql(
+        "mutation($id: ID!) { deleteActivity(input: {id: $id}) { deletedActivityId } }",
+        json!({"id": newest}),
+    )
+    .await
+    .assert_ok();
+    assert_eq!(
+        last_activity_at(&app, &customer).await,
+        "2026-01-15T00:00:00+00:00"
+    );
 }
 
 #[tokio::test]
@@ -73,11 +98,26 @@ async fn invalid_activities_write_nothing() {
     let app = TestApp::spawn().await;
     let customer = app.customer(json!({"name": "Target"})).await;
     let cases = [
-        (json!({"customerId": "cus_01JD0000000000000000000000", "kind": "NOTE", "subject": "x"}), ("customerId", "NOT_FOUND")),
-        (json!({"customerId": customer, "kind": "NOTE", "subject": "   "}), ("subject", "REQUIRED")),
-        (json!({"customerId": customer, "kind": "NOTE", "subject": "x".repeat(501)}), ("subject", "TOO_LONG")),
-        (json!({"customerId": customer, "kind": "NOTE", "subject": "x", "occurredAt": "1200-01-01T00:00:00Z"}), ("occurredAt", "INVALID")),
-        (json!({"customerId": customer, "kind": "NOTE", "subject": "x", "body": "b".repeat(70 * 1024)}), ("body", "TOO_LONG")),
+        (
+            json!({"customerId": "cus_01JD0000000000000000000000", "kind": "NOTE", "subject": "x"}),
+            ("customerId", "NOT_FOUND"),
+        ),
+        (
+            json!({"customerId": customer, "kind": "NOTE", "subject": "   "}),
+            ("subject", "REQUIRED"),
+        ),
+        (
+            json!({"customerId": customer, "kind": "NOTE", "subject": "x".repeat(501)}),
+            ("subject", "TOO_LONG"),
+        ),
+        (
+            json!({"customerId": customer, "kind": "NOTE", "subject": "x", "occurredAt": "1200-01-01T00:00:00Z"}),
+            ("occurredAt", "INVALID"),
+        ),
+        (
+            json!({"customerId": customer, "kind": "NOTE", "subject": "x", "body": "b".repeat(70 * 1024)}),
+            ("body", "TOO_LONG"),
+        ),
     ];
     for (input, (field, code)) in cases {
         let r = app
@@ -85,7 +125,11 @@ async fn invalid_activities_write_nothing() {
             .await;
         r.assert_ok();
         assert_eq!(r.data("logActivity.activity"), &Value::Null);
-        assert_eq!(r.data("logActivity.userErrors"), &json!([{"field": [field], "code": code}]), "{input}");
+        assert_eq!(
+            r.data("logActivity.userErrors"),
+            &json!([{"field": [field], "code": code}]),
+            "{input}"
+        );
     }
     // An unknown kind never reaches a resolver.
     let r = app
@@ -107,25 +151,51 @@ async fn duplicate_source_and_external_id_is_refused() {
             json!({"i": {"customerId": customer, "kind": "EMAIL", "subject": "b", "source": "gmail", "externalId": "m-1"}}),
         )
         .await;
-    assert_eq!(r.data("logActivity.userErrors"), &json!([{"field": ["externalId"], "code": "DUPLICATE"}]));
+    assert_eq!(
+        r.data("logActivity.userErrors"),
+        &json!([{"field": ["externalId"], "code": "DUPLICATE"}])
+    );
 }
 
 #[tokio::test]
 async fn activities_of_a_trashed_customer_lose_their_customer() {
     let app = TestApp::spawn().await;
     let customer = app.customer(json!({"name": "Gone"})).await;
-    let activity = app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": "left behind"})).await;
-    app.gql("mutation($id: ID!) { deleteCustomer(input: {id: $id}) { deletedCustomerId } }", json!({"id": customer})).await.assert_ok();
-    let r = app.gql("query($id: ID!) { activity(id: $id) { subject customer { id } } }", json!({"id": activity})).await;
+    let activity = app
+        .activity(json!({"customerId": customer, "kind": "NOTE", "subject": "left behind"}))
+        .await;
+    app.gql(
+        "mutation($id: ID!) { deleteCustomer(input: {id: $id}) { deletedCustomerId } }",
+        json!({"id": customer}),
+    )
+    .await
+    .assert_ok();
+    let r = app
+        .gql(
+            "query($id: ID!) { activity(id: $id) { subject customer { id } } }",
+            json!({"id": activity}),
+        )
+        .await;
     r.assert_ok();
-    assert_eq!(r.data("activity"), &json!({"subject": "left behind", "customer": null}));
+    assert_eq!(
+        r.data("activity"),
+        &json!({"subject": "left behind", "customer": null})
+    );
     let r = app
         .gql("mutation($c: ID!) { logActivity(input: {customerId: $c, kind: NOTE, subject: \"x\"}) { userErrors { field code } } }", json!({"c": customer}))
         .await;
-    assert_eq!(r.data("logActivity.userErrors"), &json!([{"field": ["customerId"], "code": "NOT_FOUND"}]));
+    assert_eq!(
+        r.data("logActivity.userErrors"),
+        &json!([{"field": ["customerId"], "code": "NOT_FOUND"}])
+    );
 }
 
 async fn last_activity_at(app: &TestApp, customer: &str) -> Value {
-    let r = app.gql("query($id: ID!) { customer(id: $id) { lastActivityAt } }", json!({"id": customer})).await;
+    let r = app
+        .gql(
+            "query($id: ID!) { customer(id: $id) { lastActivityAt } }",
+            json!({"id": customer}),
+        )
+        .await;
     r.data("customer.lastActivityAt").clone()
 }

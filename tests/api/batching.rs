@@ -14,7 +14,10 @@ async fn statements_for(app: &TestApp, n: usize) -> u64 {
     let nodes = r.data("customers.nodes").as_array().expect("nodes");
     assert_eq!(nodes.len(), n);
     for node in nodes {
-        assert_eq!(node["activities"]["nodes"].as_array().map(Vec::len), Some(10));
+        assert_eq!(
+            node["activities"]["nodes"].as_array().map(Vec::len),
+            Some(10)
+        );
         assert_eq!(node["activities"]["totalCount"], 12);
     }
     app.statements().await - before
@@ -26,11 +29,15 @@ async fn nested_queries_cost_the_same_statements_at_10_and_50_customers() {
     // 50 customers with 12 activities each, written through the API.
     let mut customers = Vec::new();
     for i in 0..50 {
-        customers.push(app.customer(json!({"name": format!("customer {i:02}")})).await);
+        customers.push(
+            app.customer(json!({"name": format!("customer {i:02}")}))
+                .await,
+        );
     }
     for c in &customers {
         for j in 0..12 {
-            app.activity(json!({"customerId": c, "kind": "NOTE", "subject": format!("note {j}")})).await;
+            app.activity(json!({"customerId": c, "kind": "NOTE", "subject": format!("note {j}")}))
+                .await;
         }
     }
     // Batches form within a time window, so a loaded machine can split one level into two
@@ -42,8 +49,13 @@ async fn nested_queries_cost_the_same_statements_at_10_and_50_customers() {
         at_10 = at_10.min(statements_for(&app, 10).await);
         at_50 = at_50.min(statements_for(&app, 50).await);
     }
-    println!("SQL statements for the nested query: {at_10} at 10 customers, {at_50} at 50 customers");
-    assert_eq!(at_10, at_50, "the statement count must not grow with the page size");
+    println!(
+        "SQL statements for the nested query: {at_10} at 10 customers, {at_50} at 50 customers"
+    );
+    assert_eq!(
+        at_10, at_50,
+        "the statement count must not grow with the page size"
+    );
     // customers, count, owners, external ids, activity pages, activity counts, authors, customers
     assert!(at_50 <= 8, "{at_50} statements");
 }

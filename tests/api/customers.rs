@@ -41,18 +41,31 @@ async fn create_normalises_input_and_reads_back() {
     assert_eq!(c["phone"], "+12025550143");
     assert_eq!(c["lifecycleStage"], "PROSPECT");
     assert_eq!(c["tags"], json!(["admiral", "cobol"]));
-    assert_eq!(c["customFields"], json!({"rank": "Rear Admiral", "born": 1906}));
+    assert_eq!(
+        c["customFields"],
+        json!({"rank": "Rear Admiral", "born": 1906})
+    );
     assert_eq!(c["version"], 1);
     assert_eq!(c["deletedAt"], Value::Null);
     assert_eq!(c["owner"]["subject"], "user-1");
-    assert_eq!(c["externalIds"], json!([{"source": "stripe", "externalId": "cus_42"}]));
+    assert_eq!(
+        c["externalIds"],
+        json!([{"source": "stripe", "externalId": "cus_42"}])
+    );
     assert_eq!(c["socialProfiles"][0]["network"], "linkedin");
 
     let r = app
-        .gql(&format!("query($id: ID!) {{ customer(id: $id) {{ {FIELDS} }} }}"), json!({ "id": c["id"] }))
+        .gql(
+            &format!("query($id: ID!) {{ customer(id: $id) {{ {FIELDS} }} }}"),
+            json!({ "id": c["id"] }),
+        )
         .await;
     r.assert_ok();
-    assert_eq!(r.data("customer"), &c, "a read returns what the write returned");
+    assert_eq!(
+        r.data("customer"),
+        &c,
+        "a read returns what the write returned"
+    );
 }
 
 #[tokio::test]
@@ -62,13 +75,34 @@ async fn invalid_input_is_reported_field_by_field_and_writes_nothing() {
     let cases = [
         (json!({"name": ""}), vec![("name", "REQUIRED")]),
         (json!({"name": long}), vec![("name", "TOO_LONG")]),
-        (json!({"name": "Ok", "email": "not-an-email"}), vec![("email", "INVALID_EMAIL")]),
-        (json!({"name": "Ok", "phone": "call me maybe"}), vec![("phone", "INVALID_PHONE")]),
-        (json!({"name": "Ok", "phone": "+1 555"}), vec![("phone", "INVALID_PHONE")]),
-        (json!({"name": "Ok", "tags": (0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()}), vec![("tags", "TOO_MANY")]),
-        (json!({"name": "Ok", "customFields": [1, 2]}), vec![("customFields", "INVALID")]),
-        (json!({"name": "Ok", "ownerId": "usr_01JD0000000000000000000000"}), vec![("ownerId", "NOT_FOUND")]),
-        (json!({"name": "", "email": "bad"}), vec![("name", "REQUIRED"), ("email", "INVALID_EMAIL")]),
+        (
+            json!({"name": "Ok", "email": "not-an-email"}),
+            vec![("email", "INVALID_EMAIL")],
+        ),
+        (
+            json!({"name": "Ok", "phone": "call me maybe"}),
+            vec![("phone", "INVALID_PHONE")],
+        ),
+        (
+            json!({"name": "Ok", "phone": "+1 555"}),
+            vec![("phone", "INVALID_PHONE")],
+        ),
+        (
+            json!({"name": "Ok", "tags": (0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()}),
+            vec![("tags", "TOO_MANY")],
+        ),
+        (
+            json!({"name": "Ok", "customFields": [1, 2]}),
+            vec![("customFields", "INVALID")],
+        ),
+        (
+            json!({"name": "Ok", "ownerId": "usr_01JD0000000000000000000000"}),
+            vec![("ownerId", "NOT_FOUND")],
+        ),
+        (
+            json!({"name": "", "email": "bad"}),
+            vec![("name", "REQUIRED"), ("email", "INVALID_EMAIL")],
+        ),
         (
             json!({"name": "Ok", "externalIds": [{"source": "s", "externalId": "1"}, {"source": "S", "externalId": "1"}]}),
             vec![("externalIds.1.externalId", "DUPLICATE")],
@@ -93,12 +127,21 @@ async fn invalid_input_is_reported_field_by_field_and_writes_nothing() {
             .expect("userErrors")
             .iter()
             .map(|e| {
-                let field = e["field"].as_array().expect("field").iter().map(|p| p.as_str().unwrap_or_default()).collect::<Vec<_>>().join(".");
+                let field = e["field"]
+                    .as_array()
+                    .expect("field")
+                    .iter()
+                    .map(|p| p.as_str().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(".");
                 assert!(!e["message"].as_str().unwrap_or_default().is_empty());
                 (field, e["code"].as_str().unwrap_or_default().to_owned())
             })
             .collect();
-        let expected: Vec<(String, String)> = expected.iter().map(|(f, c)| ((*f).to_owned(), (*c).to_owned())).collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
+            .collect();
         assert_eq!(got, expected, "{input}");
     }
     assert_eq!(total(&app).await, 0, "no failed create wrote anything");
@@ -107,7 +150,10 @@ async fn invalid_input_is_reported_field_by_field_and_writes_nothing() {
 #[tokio::test]
 async fn an_external_id_belongs_to_one_customer() {
     let app = TestApp::spawn().await;
-    app.customer(json!({"name": "First", "externalIds": [{"source": "hubspot", "externalId": "77"}]})).await;
+    app.customer(
+        json!({"name": "First", "externalIds": [{"source": "hubspot", "externalId": "77"}]}),
+    )
+    .await;
     let r = app
         .gql(
             "mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } userErrors { field code } } }",
@@ -115,14 +161,23 @@ async fn an_external_id_belongs_to_one_customer() {
         )
         .await;
     r.assert_ok();
-    assert_eq!(r.data("createCustomer.userErrors"), &json!([{"field": ["externalIds", "0", "externalId"], "code": "DUPLICATE"}]));
-    assert_eq!(total(&app).await, 1, "the second customer was rolled back with its external id");
+    assert_eq!(
+        r.data("createCustomer.userErrors"),
+        &json!([{"field": ["externalIds", "0", "externalId"], "code": "DUPLICATE"}])
+    );
+    assert_eq!(
+        total(&app).await,
+        1,
+        "the second customer was rolled back with its external id"
+    );
 }
 
 #[tokio::test]
 async fn update_changes_given_fields_clears_nulls_and_bumps_the_version() {
     let app = TestApp::spawn().await;
-    let id = app.customer(json!({"name": "Alan", "email": "alan@example.com", "company": "Bletchley"})).await;
+    let id = app
+        .customer(json!({"name": "Alan", "email": "alan@example.com", "company": "Bletchley"}))
+        .await;
     let r = app
         .gql(
             "mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { customer { name email company lifecycleStage version } userErrors { field code message } } }",
@@ -152,14 +207,38 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let id = app.customer(json!({"name": "Version One"})).await;
     let update = "mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { customer { name version } userErrors { field message code } } }";
-    app.gql(update, json!({"i": {"id": id, "expectedVersion": 1, "name": "Version Two"}})).await.assert_ok();
-    let r = app.gql(update, json!({"i": {"id": id, "expectedVersion": 1, "name": "Lost Update"}})).await;
+    app.gql(
+        update,
+        json!({"i": {"id": id, "expectedVersion": 1, "name": "Version Two"}}),
+    )
+    .await
+    .assert_ok();
+    let r = app
+        .gql(
+            update,
+            json!({"i": {"id": id, "expectedVersion": 1, "name": "Lost Update"}}),
+        )
+        .await;
     r.assert_ok();
     assert_eq!(r.data("updateCustomer.customer"), &Value::Null);
-    assert_eq!(r.data("updateCustomer.userErrors.0.code"), "VERSION_CONFLICT");
-    assert_eq!(r.data("updateCustomer.userErrors.0.field"), &json!(["expectedVersion"]));
-    let r = app.gql("query($id: ID!) { customer(id: $id) { name version } }", json!({"id": id})).await;
-    assert_eq!(r.data("customer"), &json!({"name": "Version Two", "version": 2}));
+    assert_eq!(
+        r.data("updateCustomer.userErrors.0.code"),
+        "VERSION_CONFLICT"
+    );
+    assert_eq!(
+        r.data("updateCustomer.userErrors.0.field"),
+        &json!(["expectedVersion"])
+    );
+    let r = app
+        .gql(
+            "query($id: ID!) { customer(id: $id) { name version } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        r.data("customer"),
+        &json!({"name": "Version Two", "version": 2})
+    );
 
     let r = app
         .gql(
@@ -167,23 +246,39 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing() {
             json!({"i": {"id": id, "expectedVersion": 1}}),
         )
         .await;
-    assert_eq!(r.data("deleteCustomer.userErrors.0.code"), "VERSION_CONFLICT");
+    assert_eq!(
+        r.data("deleteCustomer.userErrors.0.code"),
+        "VERSION_CONFLICT"
+    );
     assert_eq!(total(&app).await, 1);
 }
 
 #[tokio::test]
 async fn invalid_updates_change_nothing() {
     let app = TestApp::spawn().await;
-    let id = app.customer(json!({"name": "Stable", "email": "stable@example.com"})).await;
+    let id = app
+        .customer(json!({"name": "Stable", "email": "stable@example.com"}))
+        .await;
     let r = app
         .gql(
             "mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { customer { id } userErrors { field code } } }",
             json!({"i": {"id": id, "name": "Changed", "email": "broken"}}),
         )
         .await;
-    assert_eq!(r.data("updateCustomer.userErrors"), &json!([{"field": ["email"], "code": "INVALID_EMAIL"}]));
-    let r = app.gql("query($id: ID!) { customer(id: $id) { name email version } }", json!({"id": id})).await;
-    assert_eq!(r.data("customer"), &json!({"name": "Stable", "email": "stable@example.com", "version": 1}));
+    assert_eq!(
+        r.data("updateCustomer.userErrors"),
+        &json!([{"field": ["email"], "code": "INVALID_EMAIL"}])
+    );
+    let r = app
+        .gql(
+            "query($id: ID!) { customer(id: $id) { name email version } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        r.data("customer"),
+        &json!({"name": "Stable", "email": "stable@example.com", "version": 1})
+    );
 }
 
 #[tokio::test]
@@ -201,7 +296,12 @@ async fn delete_moves_to_the_trash_and_restore_brings_back() {
     assert_eq!(r.data("deleteCustomer.deletedCustomerId"), &json!(id));
     assert!(r.data("deleteCustomer.customer.deletedAt").is_string());
 
-    let r = app.gql("query($id: ID!) { customer(id: $id) { id } node(id: $id) { id } }", json!({"id": id})).await;
+    let r = app
+        .gql(
+            "query($id: ID!) { customer(id: $id) { id } node(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
     assert_eq!(r.body["data"], json!({"customer": null, "node": null}));
     let r = app.gql("{ customers { nodes { id } } trash: customers(filter: {deleted: true}) { nodes { id } } }", json!({})).await;
     assert_eq!(r.data("customers.nodes"), &json!([{"id": keep}]));
@@ -221,15 +321,27 @@ async fn delete_moves_to_the_trash_and_restore_brings_back() {
         )
         .await;
     r.assert_ok();
-    assert_eq!(r.data("restoreCustomer.customer"), &json!({"id": id, "deletedAt": null, "version": 3}));
+    assert_eq!(
+        r.data("restoreCustomer.customer"),
+        &json!({"id": id, "deletedAt": null, "version": 3})
+    );
     assert_eq!(total(&app).await, 2);
 }
 
 #[tokio::test]
 async fn unknown_ids_are_not_found() {
     let app = TestApp::spawn().await;
-    for id in ["cus_01JD0000000000000000000000", "nonsense", "act_01JD0000000000000000000000"] {
-        let r = app.gql("query($id: ID!) { customer(id: $id) { id } }", json!({"id": id})).await;
+    for id in [
+        "cus_01JD0000000000000000000000",
+        "nonsense",
+        "act_01JD0000000000000000000000",
+    ] {
+        let r = app
+            .gql(
+                "query($id: ID!) { customer(id: $id) { id } }",
+                json!({"id": id}),
+            )
+            .await;
         r.assert_ok();
         assert_eq!(r.data("customer"), &Value::Null);
         for mutation in [
@@ -238,7 +350,12 @@ async fn unknown_ids_are_not_found() {
             "mutation($id: ID!) { restoreCustomer(input: {id: $id}) { customer { id } } }",
         ] {
             let r = app.gql(mutation, json!({"id": id})).await;
-            assert_eq!(r.error_codes(), ["NOT_FOUND"], "{mutation} {id}: {}", r.body);
+            assert_eq!(
+                r.error_codes(),
+                ["NOT_FOUND"],
+                "{mutation} {id}: {}",
+                r.body
+            );
         }
     }
 }
@@ -246,17 +363,37 @@ async fn unknown_ids_are_not_found() {
 #[tokio::test]
 async fn pii_fields_need_the_pii_scope_while_siblings_resolve() {
     let app = TestApp::spawn().await;
-    let id = app.customer(json!({"name": "Private", "email": "p@example.com", "phone": "+12025550100"})).await;
+    let id = app
+        .customer(json!({"name": "Private", "email": "p@example.com", "phone": "+12025550100"}))
+        .await;
     let token = app.token("customers:read");
     let r = app
-        .gql_as(Some(&token), "query($id: ID!) { customer(id: $id) { name email phone } }", json!({"id": id}))
+        .gql_as(
+            Some(&token),
+            "query($id: ID!) { customer(id: $id) { name email phone } }",
+            json!({"id": id}),
+        )
         .await;
-    assert_eq!(r.data("customer"), &json!({"name": "Private", "email": null, "phone": null}));
+    assert_eq!(
+        r.data("customer"),
+        &json!({"name": "Private", "email": null, "phone": null})
+    );
     assert_eq!(r.error_codes(), ["FORBIDDEN", "FORBIDDEN"]);
-    let paths: Vec<&Value> = r.body["errors"].as_array().expect("errors").iter().map(|e| &e["path"]).collect();
+    let paths: Vec<&Value> = r.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| &e["path"])
+        .collect();
     assert!(paths.contains(&&json!(["customer", "email"])));
 
-    let r = app.gql_as(Some(&token), "mutation { createCustomer(input: {name: \"No\"}) { customer { id } } }", json!({})).await;
+    let r = app
+        .gql_as(
+            Some(&token),
+            "mutation { createCustomer(input: {name: \"No\"}) { customer { id } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(r.error_codes(), ["FORBIDDEN"]);
     assert_eq!(total(&app).await, 1);
 }
@@ -278,7 +415,18 @@ async fn viewer_and_node_lookups() {
     assert_eq!(r.data("node.__typename"), "Customer");
     assert_eq!(r.data("node.name"), "Noded");
     let owner = r.data("node.owner.id").clone();
-    assert_eq!(r.data("nodes"), &json!([{"__typename": "Customer", "id": id}, null, null]));
-    let r = app.gql("query($id: ID!) { node(id: $id) { __typename ... on User { subject } } }", json!({"id": owner})).await;
-    assert_eq!(r.data("node"), &json!({"__typename": "User", "subject": "user-1"}));
+    assert_eq!(
+        r.data("nodes"),
+        &json!([{"__typename": "Customer", "id": id}, null, null])
+    );
+    let r = app
+        .gql(
+            "query($id: ID!) { node(id: $id) { __typename ... on User { subject } } }",
+            json!({"id": owner}),
+        )
+        .await;
+    assert_eq!(
+        r.data("node"),
+        &json!({"__typename": "User", "subject": "user-1"})
+    );
 }

@@ -19,7 +19,11 @@ async fn names(app: &TestApp, filter: serde_json::Value) -> Vec<String> {
         .iter()
         .map(|n| n["name"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(r.data("customers.totalCount").as_u64(), Some(names.len() as u64), "totalCount agrees with the list");
+    assert_eq!(
+        r.data("customers.totalCount").as_u64(),
+        Some(names.len() as u64),
+        "totalCount agrees with the list"
+    );
     names
 }
 
@@ -29,29 +33,77 @@ async fn customer_filters_combine() {
     app.customer(json!({"name": "ada", "email": "ada@analytical.org", "company": "Analytical Engines", "lifecycleStage": "CUSTOMER", "tags": ["vip"]})).await;
     app.customer(json!({"name": "bob", "email": "bob@example.com", "company": "Example 100% Co", "lifecycleStage": "LEAD", "tags": ["trial"]})).await;
     app.customer(json!({"name": "cyd", "company": "Analytical_Works", "lifecycleStage": "PROSPECT", "tags": ["vip", "trial"]})).await;
-    app.customer(json!({"name": "dee", "phone": "+12025550199", "lifecycleStage": "CHURNED"})).await;
+    app.customer(json!({"name": "dee", "phone": "+12025550199", "lifecycleStage": "CHURNED"}))
+        .await;
 
     assert_eq!(names(&app, json!({"name": {"eq": "bob"}})).await, ["bob"]);
-    assert_eq!(names(&app, json!({"name": {"in": ["ada", "dee", "zed"]}})).await, ["ada", "dee"]);
-    assert_eq!(names(&app, json!({"company": {"contains": "ANALYTICAL"}})).await, ["ada", "cyd"]);
-    assert_eq!(names(&app, json!({"company": {"startsWith": "analytical_"}})).await, ["cyd"], "`_` matches literally");
-    assert_eq!(names(&app, json!({"company": {"contains": "100%"}})).await, ["bob"], "`%` matches literally");
-    assert_eq!(names(&app, json!({"email": {"isNull": true}})).await, ["cyd", "dee"]);
-    assert_eq!(names(&app, json!({"lifecycleStage": {"in": ["LEAD", "PROSPECT"]}})).await, ["bob", "cyd"]);
+    assert_eq!(
+        names(&app, json!({"name": {"in": ["ada", "dee", "zed"]}})).await,
+        ["ada", "dee"]
+    );
+    assert_eq!(
+        names(&app, json!({"company": {"contains": "ANALYTICAL"}})).await,
+        ["ada", "cyd"]
+    );
+    assert_eq!(
+        names(&app, json!({"company": {"startsWith": "analytical_"}})).await,
+        ["cyd"],
+        "`_` matches literally"
+    );
+    assert_eq!(
+        names(&app, json!({"company": {"contains": "100%"}})).await,
+        ["bob"],
+        "`%` matches literally"
+    );
+    assert_eq!(
+        names(&app, json!({"email": {"isNull": true}})).await,
+        ["cyd", "dee"]
+    );
+    assert_eq!(
+        names(
+            &app,
+            json!({"lifecycleStage": {"in": ["LEAD", "PROSPECT"]}})
+        )
+        .await,
+        ["bob", "cyd"]
+    );
     assert_eq!(names(&app, json!({"tag": "VIP"})).await, ["ada", "cyd"]);
     assert_eq!(names(&app, json!({"search": "example"})).await, ["bob"]);
     assert_eq!(names(&app, json!({"search": "5550199"})).await, ["dee"]);
     assert_eq!(
-        names(&app, json!({"or": [{"name": {"eq": "ada"}}, {"lifecycleStage": {"eq": "CHURNED"}}]})).await,
+        names(
+            &app,
+            json!({"or": [{"name": {"eq": "ada"}}, {"lifecycleStage": {"eq": "CHURNED"}}]})
+        )
+        .await,
         ["ada", "dee"]
     );
-    assert_eq!(names(&app, json!({"not": {"tag": "trial"}})).await, ["ada", "dee"]);
     assert_eq!(
-        names(&app, json!({"and": [{"tag": "vip"}, {"not": {"lifecycleStage": {"eq": "CUSTOMER"}}}]})).await,
+        names(&app, json!({"not": {"tag": "trial"}})).await,
+        ["ada", "dee"]
+    );
+    assert_eq!(
+        names(
+            &app,
+            json!({"and": [{"tag": "vip"}, {"not": {"lifecycleStage": {"eq": "CUSTOMER"}}}]})
+        )
+        .await,
         ["cyd"]
     );
-    assert_eq!(names(&app, json!({"createdAt": {"gt": "2000-01-01T00:00:00Z", "lt": "2200-01-01T00:00:00Z"}})).await.len(), 4);
-    assert!(names(&app, json!({"createdAt": {"lt": "2000-01-01T00:00:00Z"}})).await.is_empty());
+    assert_eq!(
+        names(
+            &app,
+            json!({"createdAt": {"gt": "2000-01-01T00:00:00Z", "lt": "2200-01-01T00:00:00Z"}})
+        )
+        .await
+        .len(),
+        4
+    );
+    assert!(
+        names(&app, json!({"createdAt": {"lt": "2000-01-01T00:00:00Z"}}))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -63,13 +115,36 @@ async fn activity_filters_and_nested_connection_filters() {
     app.activity(json!({"customerId": c, "kind": "TASK", "subject": "Send contract", "dueAt": "2026-02-01T00:00:00Z", "occurredAt": "2026-01-21T00:00:00Z"})).await;
 
     let subjects = |path: &str, r: &crate::helpers::Reply| -> Vec<String> {
-        r.data(path).as_array().expect("nodes").iter().map(|n| n["subject"].as_str().unwrap_or_default().to_owned()).collect()
+        r.data(path)
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["subject"].as_str().unwrap_or_default().to_owned())
+            .collect()
     };
-    let r = app.gql("{ activities(filter: {kind: {in: [CALL, EMAIL]}}) { nodes { subject } } }", json!({})).await;
-    assert_eq!(subjects("activities.nodes", &r), ["Follow-up", "Kickoff call"]);
-    let r = app.gql("{ activities(filter: {search: \"pricing\"}) { nodes { subject } } }", json!({})).await;
+    let r = app
+        .gql(
+            "{ activities(filter: {kind: {in: [CALL, EMAIL]}}) { nodes { subject } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        subjects("activities.nodes", &r),
+        ["Follow-up", "Kickoff call"]
+    );
+    let r = app
+        .gql(
+            "{ activities(filter: {search: \"pricing\"}) { nodes { subject } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(subjects("activities.nodes", &r), ["Follow-up"]);
-    let r = app.gql("{ activities(filter: {dueAt: {isNull: false}}) { nodes { subject } } }", json!({})).await;
+    let r = app
+        .gql(
+            "{ activities(filter: {dueAt: {isNull: false}}) { nodes { subject } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(subjects("activities.nodes", &r), ["Send contract"]);
     let r = app
         .gql(
@@ -77,7 +152,10 @@ async fn activity_filters_and_nested_connection_filters() {
             json!({"c": c}),
         )
         .await;
-    assert_eq!(subjects("customer.activities.nodes", &r), ["Send contract", "Follow-up"]);
+    assert_eq!(
+        subjects("customer.activities.nodes", &r),
+        ["Send contract", "Follow-up"]
+    );
     assert_eq!(r.data("customer.activities.totalCount"), 2);
 }
 
@@ -90,7 +168,12 @@ async fn hostile_filters_are_bounded() {
     }
     let too_many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
     for filter in [deep, json!({"name": {"in": too_many}})] {
-        let r = app.gql("query($f: CustomerFilter) { customers(filter: $f) { nodes { id } } }", json!({"f": filter})).await;
+        let r = app
+            .gql(
+                "query($f: CustomerFilter) { customers(filter: $f) { nodes { id } } }",
+                json!({"f": filter}),
+            )
+            .await;
         assert_eq!(r.error_codes(), ["BAD_USER_INPUT"], "{}", r.body);
     }
 }

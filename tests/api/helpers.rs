@@ -4,18 +4,16 @@
 use std::net::SocketAddr;
 
 use crm::app::Application;
-use crm::auth::{Scope, TokenIssuer};
+use crm::auth::TokenIssuer;
 use crm::config::{AuthConfig, DbConfig, ServeConfig};
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
 pub const ISSUER: &str = "crm-test";
 pub const AUDIENCE: &str = "crm-test-api";
-pub const ALL_SCOPES: &str =
-    "customers:read customers:write activities:read activities:write pii:read webhooks:manage clients:manage";
+pub const ALL_SCOPES: &str = "customers:read customers:write activities:read activities:write pii:read webhooks:manage clients:manage";
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -27,7 +25,6 @@ pub struct TestApp {
 
 pub struct Reply {
     pub status: StatusCode,
-    pub headers: HeaderMap,
     pub body: Value,
 }
 
@@ -49,7 +46,12 @@ impl Reply {
             .as_array()
             .map(|errs| {
                 errs.iter()
-                    .map(|e| e["extensions"]["code"].as_str().unwrap_or("<none>").to_owned())
+                    .map(|e| {
+                        e["extensions"]["code"]
+                            .as_str()
+                            .unwrap_or("<none>")
+                            .to_owned()
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -58,7 +60,11 @@ impl Reply {
     #[track_caller]
     pub fn assert_ok(&self) -> &Self {
         assert_eq!(self.status, StatusCode::OK, "{}", self.body);
-        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
         self
     }
 }
@@ -67,7 +73,9 @@ async fn database_url(dir: &tempfile::TempDir) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
             let name = format!("crm_t_{}", ulid::Ulid::new().to_string().to_lowercase());
-            let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
@@ -165,8 +173,16 @@ impl TestApp {
             )
             .await;
         r.assert_ok();
-        assert_eq!(r.data("createCustomer.userErrors"), &json!([]), "{}", r.body);
-        r.data("createCustomer.customer.id").as_str().expect("id").to_owned()
+        assert_eq!(
+            r.data("createCustomer.userErrors"),
+            &json!([]),
+            "{}",
+            r.body
+        );
+        r.data("createCustomer.customer.id")
+            .as_str()
+            .expect("id")
+            .to_owned()
     }
 
     /// Logs an activity and returns its id.
@@ -179,7 +195,10 @@ impl TestApp {
             .await;
         r.assert_ok();
         assert_eq!(r.data("logActivity.userErrors"), &json!([]), "{}", r.body);
-        r.data("logActivity.activity.id").as_str().expect("id").to_owned()
+        r.data("logActivity.activity.id")
+            .as_str()
+            .expect("id")
+            .to_owned()
     }
 
     /// The server's count of SQL statements so far, read from `/metrics`.
@@ -202,22 +221,32 @@ impl TestApp {
 
 pub async fn reply(res: reqwest::Response) -> Reply {
     let status = res.status();
-    let headers = res.headers().clone();
     let text = res.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     assert_no_leak(&body);
-    Reply { status, headers, body }
+    Reply {
+        status,
+        body,
+    }
 }
 
 /// No response may carry SQL, driver or panic text.
 #[track_caller]
 pub fn assert_no_leak(body: &Value) {
     let text = body.to_string().to_lowercase();
-    for needle in ["select ", "insert into", "sqlx", "sqlite", "postgres", "panicked", "stack backtrace", "dberr"] {
-        assert!(!text.contains(needle), "response leaks internals ({needle}): {body}");
+    for needle in [
+        "select ",
+        "insert into",
+        "sqlx",
+        "sqlite",
+        "postgres",
+        "panicked",
+        "stack backtrace",
+        "dberr",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "response leaks internals ({needle}): {body}"
+        );
     }
-}
-
-pub fn scopes(list: &[Scope]) -> String {
-    list.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
 }

@@ -23,15 +23,25 @@ async fn negotiates_the_response_media_type() {
         req.send()
     };
     for (accept, expected) in [
-        (Some("application/graphql-response+json"), "application/graphql-response+json"),
+        (
+            Some("application/graphql-response+json"),
+            "application/graphql-response+json",
+        ),
         (Some("application/json"), "application/json"),
-        (Some("application/json, application/graphql-response+json"), "application/graphql-response+json"),
+        (
+            Some("application/json, application/graphql-response+json"),
+            "application/graphql-response+json",
+        ),
         (Some("*/*"), "application/graphql-response+json"),
         (None, "application/graphql-response+json"),
     ] {
         let res = post(accept).await.expect("sent");
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(res.headers()["content-type"], expected, "Accept: {accept:?}");
+        assert_eq!(
+            res.headers()["content-type"],
+            expected,
+            "Accept: {accept:?}"
+        );
         let r = reply(res).await;
         assert_eq!(r.body, json!({"data": {"__typename": "Query"}}));
     }
@@ -42,7 +52,11 @@ async fn negotiates_the_response_media_type() {
 #[tokio::test]
 async fn request_errors_get_400_and_no_data_key_under_graphql_response_json() {
     let app = TestApp::spawn().await;
-    for query in ["{ customers( }", "{ noSuchField }", "query($n: Int!) { __typename }"] {
+    for query in [
+        "{ customers( }",
+        "{ noSuchField }",
+        "query($n: Int!) { __typename }",
+    ] {
         let r = app.gql_as(None, query, json!({})).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
         assert!(r.body.get("data").is_none(), "{query}: {}", r.body);
@@ -71,7 +85,12 @@ async fn request_errors_get_400_and_no_data_key_under_graphql_response_json() {
 #[tokio::test]
 async fn malformed_requests_get_400_before_any_resolver_runs() {
     let app = TestApp::spawn().await;
-    for body in ["not json", r#"{"query": 5}"#, r#"{"variables": {}}"#, r#"{"query":"{ __typename }","variables":[1]}"#] {
+    for body in [
+        "not json",
+        r#"{"query": 5}"#,
+        r#"{"variables": {}}"#,
+        r#"{"query":"{ __typename }","variables":[1]}"#,
+    ] {
         let res = app
             .client
             .post(app.url("/graphql"))
@@ -87,8 +106,13 @@ async fn malformed_requests_get_400_before_any_resolver_runs() {
 #[tokio::test]
 async fn bodies_that_are_not_json_get_415_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let mutation = r#"{"query":"mutation { createCustomer(input: {name: \"Sneaky\"}) { customer { id } } }"}"#;
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"] {
+    let mutation =
+        r#"{"query":"mutation { createCustomer(input: {name: \"Sneaky\"}) { customer { id } } }"}"#;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
         let res = app
             .client
             .post(app.url("/graphql"))
@@ -98,7 +122,11 @@ async fn bodies_that_are_not_json_get_415_and_change_nothing() {
             .send()
             .await
             .expect("sent");
-        assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        assert_eq!(
+            res.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}"
+        );
     }
     let r = app.gql("{ customers { totalCount } }", json!({})).await;
     assert_eq!(r.data("customers.totalCount"), 0);
@@ -107,7 +135,10 @@ async fn bodies_that_are_not_json_get_415_and_change_nothing() {
 #[tokio::test]
 async fn oversized_bodies_get_413() {
     let app = TestApp::spawn().await;
-    let big = format!(r#"{{"query":"{{ __typename }}","variables":{{"pad":"{}"}}}}"#, "x".repeat(300 * 1024));
+    let big = format!(
+        r#"{{"query":"{{ __typename }}","variables":{{"pad":"{}"}}}}"#,
+        "x".repeat(300 * 1024)
+    );
     let res = app
         .client
         .post(app.url("/graphql"))
@@ -125,7 +156,10 @@ async fn get_runs_queries_but_refuses_mutations_with_405() {
     let res = app
         .client
         .get(app.url("/graphql"))
-        .query(&[("query", "query Who { viewer { org } }"), ("operationName", "Who")])
+        .query(&[
+            ("query", "query Who { viewer { org } }"),
+            ("operationName", "Who"),
+        ])
         .bearer_auth(app.admin())
         .header("accept", "application/json")
         .send()
@@ -138,7 +172,10 @@ async fn get_runs_queries_but_refuses_mutations_with_405() {
     let res = app
         .client
         .get(app.url("/graphql"))
-        .query(&[("query", "mutation { createCustomer(input: {name: \"Via GET\"}) { customer { id } } }")])
+        .query(&[(
+            "query",
+            "mutation { createCustomer(input: {name: \"Via GET\"}) { customer { id } } }",
+        )])
         .bearer_auth(app.admin())
         .send()
         .await
@@ -146,7 +183,11 @@ async fn get_runs_queries_but_refuses_mutations_with_405() {
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers()["allow"], "POST");
     let r = app.gql("{ customers { totalCount } }", json!({})).await;
-    assert_eq!(r.data("customers.totalCount"), 0, "the mutation must not have run");
+    assert_eq!(
+        r.data("customers.totalCount"),
+        0,
+        "the mutation must not have run"
+    );
 
     let res = app
         .client
@@ -164,29 +205,67 @@ async fn browsers_get_graphiql_wired_to_the_endpoint() {
     let res = app
         .client
         .get(app.url("/graphql"))
-        .header("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+        .header(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
         .send()
         .await
         .expect("sent");
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
     let html = res.text().await.expect("html");
     assert!(html.contains("graphiql"), "not GraphiQL");
-    assert!(html.contains(&format!("ws://{}/graphql", app.addr)), "no subscription endpoint");
+    assert!(
+        html.contains(&format!("ws://{}/graphql", app.addr)),
+        "no subscription endpoint"
+    );
 }
 
 #[tokio::test]
 async fn bad_tokens_get_401_with_a_bearer_challenge() {
     let app = TestApp::spawn().await;
-    let expired = crm::auth::TokenIssuer::hs256(crate::helpers::SECRET.as_bytes(), crate::helpers::ISSUER, crate::helpers::AUDIENCE)
-        .mint("u", &app.org, "customers:read", chrono::Duration::seconds(-120))
-        .expect("mint");
-    let wrong_key = crm::auth::TokenIssuer::hs256(b"another-secret-another-secret-another", crate::helpers::ISSUER, crate::helpers::AUDIENCE)
-        .mint("u", &app.org, "customers:read", chrono::Duration::minutes(5))
-        .expect("mint");
-    let wrong_audience = crm::auth::TokenIssuer::hs256(crate::helpers::SECRET.as_bytes(), crate::helpers::ISSUER, "someone-else")
-        .mint("u", &app.org, "customers:read", chrono::Duration::minutes(5))
-        .expect("mint");
+    let expired = crm::auth::TokenIssuer::hs256(
+        crate::helpers::SECRET.as_bytes(),
+        crate::helpers::ISSUER,
+        crate::helpers::AUDIENCE,
+    )
+    .mint(
+        "u",
+        &app.org,
+        "customers:read",
+        chrono::Duration::seconds(-120),
+    )
+    .expect("mint");
+    let wrong_key = crm::auth::TokenIssuer::hs256(
+        b"another-secret-another-secret-another",
+        crate::helpers::ISSUER,
+        crate::helpers::AUDIENCE,
+    )
+    .mint(
+        "u",
+        &app.org,
+        "customers:read",
+        chrono::Duration::minutes(5),
+    )
+    .expect("mint");
+    let wrong_audience = crm::auth::TokenIssuer::hs256(
+        crate::helpers::SECRET.as_bytes(),
+        crate::helpers::ISSUER,
+        "someone-else",
+    )
+    .mint(
+        "u",
+        &app.org,
+        "customers:read",
+        chrono::Duration::minutes(5),
+    )
+    .expect("mint");
     for (what, header) in [
         ("expired", format!("Bearer {expired}")),
         ("wrong key", format!("Bearer {wrong_key}")),
@@ -204,8 +283,14 @@ async fn bad_tokens_get_401_with_a_bearer_challenge() {
             .await
             .expect("sent");
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
-        let challenge = res.headers()["www-authenticate"].to_str().unwrap_or_default().to_owned();
-        assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{what}: {challenge}");
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\""),
+            "{what}: {challenge}"
+        );
         let r = reply(res).await;
         assert_eq!(r.error_codes(), ["UNAUTHENTICATED"], "{what}");
     }
@@ -214,12 +299,26 @@ async fn bad_tokens_get_401_with_a_bearer_challenge() {
 #[tokio::test]
 async fn anonymous_callers_see_only_typename_and_introspection() {
     let app = TestApp::spawn().await;
-    let r = app.gql_as(None, "{ __typename __schema { queryType { name } } }", json!({})).await;
+    let r = app
+        .gql_as(
+            None,
+            "{ __typename __schema { queryType { name } } }",
+            json!({}),
+        )
+        .await;
     r.assert_ok();
-    let r = app.gql_as(None, "{ customers { totalCount } }", json!({})).await;
+    let r = app
+        .gql_as(None, "{ customers { totalCount } }", json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.error_codes(), ["UNAUTHENTICATED"]);
-    let r = app.gql_as(None, "mutation { createCustomer(input: {name: \"X\"}) { customer { id } } }", json!({})).await;
+    let r = app
+        .gql_as(
+            None,
+            "mutation { createCustomer(input: {name: \"X\"}) { customer { id } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(r.error_codes(), ["UNAUTHENTICATED"]);
     assert_eq!(r.data("createCustomer"), &serde_json::Value::Null);
 }

@@ -11,14 +11,21 @@ async fn walk(app: &TestApp, field: &str, args: &str, page: usize, backward: boo
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
-        let (size, cur) = if backward { ("last", "before") } else { ("first", "after") };
+        let (size, cur) = if backward {
+            ("last", "before")
+        } else {
+            ("first", "after")
+        };
         let query = format!(
             "query($c: String) {{ list: {field}({size}: {page}, {cur}: $c{args}) {{ edges {{ cursor node {{ id }} }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
         );
         let r = app.gql(&query, json!({"c": cursor})).await;
         r.assert_ok();
         let edges = r.data("list.edges").as_array().expect("edges").clone();
-        let mut got: Vec<String> = edges.iter().map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned()).collect();
+        let mut got: Vec<String> = edges
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
         assert!(got.len() <= page);
         let info = r.data("list.pageInfo").clone();
         if backward {
@@ -41,7 +48,10 @@ async fn walk(app: &TestApp, field: &str, args: &str, page: usize, backward: boo
 
 async fn seed(app: &TestApp) -> Vec<(String, String, Option<String>)> {
     // Names collide on purpose: ties must be broken by id, never skipped or repeated.
-    let names = ["delta", "alpha", "charlie", "alpha", "echo", "bravo", "delta", "foxtrot", "golf", "alpha", "hotel"];
+    let names = [
+        "delta", "alpha", "charlie", "alpha", "echo", "bravo", "delta", "foxtrot", "golf", "alpha",
+        "hotel",
+    ];
     let mut rows = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let id = app.customer(json!({"name": name})).await;
@@ -49,7 +59,10 @@ async fn seed(app: &TestApp) -> Vec<(String, String, Option<String>)> {
             None
         } else {
             let at = format!("2026-0{}-01T00:00:00Z", 1 + (i % 4));
-            app.activity(json!({"customerId": id, "kind": "NOTE", "subject": "x", "occurredAt": at})).await;
+            app.activity(
+                json!({"customerId": id, "kind": "NOTE", "subject": "x", "occurredAt": at}),
+            )
+            .await;
             Some(at)
         };
         rows.push((id, (*name).to_owned(), last));
@@ -80,14 +93,28 @@ async fn every_ordering_pages_forward_and_backward_without_gaps_or_repeats() {
 
     for (args, expected) in [
         ("", &created),
-        (", orderBy: {field: CREATED_AT, direction: DESC}", &created_desc),
+        (
+            ", orderBy: {field: CREATED_AT, direction: DESC}",
+            &created_desc,
+        ),
         (", orderBy: {field: NAME}", &expect_name),
         (", orderBy: {field: LAST_ACTIVITY_AT}", &expect_last),
-        (", orderBy: {field: LAST_ACTIVITY_AT, direction: DESC}", &expect_last_desc),
+        (
+            ", orderBy: {field: LAST_ACTIVITY_AT, direction: DESC}",
+            &expect_last_desc,
+        ),
     ] {
         for page in [1, 3, 4, 20] {
-            assert_eq!(&walk(&app, "customers", args, page, false).await, expected, "forward {args} page {page}");
-            assert_eq!(&walk(&app, "customers", args, page, true).await, expected, "backward {args} page {page}");
+            assert_eq!(
+                &walk(&app, "customers", args, page, false).await,
+                expected,
+                "forward {args} page {page}"
+            );
+            assert_eq!(
+                &walk(&app, "customers", args, page, true).await,
+                expected,
+                "backward {args} page {page}"
+            );
         }
     }
 }
@@ -105,7 +132,17 @@ async fn activities_page_newest_first_by_default() {
     assert_eq!(walk(&app, "activities", "", 4, true).await, ids);
     let mut oldest_first = ids.clone();
     oldest_first.reverse();
-    assert_eq!(walk(&app, "activities", ", orderBy: {field: OCCURRED_AT, direction: ASC}", 5, false).await, oldest_first);
+    assert_eq!(
+        walk(
+            &app,
+            "activities",
+            ", orderBy: {field: OCCURRED_AT, direction: ASC}",
+            5,
+            false
+        )
+        .await,
+        oldest_first
+    );
 }
 
 #[tokio::test]
@@ -115,21 +152,34 @@ async fn a_cursor_survives_inserts_before_it() {
     for i in 0..4 {
         ids.push(app.customer(json!({"name": format!("c{i}")})).await);
     }
-    let r = app.gql("{ customers(first: 2) { pageInfo { endCursor } } }", json!({})).await;
+    let r = app
+        .gql(
+            "{ customers(first: 2) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
     let cursor = r.data("customers.pageInfo.endCursor").clone();
     // A row sorting before the cursor appears between two requests: the next page is unchanged.
     app.customer(json!({"name": "newcomer"})).await;
     let r = app
         .gql("query($c: String) { customers(first: 2, after: $c, orderBy: {field: CREATED_AT}) { nodes { id } } }", json!({"c": cursor}))
         .await;
-    assert_eq!(r.data("customers.nodes"), &json!([{"id": ids[2]}, {"id": ids[3]}]));
+    assert_eq!(
+        r.data("customers.nodes"),
+        &json!([{"id": ids[2]}, {"id": ids[3]}])
+    );
 }
 
 #[tokio::test]
 async fn bad_page_arguments_are_refused_with_bad_user_input() {
     let app = TestApp::spawn().await;
     app.customer(json!({"name": "one"})).await;
-    let r = app.gql("{ customers(first: 1, orderBy: {field: NAME}) { pageInfo { endCursor } } }", json!({})).await;
+    let r = app
+        .gql(
+            "{ customers(first: 1, orderBy: {field: NAME}) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
     let name_cursor = r.data("customers.pageInfo.endCursor").clone();
     for (args, cursor) in [
         ("first: -1", json!(null)),
@@ -139,8 +189,14 @@ async fn bad_page_arguments_are_refused_with_bad_user_input() {
         ("before: $c", json!("eyJvIjoxfQ")),
         ("after: $c", name_cursor.clone()),
     ] {
-        let vars = if args.contains("$c") { "($c: String)" } else { "" };
-        let query = format!("query{vars} {{ customers({args}) {{ nodes {{ id }} }} other: customers(first: 0) {{ totalCount }} }}");
+        let vars = if args.contains("$c") {
+            "($c: String)"
+        } else {
+            ""
+        };
+        let query = format!(
+            "query{vars} {{ customers({args}) {{ nodes {{ id }} }} other: customers(first: 0) {{ totalCount }} }}"
+        );
         let r = app.gql(&query, json!({"c": cursor})).await;
         assert_eq!(r.error_codes(), ["BAD_USER_INPUT"], "{args}: {}", r.body);
         assert_eq!(r.data("customers"), &Value::Null, "{}", r.body);
@@ -157,5 +213,8 @@ async fn total_count_counts_all_pages() {
     let r = app.gql("{ customers(first: 2) { totalCount nodes { id } pageInfo { hasNextPage hasPreviousPage } } }", json!({})).await;
     assert_eq!(r.data("customers.totalCount"), 7);
     assert_eq!(r.data("customers.nodes").as_array().map(Vec::len), Some(2));
-    assert_eq!(r.data("customers.pageInfo"), &json!({"hasNextPage": true, "hasPreviousPage": false}));
+    assert_eq!(
+        r.data("customers.pageInfo"),
+        &json!({"hasNextPage": true, "hasPreviousPage": false})
+    );
 }

@@ -20,7 +20,11 @@ fn committed_schema_matches_the_code() {
 async fn introspection_lists_the_contract_root_fields() {
     let app = TestApp::spawn().await;
     let r = app
-        .gql_as(None, "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }", json!({}))
+        .gql_as(
+            None,
+            "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+            json!({}),
+        )
         .await;
     r.assert_ok();
     let names = |path: &str| -> Vec<String> {
@@ -32,7 +36,15 @@ async fn introspection_lists_the_contract_root_fields() {
             .collect()
     };
     let queries = names("__schema.queryType.fields");
-    for field in ["customer", "customers", "activity", "activities", "node", "nodes", "viewer"] {
+    for field in [
+        "customer",
+        "customers",
+        "activity",
+        "activities",
+        "node",
+        "nodes",
+        "viewer",
+    ] {
         assert!(queries.contains(&field.to_owned()), "missing query {field}");
     }
     let mutations = names("__schema.mutationType.fields");
@@ -45,6 +57,9 @@ async fn introspection_lists_the_contract_root_fields() {
         "updateActivity",
         "deleteActivity",
     ] {
-        assert!(mutations.contains(&field.to_owned()), "missing mutation {field}");
+        assert!(
+            mutations.contains(&field.to_owned()),
+            "missing mutation {field}"
+        );
     }
 }

@@ -53,7 +53,9 @@ impl ActivityKind {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::Internal(format!("unknown activity kind {s:?} in the database").into()))
+            .ok_or_else(|| {
+                Error::Internal(format!("unknown activity kind {s:?} in the database").into())
+            })
     }
 }
 

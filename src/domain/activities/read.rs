@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use entity::activities;
-use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, WindowStatement};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, WindowStatement,
+};
 use sea_orm::{
-    ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 
 use super::scope::live;
@@ -83,12 +84,18 @@ pub async fn list_for_customers(
         .order_by(C::CustomerId, Order::Asc)
         .order_by(row_number, Order::Asc);
     let stmt = store.db.get_database_backend().build(&outer);
-    let rows = activities::Entity::find().from_raw_sql(stmt).all(&store.db).await?;
+    let rows = activities::Entity::find()
+        .from_raw_sql(stmt)
+        .all(&store.db)
+        .await?;
 
     let mut grouped: HashMap<String, Vec<(String, activities::Model)>> = HashMap::new();
     for m in rows {
         let cursor = spec.cursor(m.get(spec.column), &m.id);
-        grouped.entry(m.customer_id.clone()).or_default().push((cursor, m));
+        grouped
+            .entry(m.customer_id.clone())
+            .or_default()
+            .push((cursor, m));
     }
     customer_ids
         .iter()

@@ -11,13 +11,20 @@ pub fn new_activity(mut input: NewActivity) -> Result<NewActivity> {
     let mut errs = Violations::default();
     input.subject = errs.take(v::required_text("subject", &input.subject, SUBJECT_MAX));
     input.body = errs.take(v::body("body", input.body.as_deref(), BODY_MAX_BYTES));
-    input.occurred_at = Some(errs.take(v::time("occurredAt", input.occurred_at.unwrap_or_else(now))));
+    input.occurred_at =
+        Some(errs.take(v::time("occurredAt", input.occurred_at.unwrap_or_else(now))));
     input.due_at = input.due_at.map(|t| errs.take(v::time("dueAt", t)));
-    input.completed_at = input.completed_at.map(|t| errs.take(v::time("completedAt", t)));
+    input.completed_at = input
+        .completed_at
+        .map(|t| errs.take(v::time("completedAt", t)));
     input.source = errs
         .take(v::optional_text("source", input.source.as_deref(), 64))
         .map(|s| s.to_lowercase());
-    input.external_id = errs.take(v::optional_text("externalId", input.external_id.as_deref(), 255));
+    input.external_id = errs.take(v::optional_text(
+        "externalId",
+        input.external_id.as_deref(),
+        255,
+    ));
     errs.finish()?;
     Ok(input)
 }

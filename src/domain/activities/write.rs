@@ -4,7 +4,8 @@
 use entity::{activities, customers};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 
 use super::scope::live;
@@ -28,7 +29,11 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
         .await?
         .is_some();
     if !customer_exists {
-        return Err(Error::invalid(&["customerId"], ViolationCode::NotFound, "no such customer"));
+        return Err(Error::invalid(
+            &["customerId"],
+            ViolationCode::NotFound,
+            "no such customer",
+        ));
     }
     let author = users::ensure(store, &txn, who).await?;
     let at = now();
@@ -66,12 +71,25 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
     refresh_last_activity(&txn, &who.org, &model.customer_id).await?;
     let activity = Activity::try_from(model)?;
     let snapshot = serde_json::to_value(&activity)?;
-    append(&txn, who, &activity, Op::Created, events::all_fields(&snapshot), snapshot).await?;
+    append(
+        &txn,
+        who,
+        &activity,
+        Op::Created,
+        events::all_fields(&snapshot),
+        snapshot,
+    )
+    .await?;
     txn.commit().await?;
     Ok(activity)
 }
 
-pub async fn update(store: &Store, who: &Principal, id: &str, patch: ActivityPatch) -> Result<Activity> {
+pub async fn update(
+    store: &Store,
+    who: &Principal,
+    id: &str,
+    patch: ActivityPatch,
+) -> Result<Activity> {
     let patch = validate::patch(patch)?;
     let txn = store.db.begin().await?;
     let before = live_row(&txn, &who.org, id).await?;
@@ -116,7 +134,12 @@ pub async fn update(store: &Store, who: &Principal, id: &str, patch: ActivityPat
     Ok(activity)
 }
 
-pub async fn delete(store: &Store, who: &Principal, id: &str, expected_version: Option<i32>) -> Result<Activity> {
+pub async fn delete(
+    store: &Store,
+    who: &Principal,
+    id: &str,
+    expected_version: Option<i32>,
+) -> Result<Activity> {
     let txn = store.db.begin().await?;
     let before = live_row(&txn, &who.org, id).await?;
     check_version(expected_version, before.version)?;
@@ -128,13 +151,25 @@ pub async fn delete(store: &Store, who: &Principal, id: &str, expected_version: 
     let activity = save(&txn, &before, after).await?;
     refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
     let snapshot = serde_json::to_value(&activity)?;
-    append(&txn, who, &activity, Op::Deleted, vec!["deletedAt".to_owned()], snapshot).await?;
+    append(
+        &txn,
+        who,
+        &activity,
+        Op::Deleted,
+        vec!["deletedAt".to_owned()],
+        snapshot,
+    )
+    .await?;
     txn.commit().await?;
     Ok(activity)
 }
 
 async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<activities::Model> {
-    live(org).filter(C::Id.eq(id)).one(txn).await?.ok_or(Error::NotFound)
+    live(org)
+        .filter(C::Id.eq(id))
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound)
 }
 
 fn conflict(current: i32) -> Error {
@@ -152,7 +187,11 @@ fn check_version(expected: Option<i32>, current: i32) -> Result<()> {
     }
 }
 
-async fn save(txn: &DatabaseTransaction, before: &activities::Model, after: activities::Model) -> Result<Activity> {
+async fn save(
+    txn: &DatabaseTransaction,
+    before: &activities::Model,
+    after: activities::Model,
+) -> Result<Activity> {
     let result = activities::Entity::update_many()
         .set(activities::ActiveModel::from(after.clone()).reset_all())
         .filter(C::Id.eq(&before.id))
@@ -168,7 +207,11 @@ async fn save(txn: &DatabaseTransaction, before: &activities::Model, after: acti
 
 /// Recomputes the customer's `last_activity_at` from its live activities, so deletes and
 /// back-dated edits keep it true.
-async fn refresh_last_activity(txn: &DatabaseTransaction, org: &str, customer_id: &str) -> Result<()> {
+async fn refresh_last_activity(
+    txn: &DatabaseTransaction,
+    org: &str,
+    customer_id: &str,
+) -> Result<()> {
     let latest = Query::select()
         .expr(Func::max(Expr::col(C::OccurredAt)))
         .from(activities::Entity)
@@ -177,7 +220,10 @@ async fn refresh_last_activity(txn: &DatabaseTransaction, org: &str, customer_id
         .and_where(Expr::col(C::DeletedAt).is_null())
         .to_owned();
     customers::Entity::update_many()
-        .col_expr(customers::Column::LastActivityAt, Expr::SubQuery(None, Box::new(latest.into())))
+        .col_expr(
+            customers::Column::LastActivityAt,
+            Expr::SubQuery(None, Box::new(latest.into())),
+        )
         .filter(customers::Column::Id.eq(customer_id))
         .filter(customers::Column::OrgId.eq(org))
         .exec(txn)

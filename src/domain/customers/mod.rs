@@ -206,9 +206,12 @@ impl CustomerOrder {
             CustomerSortField::Name => ("name", C::Name, SortValueKind::Text, false),
             CustomerSortField::CreatedAt => ("createdAt", C::CreatedAt, SortValueKind::Time, false),
             CustomerSortField::UpdatedAt => ("updatedAt", C::UpdatedAt, SortValueKind::Time, false),
-            CustomerSortField::LastActivityAt => {
-                ("lastActivityAt", C::LastActivityAt, SortValueKind::Time, true)
-            }
+            CustomerSortField::LastActivityAt => (
+                "lastActivityAt",
+                C::LastActivityAt,
+                SortValueKind::Time,
+                true,
+            ),
         };
         SortSpec {
             name,

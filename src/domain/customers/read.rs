@@ -62,7 +62,9 @@ fn filtered(org: &str, filter: &CustomerFilter) -> Result<sea_orm::Select<custom
     } else {
         C::DeletedAt.is_null()
     };
-    Ok(scoped(org).filter(deleted_cond).filter(condition(filter, 0)?))
+    Ok(scoped(org)
+        .filter(deleted_cond)
+        .filter(condition(filter, 0)?))
 }
 
 fn condition(f: &CustomerFilter, depth: usize) -> Result<Condition> {
@@ -103,7 +105,11 @@ fn condition(f: &CustomerFilter, depth: usize) -> Result<Condition> {
 }
 
 /// External ids of the given customers (of `org`), oldest first.
-pub async fn external_ids_of(store: &Store, org: &str, customer_ids: &[String]) -> Result<Vec<ExternalId>> {
+pub async fn external_ids_of(
+    store: &Store,
+    org: &str,
+    customer_ids: &[String],
+) -> Result<Vec<ExternalId>> {
     use customer_external_ids::Column as X;
     let rows = customer_external_ids::Entity::find()
         .filter(X::OrgId.eq(org))
@@ -123,7 +129,11 @@ pub async fn external_ids_of(store: &Store, org: &str, customer_ids: &[String]) 
 }
 
 /// Social profiles of the given customers (of `org`), oldest first.
-pub async fn social_profiles_of(store: &Store, org: &str, customer_ids: &[String]) -> Result<Vec<SocialProfile>> {
+pub async fn social_profiles_of(
+    store: &Store,
+    org: &str,
+    customer_ids: &[String],
+) -> Result<Vec<SocialProfile>> {
     use social_profiles::Column as S;
     let rows = social_profiles::Entity::find()
         .filter(S::OrgId.eq(org))

@@ -32,7 +32,11 @@ pub fn new_customer(input: NewCustomer) -> Result<ValidCustomer> {
         name: errs.take(v::required_text("name", &input.name, NAME_MAX)),
         email: errs.take(v::email("email", input.email.as_deref())),
         phone: errs.take(v::phone("phone", input.phone.as_deref())),
-        company: errs.take(v::optional_text("company", input.company.as_deref(), COMPANY_MAX)),
+        company: errs.take(v::optional_text(
+            "company",
+            input.company.as_deref(),
+            COMPANY_MAX,
+        )),
         lifecycle_stage: input.lifecycle_stage.unwrap_or(LifecycleStage::Lead),
         owner_id: input.owner_id,
         tags: errs.take(v::tags("tags", &input.tags)),
@@ -60,7 +64,8 @@ pub fn patch(mut input: CustomerPatch) -> Result<CustomerPatch> {
         input.phone = Some(errs.take(v::phone("phone", phone.as_deref())));
     }
     if let Some(company) = &input.company {
-        input.company = Some(errs.take(v::optional_text("company", company.as_deref(), COMPANY_MAX)));
+        input.company =
+            Some(errs.take(v::optional_text("company", company.as_deref(), COMPANY_MAX)));
     }
     if let Some(tags) = &input.tags {
         input.tags = Some(errs.take(v::tags("tags", tags)));
@@ -79,7 +84,11 @@ pub fn patch(mut input: CustomerPatch) -> Result<CustomerPatch> {
 }
 
 fn too_many(field: &str) -> FieldViolation {
-    FieldViolation::new(&[field], ViolationCode::TooMany, format!("at most {MAX_LINKS} entries"))
+    FieldViolation::new(
+        &[field],
+        ViolationCode::TooMany,
+        format!("at most {MAX_LINKS} entries"),
+    )
 }
 
 fn external_ids(raw: Vec<NewExternalId>) -> v::Parsed<Vec<NewExternalId>> {
@@ -94,7 +103,9 @@ fn external_ids(raw: Vec<NewExternalId>) -> v::Parsed<Vec<NewExternalId>> {
                 violation.under(&["externalIds".to_owned(), i.to_string()])
             };
             let parsed = NewExternalId {
-                source: v::required_text("source", &x.source, 64).map_err(at)?.to_lowercase(),
+                source: v::required_text("source", &x.source, 64)
+                    .map_err(at)?
+                    .to_lowercase(),
                 external_id: v::required_text("externalId", &x.external_id, 255).map_err(at)?,
             };
             if !seen.insert((parsed.source.clone(), parsed.external_id.clone())) {
@@ -133,10 +144,16 @@ fn social_profiles(raw: Vec<NewSocialProfile>) -> v::Parsed<Vec<NewSocialProfile
                 }
             }
             Ok(NewSocialProfile {
-                network: v::required_text("network", &p.network, 32).map_err(at)?.to_lowercase(),
+                network: v::required_text("network", &p.network, 32)
+                    .map_err(at)?
+                    .to_lowercase(),
                 handle: v::required_text("handle", &p.handle, 255).map_err(at)?,
-                network_user_id: v::optional_text("networkUserId", p.network_user_id.as_deref(), 255)
-                    .map_err(at)?,
+                network_user_id: v::optional_text(
+                    "networkUserId",
+                    p.network_user_id.as_deref(),
+                    255,
+                )
+                .map_err(at)?,
                 url,
             })
         })

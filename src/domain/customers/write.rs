@@ -13,7 +13,9 @@ use super::validate::{self, ValidCustomer};
 use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
 use crate::auth::Principal;
 use crate::domain::ids::{IdKind, new_id};
-use crate::domain::{Error, FieldViolation, Result, Store, ViolationCode, is_unique_violation, now, users};
+use crate::domain::{
+    Error, FieldViolation, Result, Store, ViolationCode, is_unique_violation, now, users,
+};
 use crate::events::{self, NewEvent, Op};
 
 use customers::Column as C;
@@ -50,12 +52,25 @@ pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -
     insert_social_profiles(&txn, &who.org, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, who, &customer, Op::Created, events::all_fields(&snapshot), snapshot).await?;
+    append(
+        &txn,
+        who,
+        &customer,
+        Op::Created,
+        events::all_fields(&snapshot),
+        snapshot,
+    )
+    .await?;
     txn.commit().await?;
     Ok(customer)
 }
 
-pub async fn update(store: &Store, who: &Principal, id: &str, patch: CustomerPatch) -> Result<Customer> {
+pub async fn update(
+    store: &Store,
+    who: &Principal,
+    id: &str,
+    patch: CustomerPatch,
+) -> Result<Customer> {
     let patch = validate::patch(patch)?;
     let txn = store.db.begin().await?;
     let before = live_row(&txn, &who.org, id).await?;
@@ -107,7 +122,10 @@ pub async fn update(store: &Store, who: &Principal, id: &str, patch: CustomerPat
     }
     let old = Customer::try_from(before.clone())?;
     let old_snapshot = serde_json::to_value(&old)?;
-    let mut changed = events::changed_fields(&old_snapshot, &serde_json::to_value(Customer::try_from(after.clone())?)?);
+    let mut changed = events::changed_fields(
+        &old_snapshot,
+        &serde_json::to_value(Customer::try_from(after.clone())?)?,
+    );
     if links_changed {
         changed.push("links".to_owned());
     }
@@ -125,7 +143,12 @@ pub async fn update(store: &Store, who: &Principal, id: &str, patch: CustomerPat
     Ok(customer)
 }
 
-pub async fn delete(store: &Store, who: &Principal, id: &str, expected_version: Option<i32>) -> Result<Customer> {
+pub async fn delete(
+    store: &Store,
+    who: &Principal,
+    id: &str,
+    expected_version: Option<i32>,
+) -> Result<Customer> {
     let txn = store.db.begin().await?;
     let before = live_row(&txn, &who.org, id).await?;
     check_version(expected_version, before.version)?;
@@ -136,7 +159,15 @@ pub async fn delete(store: &Store, who: &Principal, id: &str, expected_version: 
     after.version = before.version + 1;
     let customer = save(&txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, who, &customer, Op::Deleted, vec!["deletedAt".to_owned()], snapshot).await?;
+    append(
+        &txn,
+        who,
+        &customer,
+        Op::Deleted,
+        vec!["deletedAt".to_owned()],
+        snapshot,
+    )
+    .await?;
     txn.commit().await?;
     Ok(customer)
 }
@@ -159,7 +190,15 @@ pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Custome
     after.version = before.version + 1;
     let customer = save(&txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, who, &customer, Op::Restored, vec!["deletedAt".to_owned()], snapshot).await?;
+    append(
+        &txn,
+        who,
+        &customer,
+        Op::Restored,
+        vec!["deletedAt".to_owned()],
+        snapshot,
+    )
+    .await?;
     txn.commit().await?;
     Ok(customer)
 }
@@ -190,7 +229,11 @@ fn check_version(expected: Option<i32>, current: i32) -> Result<()> {
 
 /// Writes `after` only if the row still has the version we read (a concurrent writer that
 /// committed in between makes this a conflict rather than a lost update).
-async fn save(txn: &DatabaseTransaction, before: &customers::Model, after: customers::Model) -> Result<Customer> {
+async fn save(
+    txn: &DatabaseTransaction,
+    before: &customers::Model,
+    after: customers::Model,
+) -> Result<Customer> {
     let result = customers::Entity::update_many()
         .set(customers::ActiveModel::from(after.clone()).reset_all())
         .filter(C::Id.eq(&before.id))
@@ -208,11 +251,20 @@ async fn checked_owner(conn: &impl ConnectionTrait, org: &str, id: String) -> Re
     if users::exists(conn, org, &id).await? {
         Ok(id)
     } else {
-        Err(Error::invalid(&["ownerId"], ViolationCode::NotFound, "no such user"))
+        Err(Error::invalid(
+            &["ownerId"],
+            ViolationCode::NotFound,
+            "no such user",
+        ))
     }
 }
 
-async fn insert_external_ids(txn: &DatabaseTransaction, org: &str, customer_id: &str, ids: &[NewExternalId]) -> Result<()> {
+async fn insert_external_ids(
+    txn: &DatabaseTransaction,
+    org: &str,
+    customer_id: &str,
+    ids: &[NewExternalId],
+) -> Result<()> {
     for (i, x) in ids.iter().enumerate() {
         let row = customer_external_ids::ActiveModel {
             id: Set(new_id(IdKind::ExternalId)),
@@ -240,7 +292,12 @@ async fn insert_external_ids(txn: &DatabaseTransaction, org: &str, customer_id: 
     Ok(())
 }
 
-async fn insert_social_profiles(txn: &DatabaseTransaction, org: &str, customer_id: &str, profiles: &[NewSocialProfile]) -> Result<()> {
+async fn insert_social_profiles(
+    txn: &DatabaseTransaction,
+    org: &str,
+    customer_id: &str,
+    profiles: &[NewSocialProfile],
+) -> Result<()> {
     for (i, p) in profiles.iter().enumerate() {
         let row = social_profiles::ActiveModel {
             id: Set(new_id(IdKind::SocialProfile)),

@@ -7,7 +7,9 @@ use crate::domain::activities::{
 };
 use crate::domain::page::PageArgs;
 use crate::graphql::customers::maybe_patch;
-use crate::graphql::filters::{DateTimeFilter, IdFilter, OrderDirection, StringFilter, enum_ops, ops};
+use crate::graphql::filters::{
+    DateTimeFilter, IdFilter, OrderDirection, StringFilter, enum_ops, ops,
+};
 
 #[derive(InputObject, Clone)]
 pub struct ActivityKindFilter {
@@ -44,7 +46,9 @@ pub struct ActivityFilterInput {
 
 impl From<ActivityFilterInput> for ActivityFilter {
     fn from(f: ActivityFilterInput) -> Self {
-        let many = |v: Option<Vec<ActivityFilterInput>>| v.unwrap_or_default().into_iter().map(Into::into).collect();
+        let many = |v: Option<Vec<ActivityFilterInput>>| {
+            v.unwrap_or_default().into_iter().map(Into::into).collect()
+        };
         Self {
             id: ops(f.id),
             customer_id: ops(f.customer_id),
@@ -67,6 +71,10 @@ impl From<ActivityFilterInput> for ActivityFilter {
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "crate::domain::activities::ActivitySortField")]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the variants name timestamp fields"
+)]
 pub enum ActivityOrderField {
     OccurredAt,
     CreatedAt,

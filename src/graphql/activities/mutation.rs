@@ -31,7 +31,11 @@ pub struct DeleteActivityPayload {
 #[Object]
 impl ActivityMutation {
     #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
-    async fn log_activity(&self, ctx: &Context<'_>, input: LogActivityInput) -> Result<Option<LogActivityPayload>> {
+    async fn log_activity(
+        &self,
+        ctx: &Context<'_>,
+        input: LogActivityInput,
+    ) -> Result<Option<LogActivityPayload>> {
         let who = principal(ctx)?;
         let (activity, user_errors) = split(activities::log(store(ctx)?, who, input.into()).await)?;
         Ok(Some(LogActivityPayload {
@@ -41,10 +45,15 @@ impl ActivityMutation {
     }
 
     #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
-    async fn update_activity(&self, ctx: &Context<'_>, input: UpdateActivityInput) -> Result<Option<UpdateActivityPayload>> {
+    async fn update_activity(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateActivityInput,
+    ) -> Result<Option<UpdateActivityPayload>> {
         let who = principal(ctx)?;
         let (id, patch) = input.into_parts();
-        let (activity, user_errors) = split(activities::update(store(ctx)?, who, &id, patch).await)?;
+        let (activity, user_errors) =
+            split(activities::update(store(ctx)?, who, &id, patch).await)?;
         Ok(Some(UpdateActivityPayload {
             activity: activity.map(ActivityNode),
             user_errors,
@@ -52,7 +61,11 @@ impl ActivityMutation {
     }
 
     #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
-    async fn delete_activity(&self, ctx: &Context<'_>, input: DeleteActivityInput) -> Result<Option<DeleteActivityPayload>> {
+    async fn delete_activity(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteActivityInput,
+    ) -> Result<Option<DeleteActivityPayload>> {
         let who = principal(ctx)?;
         let result = activities::delete(store(ctx)?, who, &input.id, input.expected_version).await;
         let (activity, user_errors) = split(result)?;

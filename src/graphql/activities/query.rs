@@ -14,7 +14,9 @@ impl ActivityQuery {
     #[graphql(guard = "RequireScope(Scope::ActivitiesRead)")]
     async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ActivityNode>> {
         let who = principal(ctx)?;
-        Ok(activities::get(store(ctx)?, &who.org, &id).await?.map(ActivityNode))
+        Ok(activities::get(store(ctx)?, &who.org, &id)
+            .await?
+            .map(ActivityNode))
     }
 
     /// Activities across customers, newest first unless `orderBy` says otherwise.
@@ -36,6 +38,9 @@ impl ActivityQuery {
         let who = principal(ctx)?;
         let query = query_of(first, after, last, before, filter, order_by);
         let slice = activities::list(store(ctx)?, &who.org, &query).await?;
-        Ok(Some(ActivityConnection::new(slice, ActivityTotal::Matching(query.filter))))
+        Ok(Some(ActivityConnection::new(
+            slice,
+            ActivityTotal::Matching(query.filter),
+        )))
     }
 }

@@ -94,8 +94,14 @@ impl ActivityNode {
     }
 
     async fn author(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        let Some(author) = &self.0.author_id else { return Ok(None) };
-        let user = ctx.data::<Loaders>()?.users.load_one(author.clone()).await?;
+        let Some(author) = &self.0.author_id else {
+            return Ok(None);
+        };
+        let user = ctx
+            .data::<Loaders>()?
+            .users
+            .load_one(author.clone())
+            .await?;
         Ok(user.map(UserNode))
     }
 }
@@ -126,4 +132,9 @@ impl ActivityTotal {
     }
 }
 
-connection!(ActivityConnection, ActivityEdge, ActivityNode, ActivityTotal);
+connection!(
+    ActivityConnection,
+    ActivityEdge,
+    ActivityNode,
+    ActivityTotal
+);

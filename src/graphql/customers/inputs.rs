@@ -6,7 +6,9 @@ use crate::domain::customers::{
     CustomerFilter, CustomerOrder, CustomerPatch, CustomerSortField, NewCustomer, NewExternalId,
     NewSocialProfile,
 };
-use crate::graphql::filters::{DateTimeFilter, IdFilter, OrderDirection, StringFilter, enum_ops, ops};
+use crate::graphql::filters::{
+    DateTimeFilter, IdFilter, OrderDirection, StringFilter, enum_ops, ops,
+};
 
 #[derive(InputObject, Clone)]
 pub struct LifecycleStageFilter {
@@ -46,7 +48,9 @@ pub struct CustomerFilterInput {
 
 impl From<CustomerFilterInput> for CustomerFilter {
     fn from(f: CustomerFilterInput) -> Self {
-        let many = |v: Option<Vec<CustomerFilterInput>>| v.unwrap_or_default().into_iter().map(Into::into).collect();
+        let many = |v: Option<Vec<CustomerFilterInput>>| {
+            v.unwrap_or_default().into_iter().map(Into::into).collect()
+        };
         Self {
             id: ops(f.id),
             name: ops(f.name),
@@ -208,8 +212,12 @@ impl UpdateCustomerInput {
             owner_id: patch_of(self.owner_id).map(|o| o.map(|id| id.0)),
             tags: self.tags,
             custom_fields: self.custom_fields.map(|j| j.0),
-            external_ids: self.external_ids.map(|v| v.into_iter().map(Into::into).collect()),
-            social_profiles: self.social_profiles.map(|v| v.into_iter().map(Into::into).collect()),
+            external_ids: self
+                .external_ids
+                .map(|v| v.into_iter().map(Into::into).collect()),
+            social_profiles: self
+                .social_profiles
+                .map(|v| v.into_iter().map(Into::into).collect()),
         };
         (self.id.0, patch)
     }
@@ -225,5 +233,3 @@ pub struct DeleteCustomerInput {
 pub struct RestoreCustomerInput {
     pub id: ID,
 }
-
-

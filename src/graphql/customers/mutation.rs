@@ -1,6 +1,8 @@
 use async_graphql::{Context, Object, Result, SimpleObject};
 
-use super::inputs::{CreateCustomerInput, DeleteCustomerInput, RestoreCustomerInput, UpdateCustomerInput};
+use super::inputs::{
+    CreateCustomerInput, DeleteCustomerInput, RestoreCustomerInput, UpdateCustomerInput,
+};
 use super::types::CustomerNode;
 use crate::auth::Scope;
 use crate::domain::customers;
@@ -39,9 +41,14 @@ pub struct RestoreCustomerPayload {
 #[Object]
 impl CustomerMutation {
     #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
-    async fn create_customer(&self, ctx: &Context<'_>, input: CreateCustomerInput) -> Result<Option<CreateCustomerPayload>> {
+    async fn create_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCustomerInput,
+    ) -> Result<Option<CreateCustomerPayload>> {
         let who = principal(ctx)?;
-        let (customer, user_errors) = split(customers::create(store(ctx)?, who, input.into()).await)?;
+        let (customer, user_errors) =
+            split(customers::create(store(ctx)?, who, input.into()).await)?;
         Ok(Some(CreateCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,
@@ -49,7 +56,11 @@ impl CustomerMutation {
     }
 
     #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
-    async fn update_customer(&self, ctx: &Context<'_>, input: UpdateCustomerInput) -> Result<Option<UpdateCustomerPayload>> {
+    async fn update_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateCustomerInput,
+    ) -> Result<Option<UpdateCustomerPayload>> {
         let who = principal(ctx)?;
         let (id, patch) = input.into_parts();
         let (customer, user_errors) = split(customers::update(store(ctx)?, who, &id, patch).await)?;
@@ -61,7 +72,11 @@ impl CustomerMutation {
 
     /// Moves the customer to the trash; `restoreCustomer` brings it back.
     #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
-    async fn delete_customer(&self, ctx: &Context<'_>, input: DeleteCustomerInput) -> Result<Option<DeleteCustomerPayload>> {
+    async fn delete_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteCustomerInput,
+    ) -> Result<Option<DeleteCustomerPayload>> {
         let who = principal(ctx)?;
         let result = customers::delete(store(ctx)?, who, &input.id, input.expected_version).await;
         let (customer, user_errors) = split(result)?;
@@ -73,7 +88,11 @@ impl CustomerMutation {
     }
 
     #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
-    async fn restore_customer(&self, ctx: &Context<'_>, input: RestoreCustomerInput) -> Result<Option<RestoreCustomerPayload>> {
+    async fn restore_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: RestoreCustomerInput,
+    ) -> Result<Option<RestoreCustomerPayload>> {
         let who = principal(ctx)?;
         let (customer, user_errors) = split(customers::restore(store(ctx)?, who, &input.id).await)?;
         Ok(Some(RestoreCustomerPayload {

@@ -16,7 +16,9 @@ impl CustomerQuery {
     #[graphql(guard = "RequireScope(Scope::CustomersRead)")]
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
         let who = principal(ctx)?;
-        Ok(customers::get(store(ctx)?, &who.org, &id).await?.map(CustomerNode))
+        Ok(customers::get(store(ctx)?, &who.org, &id)
+            .await?
+            .map(CustomerNode))
     }
 
     /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most
@@ -48,6 +50,9 @@ impl CustomerQuery {
             },
         };
         let slice = customers::list(store(ctx)?, &who.org, &query).await?;
-        Ok(Some(CustomerConnection::new(slice, CustomerTotal(query.filter))))
+        Ok(Some(CustomerConnection::new(
+            slice,
+            CustomerTotal(query.filter),
+        )))
     }
 }

@@ -1,10 +1,12 @@
-use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use async_graphql::types::Json;
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Scope;
 use crate::domain::customers::{self, Customer, CustomerFilter};
-use crate::graphql::activities::{ActivityConnection, ActivityFilterInput, ActivityOrderInput, ActivityTotal};
+use crate::graphql::activities::{
+    ActivityConnection, ActivityFilterInput, ActivityOrderInput, ActivityTotal,
+};
 use crate::graphql::connection::connection;
 use crate::graphql::context::{RequireScope, principal, store};
 use crate::graphql::loaders::Loaders;
@@ -88,14 +90,20 @@ impl CustomerNode {
     }
 
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
-        let Some(owner) = &self.0.owner_id else { return Ok(None) };
+        let Some(owner) = &self.0.owner_id else {
+            return Ok(None);
+        };
         let user = ctx.data::<Loaders>()?.users.load_one(owner.clone()).await?;
         Ok(user.map(UserNode))
     }
 
     /// Keys of this customer in other systems.
     async fn external_ids(&self, ctx: &Context<'_>) -> Result<Vec<ExternalIdNode>> {
-        let ids = ctx.data::<Loaders>()?.external_ids.load_one(self.0.id.clone()).await?;
+        let ids = ctx
+            .data::<Loaders>()?
+            .external_ids
+            .load_one(self.0.id.clone())
+            .await?;
         Ok(ids
             .unwrap_or_default()
             .into_iter()
@@ -107,7 +115,11 @@ impl CustomerNode {
     }
 
     async fn social_profiles(&self, ctx: &Context<'_>) -> Result<Vec<SocialProfileNode>> {
-        let profiles = ctx.data::<Loaders>()?.social_profiles.load_one(self.0.id.clone()).await?;
+        let profiles = ctx
+            .data::<Loaders>()?
+            .social_profiles
+            .load_one(self.0.id.clone())
+            .await?;
         Ok(profiles
             .unwrap_or_default()
             .into_iter()
@@ -136,17 +148,24 @@ impl CustomerNode {
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
     ) -> Result<Option<ActivityConnection>> {
-        let query = crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
+        let query =
+            crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
         let filter = query.filter.clone();
         let key = (self.0.id.clone(), query);
-        let page = ctx.data::<Loaders>()?.activity_pages.load_one(key).await?.unwrap_or_else(|| {
-            crate::domain::page::Slice {
+        let page = ctx
+            .data::<Loaders>()?
+            .activity_pages
+            .load_one(key)
+            .await?
+            .unwrap_or_else(|| crate::domain::page::Slice {
                 rows: Vec::new(),
                 has_next_page: false,
                 has_previous_page: false,
-            }
-        });
-        Ok(Some(ActivityConnection::new(page, ActivityTotal::OfCustomer(self.0.id.clone(), filter))))
+            });
+        Ok(Some(ActivityConnection::new(
+            page,
+            ActivityTotal::OfCustomer(self.0.id.clone(), filter),
+        )))
     }
 }
 
@@ -178,4 +197,9 @@ impl CustomerTotal {
     }
 }
 
-connection!(CustomerConnection, CustomerEdge, CustomerNode, CustomerTotal);
+connection!(
+    CustomerConnection,
+    CustomerEdge,
+    CustomerNode,
+    CustomerTotal
+);

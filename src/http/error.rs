@@ -1,0 +1,63 @@
+//! Failures answered before GraphQL runs (bad body, media type, method, token): each with
+//! its status, and a GraphQL-shaped body so clients can read every failure the same way.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::negotiate::JSON;
+
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+}
+
+/// A GraphQL-shaped error body.
+pub fn error_body(message: &str, code: &str) -> String {
+    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+        .to_string()
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+            error_body(&self.message, self.code),
+        )
+            .into_response();
+        let headers = res.headers_mut();
+        match self.status {
+            // RFC 6750 §3: a refused bearer token is answered with a challenge.
+            StatusCode::UNAUTHORIZED => {
+                let challenge = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    self.message.replace(['"', '\\'], "'")
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            StatusCode::METHOD_NOT_ALLOWED => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            _ => {}
+        }
+        res
+    }
+}
