@@ -224,10 +224,7 @@ pub async fn reply(res: reqwest::Response) -> Reply {
     let text = res.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     assert_no_leak(&body);
-    Reply {
-        status,
-        body,
-    }
+    Reply { status, body }
 }
 
 /// No response may carry SQL, driver or panic text.

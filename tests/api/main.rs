@@ -2,7 +2,10 @@
 //! its own database: a fresh SQLite file, or a fresh PostgreSQL database when
 //! `TEST_DATABASE_URL` is set.
 
-#![expect(clippy::expect_used, reason = "a test fails loudly on what it did not expect")]
+#![expect(
+    clippy::expect_used,
+    reason = "a test fails loudly on what it did not expect"
+)]
 
 mod activities;
 mod batching;
