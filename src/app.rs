@@ -73,6 +73,7 @@ impl Application {
             store,
             verifier: Arc::new(verifier),
             metrics,
+            batch_window: std::time::Duration::from_millis(config.batch_window_ms),
         };
         let router = http::router(state, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await?;

@@ -19,13 +19,11 @@ type LoadResult<K, V> = Result<HashMap<K, V>, Arc<domain::Error>>;
 /// A loader that caches what it loaded for the rest of the request.
 type Cached<L> = DataLoader<L, HashMapCache>;
 
-/// How long a loader waits for more keys before it runs. Sibling fields register their keys
-/// over a few polls of the request (async-graphql yields between groups of list items), so a
-/// wait shorter than one such round would split a level into several statements.
-const BATCH_WINDOW: Duration = Duration::from_millis(2);
-
-fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).delay(BATCH_WINDOW)
+/// A loader that waits `window` for more keys before it runs. Sibling fields register their
+/// keys over several polls of the request (list items are resolved 32 at a time), so a window
+/// shorter than those rounds would split one level into several statements.
+fn cached<L: Send + Sync + 'static>(loader: L, window: Duration) -> Cached<L> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).delay(window)
 }
 
 pub struct Loaders {
@@ -39,19 +37,19 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(store: &Store, org: &str) -> Self {
+    pub fn new(store: &Store, org: &str, window: Duration) -> Self {
         let scope = || Scoped {
             store: store.clone(),
             org: org.to_owned(),
         };
         Self {
-            customers: cached(CustomerById(scope())),
-            activities: cached(ActivityById(scope())),
-            users: cached(UserById(scope())),
-            external_ids: cached(ExternalIdsByCustomer(scope())),
-            social_profiles: cached(SocialProfilesByCustomer(scope())),
-            activity_pages: cached(ActivityPages(scope())),
-            activity_counts: cached(ActivityCounts(scope())),
+            customers: cached(CustomerById(scope()), window),
+            activities: cached(ActivityById(scope()), window),
+            users: cached(UserById(scope()), window),
+            external_ids: cached(ExternalIdsByCustomer(scope()), window),
+            social_profiles: cached(SocialProfilesByCustomer(scope()), window),
+            activity_pages: cached(ActivityPages(scope()), window),
+            activity_counts: cached(ActivityCounts(scope()), window),
         }
     }
 }

@@ -175,7 +175,7 @@ async fn execute(
         request = request.operation_name(name);
     }
     if let Some(who) = &principal {
-        request = request.data(Loaders::new(&state.store, &who.org));
+        request = request.data(Loaders::new(&state.store, &who.org, state.batch_window));
     }
     request = request.data(RequestAuth(principal));
 

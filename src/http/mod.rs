@@ -30,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     pub verifier: Arc<TokenVerifier>,
     pub metrics: Metrics,
+    /// The dataloaders' batching window.
+    pub batch_window: Duration,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

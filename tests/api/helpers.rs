@@ -20,6 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A fresh tenant for this test.
     pub org: String,
+    /// The server's database, for tests of what is stored rather than served.
+    pub db_url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -97,10 +99,11 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         crm::telemetry::init();
         let dir = tempfile::tempdir().expect("temp dir");
+        let db_url = database_url(&dir).await;
         let mut config = ServeConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
             db: DbConfig {
-                url: database_url(&dir).await,
+                url: db_url.clone(),
                 max_connections: 5,
             },
             auth: AuthConfig {
@@ -112,6 +115,7 @@ impl TestApp {
             max_body_bytes: 256 * 1024,
             max_query_depth: 12,
             max_query_complexity: 50_000,
+            batch_window_ms: 2,
             introspection: true,
         };
         adjust(&mut config);
@@ -122,6 +126,7 @@ impl TestApp {
             addr,
             client: reqwest::Client::new(),
             org: format!("org_{}", ulid::Ulid::new()),
+            db_url,
             _dir: Some(dir),
         }
     }

@@ -10,9 +10,11 @@
 mod activities;
 mod batching;
 mod customers;
+mod events;
 mod filters;
 mod helpers;
 mod http_spec;
 mod pagination;
 mod schema;
+mod storage;
 mod tenancy;
