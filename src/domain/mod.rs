@@ -16,7 +16,7 @@ pub mod users;
 pub mod validate;
 
 pub use error::{Error, FieldViolation, Result, ViolationCode, is_unique_violation};
-pub use store::Store;
+pub use store::{Store, WriteTxn};
 
 use chrono::{DateTime, SubsecRound, Utc};
 

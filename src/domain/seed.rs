@@ -10,7 +10,7 @@ use fake::faker::lorem::en::Sentence;
 use fake::faker::name::en::Name;
 use rand::Rng;
 use rand::seq::IndexedRandom;
-use sea_orm::{EntityTrait, Set, TransactionTrait};
+use sea_orm::{EntityTrait, Set};
 
 use super::activities::{Activity, ActivityKind};
 use super::customers::{Customer, LifecycleStage};
@@ -37,7 +37,7 @@ pub async fn seed(
 ) -> Result<Seeded> {
     let mut rng = rand::rng();
     let at = now();
-    let txn = store.db.begin().await?;
+    let txn = store.write().await?;
 
     let owners: Vec<users::ActiveModel> = (0..OWNERS)
         .map(|i| {
@@ -56,7 +56,7 @@ pub async fn seed(
         })
         .collect();
     let owner_ids: Vec<String> = owners.iter().filter_map(|u| u.id.clone().take()).collect();
-    users::Entity::insert_many(owners).exec(&txn).await?;
+    users::Entity::insert_many(owners).exec(&*txn).await?;
 
     let stages = [
         LifecycleStage::Lead,
@@ -147,16 +147,16 @@ pub async fn seed(
 
         if pending_customers.len() >= CHUNK || i + 1 == customer_count {
             customers::Entity::insert_many(std::mem::take(&mut pending_customers))
-                .exec(&txn)
+                .exec(&*txn)
                 .await?;
             for chunk in std::mem::take(&mut pending_activities).chunks(CHUNK * 2) {
                 activities::Entity::insert_many(chunk.to_vec())
-                    .exec(&txn)
+                    .exec(&*txn)
                     .await?;
             }
             for chunk in std::mem::take(&mut pending_events).chunks(CHUNK * 2) {
                 events::Entity::insert_many(chunk.to_vec())
-                    .exec(&txn)
+                    .exec(&*txn)
                     .await?;
             }
         }

@@ -1,22 +1,62 @@
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
-/// The database handle and the small process-local caches the domain keeps beside it.
+/// The database handle and the small process-local state the domain keeps beside it.
 #[derive(Clone)]
 pub struct Store {
     pub db: DatabaseConnection,
     /// (org, subject) -> user id. Users are never deleted, so a hit never goes stale and
     /// writes after the first skip the user upsert.
     pub(crate) known_users: Arc<RwLock<HashMap<(String, String), String>>>,
+    /// SQLite allows one writer at a time, and two deferred transactions that both read and
+    /// then write fail at once with "database is locked" rather than wait. Writers queue here
+    /// instead. PostgreSQL needs no such queue: rows are locked where they are read.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction, holding the SQLite writer slot until it ends.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _slot: Option<OwnedMutexGuard<()>>,
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
 }
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
+        let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(Arc::default);
         Self {
             db,
             known_users: Arc::default(),
+            sqlite_writer,
         }
+    }
+
+    /// Begins a transaction that will write.
+    pub async fn write(&self) -> Result<WriteTxn, DbErr> {
+        let slot = match &self.sqlite_writer {
+            Some(writer) => Some(writer.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(WriteTxn {
+            txn: self.db.begin().await?,
+            _slot: slot,
+        })
     }
 }

@@ -430,3 +430,37 @@ async fn viewer_and_node_lookups() {
         &json!({"__typename": "User", "subject": "user-1"})
     );
 }
+
+#[tokio::test]
+async fn concurrent_writers_all_land_without_lost_updates() {
+    let app = TestApp::spawn().await;
+    let id = app.customer(json!({"name": "Contended"})).await;
+    // Twelve clients at once: each adds its own tag (read-modify-write on the server) and
+    // logs an activity. None may fail and none may overwrite another.
+    let writes = (0..12).map(|i| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let r = app
+                .gql(
+                    "mutation($id: ID!, $n: String!) { updateCustomer(input: {id: $id, company: $n}) { customer { version } userErrors { code } } }",
+                    json!({"id": id, "n": format!("company {i}")}),
+                )
+                .await;
+            r.assert_ok();
+            assert_eq!(r.data("updateCustomer.userErrors"), &json!([]), "{}", r.body);
+            app.activity(json!({"customerId": id, "kind": "NOTE", "subject": format!("note {i}")})).await;
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let r = app
+        .gql(
+            "query($id: ID!) { customer(id: $id) { version activities { totalCount } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        r.data("customer"),
+        &json!({"version": 13, "activities": {"totalCount": 12}})
+    );
+}

@@ -4,8 +4,7 @@
 use entity::{activities, customers};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
 };
 
 use super::scope::live;
@@ -20,12 +19,12 @@ use activities::Column as C;
 
 pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<Activity> {
     let input = validate::new_activity(input)?;
-    let txn = store.db.begin().await?;
+    let txn = store.write().await?;
     let customer_exists = customers::Entity::find()
         .filter(customers::Column::Id.eq(&input.customer_id))
         .filter(customers::Column::OrgId.eq(&who.org))
         .filter(customers::Column::DeletedAt.is_null())
-        .one(&txn)
+        .one(&*txn)
         .await?
         .is_some();
     if !customer_exists {
@@ -35,7 +34,7 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
             "no such customer",
         ));
     }
-    let author = users::ensure(store, &txn, who).await?;
+    let author = users::ensure(store, &*txn, who).await?;
     let at = now();
     let model = activities::ActiveModel {
         id: Set(new_id(IdKind::Activity)),
@@ -55,7 +54,7 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
         updated_at: Set(at),
         deleted_at: Set(None),
     }
-    .insert(&txn)
+    .insert(&*txn)
     .await
     .map_err(|err| {
         if is_unique_violation(&err) {
@@ -68,7 +67,7 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
             err.into()
         }
     })?;
-    refresh_last_activity(&txn, &who.org, &model.customer_id).await?;
+    refresh_last_activity(&*txn, &who.org, &model.customer_id).await?;
     let activity = Activity::try_from(model)?;
     let snapshot = serde_json::to_value(&activity)?;
     append(
@@ -91,8 +90,8 @@ pub async fn update(
     patch: ActivityPatch,
 ) -> Result<Activity> {
     let patch = validate::patch(patch)?;
-    let txn = store.db.begin().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+    let txn = store.write().await?;
+    let before = live_row(&*txn, &who.org, id).await?;
     check_version(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(kind) = patch.kind {
@@ -124,12 +123,12 @@ pub async fn update(
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let activity = save(&txn, &before, after).await?;
+    let activity = save(&*txn, &before, after).await?;
     if changed.iter().any(|f| f == "occurredAt") {
-        refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
+        refresh_last_activity(&*txn, &who.org, &activity.customer_id).await?;
     }
     let snapshot = serde_json::to_value(&activity)?;
-    append(&txn, who, &activity, Op::Updated, changed, snapshot).await?;
+    append(&*txn, who, &activity, Op::Updated, changed, snapshot).await?;
     txn.commit().await?;
     Ok(activity)
 }
@@ -140,16 +139,16 @@ pub async fn delete(
     id: &str,
     expected_version: Option<i32>,
 ) -> Result<Activity> {
-    let txn = store.db.begin().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+    let txn = store.write().await?;
+    let before = live_row(&*txn, &who.org, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let activity = save(&txn, &before, after).await?;
-    refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
+    let activity = save(&*txn, &before, after).await?;
+    refresh_last_activity(&*txn, &who.org, &activity.customer_id).await?;
     let snapshot = serde_json::to_value(&activity)?;
     append(
         &txn,
@@ -167,6 +166,7 @@ pub async fn delete(
 async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<activities::Model> {
     live(org)
         .filter(C::Id.eq(id))
+        .lock_exclusive()
         .one(txn)
         .await?
         .ok_or(Error::NotFound)

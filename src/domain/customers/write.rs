@@ -5,7 +5,7 @@
 use entity::{customer_external_ids, customers, social_profiles};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use super::scope::scoped;
@@ -22,10 +22,10 @@ use customers::Column as C;
 
 pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -> Result<Customer> {
     let valid: ValidCustomer = validate::new_customer(input)?;
-    let txn = store.db.begin().await?;
-    let actor = users::ensure(store, &txn, who).await?;
+    let txn = store.write().await?;
+    let actor = users::ensure(store, &*txn, who).await?;
     let owner = match valid.owner_id {
-        Some(id) => checked_owner(&txn, &who.org, id).await?,
+        Some(id) => checked_owner(&*txn, &who.org, id).await?,
         None => actor,
     };
     let at = now();
@@ -46,10 +46,10 @@ pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -
         updated_at: Set(at),
         deleted_at: Set(None),
     }
-    .insert(&txn)
+    .insert(&*txn)
     .await?;
-    insert_external_ids(&txn, &who.org, &model.id, &valid.external_ids).await?;
-    insert_social_profiles(&txn, &who.org, &model.id, &valid.social_profiles).await?;
+    insert_external_ids(&*txn, &who.org, &model.id, &valid.external_ids).await?;
+    insert_social_profiles(&*txn, &who.org, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
     let snapshot = serde_json::to_value(&customer)?;
     append(
@@ -72,8 +72,8 @@ pub async fn update(
     patch: CustomerPatch,
 ) -> Result<Customer> {
     let patch = validate::patch(patch)?;
-    let txn = store.db.begin().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+    let txn = store.write().await?;
+    let before = live_row(&*txn, &who.org, id).await?;
     check_version(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = patch.name {
@@ -93,7 +93,7 @@ pub async fn update(
     }
     if let Some(owner) = patch.owner_id {
         after.owner_id = match owner {
-            Some(owner) => Some(checked_owner(&txn, &who.org, owner).await?),
+            Some(owner) => Some(checked_owner(&*txn, &who.org, owner).await?),
             None => None,
         };
     }
@@ -107,17 +107,17 @@ pub async fn update(
     if let Some(ids) = patch.external_ids {
         customer_external_ids::Entity::delete_many()
             .filter(customer_external_ids::Column::CustomerId.eq(id))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
-        insert_external_ids(&txn, &who.org, id, &ids).await?;
+        insert_external_ids(&*txn, &who.org, id, &ids).await?;
         links_changed = true;
     }
     if let Some(profiles) = patch.social_profiles {
         social_profiles::Entity::delete_many()
             .filter(social_profiles::Column::CustomerId.eq(id))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
-        insert_social_profiles(&txn, &who.org, id, &profiles).await?;
+        insert_social_profiles(&*txn, &who.org, id, &profiles).await?;
         links_changed = true;
     }
     let old = Customer::try_from(before.clone())?;
@@ -136,9 +136,9 @@ pub async fn update(
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let customer = save(&txn, &before, after).await?;
+    let customer = save(&*txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, who, &customer, Op::Updated, changed, snapshot).await?;
+    append(&*txn, who, &customer, Op::Updated, changed, snapshot).await?;
     txn.commit().await?;
     Ok(customer)
 }
@@ -149,15 +149,15 @@ pub async fn delete(
     id: &str,
     expected_version: Option<i32>,
 ) -> Result<Customer> {
-    let txn = store.db.begin().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+    let txn = store.write().await?;
+    let before = live_row(&*txn, &who.org, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let customer = save(&txn, &before, after).await?;
+    let customer = save(&*txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
     append(
         &txn,
@@ -174,10 +174,11 @@ pub async fn delete(
 
 /// Brings a soft-deleted customer back; restoring a live one changes nothing.
 pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Customer> {
-    let txn = store.db.begin().await?;
+    let txn = store.write().await?;
     let before = scoped(&who.org)
         .filter(C::Id.eq(id))
-        .one(&txn)
+        .lock_exclusive()
+        .one(&*txn)
         .await?
         .ok_or(Error::NotFound)?;
     if before.deleted_at.is_none() {
@@ -188,7 +189,7 @@ pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Custome
     after.deleted_at = None;
     after.updated_at = now();
     after.version = before.version + 1;
-    let customer = save(&txn, &before, after).await?;
+    let customer = save(&*txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
     append(
         &txn,
@@ -207,6 +208,7 @@ async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<cust
     scoped(org)
         .filter(C::Id.eq(id))
         .filter(C::DeletedAt.is_null())
+        .lock_exclusive()
         .one(txn)
         .await?
         .ok_or(Error::NotFound)
