@@ -67,7 +67,7 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
             err.into()
         }
     })?;
-    refresh_last_activity(&*txn, &who.org, &model.customer_id).await?;
+    refresh_last_activity(&txn, &who.org, &model.customer_id).await?;
     let activity = Activity::try_from(model)?;
     let snapshot = serde_json::to_value(&activity)?;
     append(
@@ -91,7 +91,7 @@ pub async fn update(
 ) -> Result<Activity> {
     let patch = validate::patch(patch)?;
     let txn = store.write().await?;
-    let before = live_row(&*txn, &who.org, id).await?;
+    let before = live_row(&txn, &who.org, id).await?;
     check_version(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(kind) = patch.kind {
@@ -123,12 +123,12 @@ pub async fn update(
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let activity = save(&*txn, &before, after).await?;
+    let activity = save(&txn, &before, after).await?;
     if changed.iter().any(|f| f == "occurredAt") {
-        refresh_last_activity(&*txn, &who.org, &activity.customer_id).await?;
+        refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
     }
     let snapshot = serde_json::to_value(&activity)?;
-    append(&*txn, who, &activity, Op::Updated, changed, snapshot).await?;
+    append(&txn, who, &activity, Op::Updated, changed, snapshot).await?;
     txn.commit().await?;
     Ok(activity)
 }
@@ -140,15 +140,15 @@ pub async fn delete(
     expected_version: Option<i32>,
 ) -> Result<Activity> {
     let txn = store.write().await?;
-    let before = live_row(&*txn, &who.org, id).await?;
+    let before = live_row(&txn, &who.org, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let activity = save(&*txn, &before, after).await?;
-    refresh_last_activity(&*txn, &who.org, &activity.customer_id).await?;
+    let activity = save(&txn, &before, after).await?;
+    refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
     let snapshot = serde_json::to_value(&activity)?;
     append(
         &txn,

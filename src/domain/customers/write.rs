@@ -48,8 +48,8 @@ pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -
     }
     .insert(&*txn)
     .await?;
-    insert_external_ids(&*txn, &who.org, &model.id, &valid.external_ids).await?;
-    insert_social_profiles(&*txn, &who.org, &model.id, &valid.social_profiles).await?;
+    insert_external_ids(&txn, &who.org, &model.id, &valid.external_ids).await?;
+    insert_social_profiles(&txn, &who.org, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
     let snapshot = serde_json::to_value(&customer)?;
     append(
@@ -73,7 +73,7 @@ pub async fn update(
 ) -> Result<Customer> {
     let patch = validate::patch(patch)?;
     let txn = store.write().await?;
-    let before = live_row(&*txn, &who.org, id).await?;
+    let before = live_row(&txn, &who.org, id).await?;
     check_version(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = patch.name {
@@ -109,7 +109,7 @@ pub async fn update(
             .filter(customer_external_ids::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
-        insert_external_ids(&*txn, &who.org, id, &ids).await?;
+        insert_external_ids(&txn, &who.org, id, &ids).await?;
         links_changed = true;
     }
     if let Some(profiles) = patch.social_profiles {
@@ -117,7 +117,7 @@ pub async fn update(
             .filter(social_profiles::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
-        insert_social_profiles(&*txn, &who.org, id, &profiles).await?;
+        insert_social_profiles(&txn, &who.org, id, &profiles).await?;
         links_changed = true;
     }
     let old = Customer::try_from(before.clone())?;
@@ -136,9 +136,9 @@ pub async fn update(
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let customer = save(&*txn, &before, after).await?;
+    let customer = save(&txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&*txn, who, &customer, Op::Updated, changed, snapshot).await?;
+    append(&txn, who, &customer, Op::Updated, changed, snapshot).await?;
     txn.commit().await?;
     Ok(customer)
 }
@@ -150,14 +150,14 @@ pub async fn delete(
     expected_version: Option<i32>,
 ) -> Result<Customer> {
     let txn = store.write().await?;
-    let before = live_row(&*txn, &who.org, id).await?;
+    let before = live_row(&txn, &who.org, id).await?;
     check_version(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let customer = save(&*txn, &before, after).await?;
+    let customer = save(&txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
     append(
         &txn,
@@ -189,7 +189,7 @@ pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Custome
     after.deleted_at = None;
     after.updated_at = now();
     after.version = before.version + 1;
-    let customer = save(&*txn, &before, after).await?;
+    let customer = save(&txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
     append(
         &txn,
