@@ -1,9 +1,9 @@
 //! What a resolver may know of its request: the caller, checked here and nowhere else.
 
-use async_graphql::{Context, Guard, Result};
+use async_graphql::{Context, Result};
 
 use super::errors::ApiError;
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::domain::Store;
 
 /// The verified caller of the request, or `None` for an anonymous one.
@@ -19,19 +19,4 @@ pub fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
 
 pub fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store> {
     ctx.data::<Store>()
-}
-
-/// Field guard: the caller must hold `scope`. Declared beside the field it protects; a
-/// nullable field then resolves to null with FORBIDDEN at its path while siblings resolve.
-pub struct RequireScope(pub Scope);
-
-impl Guard for RequireScope {
-    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
-        let who = principal(ctx)?;
-        if who.has(self.0) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(self.0).into())
-        }
-    }
 }

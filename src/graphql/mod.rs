@@ -10,6 +10,7 @@ mod errors;
 mod filters;
 mod loaders;
 mod node;
+mod permissions;
 mod user_errors;
 mod users;
 mod viewer;
@@ -56,6 +57,7 @@ impl Default for Limits {
 }
 
 pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
+    let permissions = permissions::table_from_sdl(&sdl());
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -63,6 +65,7 @@ pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
     )
     .data(store)
     .extension(ErrorMapping)
+    .extension(permissions::ScopeEnforcement::new(permissions))
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)

@@ -4,7 +4,7 @@ use async_graphql::{ID, Object};
 
 use crate::auth::Scope;
 use crate::domain::users::User;
-use crate::graphql::context::RequireScope;
+use crate::graphql::permissions::{all_of, requires_scopes};
 
 pub struct UserNode(pub User);
 
@@ -23,7 +23,7 @@ impl UserNode {
         self.0.name.as_deref()
     }
 
-    #[graphql(guard = "RequireScope(Scope::PiiRead)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
     }

@@ -4,7 +4,8 @@ use super::inputs::{DeleteActivityInput, LogActivityInput, UpdateActivityInput};
 use super::types::ActivityNode;
 use crate::auth::Scope;
 use crate::domain::activities;
-use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::context::{principal, store};
+use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::user_errors::{UserError, split};
 
 #[derive(Default)]
@@ -30,7 +31,7 @@ pub struct DeleteActivityPayload {
 
 #[Object]
 impl ActivityMutation {
-    #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])))]
     async fn log_activity(
         &self,
         ctx: &Context<'_>,
@@ -44,7 +45,7 @@ impl ActivityMutation {
         }))
     }
 
-    #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])))]
     async fn update_activity(
         &self,
         ctx: &Context<'_>,
@@ -60,7 +61,7 @@ impl ActivityMutation {
         }))
     }
 
-    #[graphql(guard = "RequireScope(Scope::ActivitiesWrite)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])))]
     async fn delete_activity(
         &self,
         ctx: &Context<'_>,

@@ -4,14 +4,15 @@ use super::inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
 use super::types::{ActivityConnection, ActivityNode, ActivityTotal};
 use crate::auth::Scope;
 use crate::domain::activities;
-use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::context::{principal, store};
+use crate::graphql::permissions::{all_of, requires_scopes};
 
 #[derive(Default)]
 pub struct ActivityQuery;
 
 #[Object]
 impl ActivityQuery {
-    #[graphql(guard = "RequireScope(Scope::ActivitiesRead)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])))]
     async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ActivityNode>> {
         let who = principal(ctx)?;
         Ok(activities::get(store(ctx)?, &who.org, &id)
@@ -21,7 +22,7 @@ impl ActivityQuery {
 
     /// Activities across customers, newest first unless `orderBy` says otherwise.
     #[graphql(
-        guard = "RequireScope(Scope::ActivitiesRead)",
+        directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])),
         complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
     )]
     #[allow(clippy::too_many_arguments)]

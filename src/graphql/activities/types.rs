@@ -83,7 +83,7 @@ impl ActivityNode {
 
     /// The customer it was logged against; null once that customer is in the trash or when
     /// the caller may not read customers.
-    #[graphql(guard = "crate::graphql::context::RequireScope(crate::auth::Scope::CustomersRead)")]
+    #[graphql(directive = crate::graphql::permissions::requires_scopes::apply(crate::graphql::permissions::all_of(&[crate::auth::Scope::CustomersRead])))]
     async fn customer(&self, ctx: &Context<'_>) -> Result<Option<CustomerNode>> {
         let customer = ctx
             .data::<Loaders>()?

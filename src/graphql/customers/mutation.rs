@@ -6,7 +6,8 @@ use super::inputs::{
 use super::types::CustomerNode;
 use crate::auth::Scope;
 use crate::domain::customers;
-use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::context::{principal, store};
+use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::user_errors::{UserError, split};
 
 #[derive(Default)]
@@ -40,7 +41,7 @@ pub struct RestoreCustomerPayload {
 
 #[Object]
 impl CustomerMutation {
-    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
     async fn create_customer(
         &self,
         ctx: &Context<'_>,
@@ -55,7 +56,7 @@ impl CustomerMutation {
         }))
     }
 
-    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
     async fn update_customer(
         &self,
         ctx: &Context<'_>,
@@ -71,7 +72,7 @@ impl CustomerMutation {
     }
 
     /// Moves the customer to the trash; `restoreCustomer` brings it back.
-    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
     async fn delete_customer(
         &self,
         ctx: &Context<'_>,
@@ -87,7 +88,7 @@ impl CustomerMutation {
         }))
     }
 
-    #[graphql(guard = "RequireScope(Scope::CustomersWrite)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
     async fn restore_customer(
         &self,
         ctx: &Context<'_>,

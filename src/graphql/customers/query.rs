@@ -5,7 +5,8 @@ use super::types::{CustomerConnection, CustomerNode, CustomerTotal};
 use crate::auth::Scope;
 use crate::domain::customers::{self, CustomerQuery as Query};
 use crate::domain::page::PageArgs;
-use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::context::{principal, store};
+use crate::graphql::permissions::{all_of, requires_scopes};
 
 #[derive(Default)]
 pub struct CustomerQuery;
@@ -13,7 +14,7 @@ pub struct CustomerQuery;
 #[Object]
 impl CustomerQuery {
     /// A live customer by id; null when there is none (in the caller's organization).
-    #[graphql(guard = "RequireScope(Scope::CustomersRead)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])))]
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
         let who = principal(ctx)?;
         Ok(customers::get(store(ctx)?, &who.org, &id)
@@ -24,7 +25,7 @@ impl CustomerQuery {
     /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most
     /// 100 a page.
     #[graphql(
-        guard = "RequireScope(Scope::CustomersRead)",
+        directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])),
         complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
     )]
     #[allow(clippy::too_many_arguments)]

@@ -8,8 +8,9 @@ use crate::graphql::activities::{
     ActivityConnection, ActivityFilterInput, ActivityOrderInput, ActivityTotal,
 };
 use crate::graphql::connection::connection;
-use crate::graphql::context::{RequireScope, principal, store};
+use crate::graphql::context::{principal, store};
 use crate::graphql::loaders::Loaders;
+use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::users::UserNode;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,13 +41,13 @@ impl CustomerNode {
         &self.0.name
     }
 
-    #[graphql(guard = "RequireScope(Scope::PiiRead)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
     }
 
     /// E.164 when the number was given with its country code.
-    #[graphql(guard = "RequireScope(Scope::PiiRead)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
     }
@@ -134,7 +135,7 @@ impl CustomerNode {
 
     /// The customer's activities, newest first by default; batched across customers.
     #[graphql(
-        guard = "RequireScope(Scope::ActivitiesRead)",
+        directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])),
         complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -181,7 +182,7 @@ pub struct ExternalIdNode {
 #[graphql(name = "SocialProfile")]
 pub struct SocialProfileNode {
     pub network: String,
-    #[graphql(guard = "RequireScope(Scope::PiiRead)")]
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     pub handle: String,
     pub network_user_id: Option<String>,
     pub url: Option<String>,
