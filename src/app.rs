@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::auth::keys::{self, KeySet};
 use crate::auth::{Scope, TokenIssuer, TokenVerifier, dev};
 use crate::config::{AuthConfig, DbConfig, ServeConfig};
 use crate::db;
 use crate::domain::Store;
 use crate::graphql::{Limits, build_schema};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Throttle};
 use crate::metrics::Metrics;
 
 pub struct Application {
@@ -41,12 +42,18 @@ impl Application {
         db::migrate(&conn).await?;
 
         let (secret, dev_mode) = resolve_secret(&config.auth, &config.db)?;
-        let verifier = TokenVerifier::hs256(
-            &secret,
+        let keys = key_set(&config.auth, &secret).await?;
+        let verifier = TokenVerifier::new(
+            keys,
             &config.auth.issuer,
             &config.auth.audience,
             config.auth.leeway_secs,
         );
+        let issuer = TokenIssuer::hs256(&secret, &config.auth.issuer, &config.auth.audience);
+        let dev_mode = dev_mode
+            && config.auth.public_key_files.is_empty()
+            && config.auth.jwks_file.is_none()
+            && config.auth.jwks_url.is_none();
         let dev_token = if dev_mode {
             let issuer = TokenIssuer::hs256(&secret, &config.auth.issuer, &config.auth.audience);
             Some(issuer.mint(
@@ -74,6 +81,10 @@ impl Application {
             verifier: Arc::new(verifier),
             metrics,
             batch_window: std::time::Duration::from_millis(config.batch_window_ms),
+            issuer,
+            access_token_ttl: std::time::Duration::from_secs(config.auth.access_token_ttl_secs),
+            // Five failed client authentications a minute per client id or peer, then a pause.
+            throttle: Arc::new(Throttle::new(5, std::time::Duration::from_secs(60))),
         };
         let router = http::router(state, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await?;
@@ -93,8 +104,51 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
+}
+
+/// The keys tokens are verified with: the service's own HS256 secret, PEM public keys, and
+/// JWKS keys (a URL is refreshed in the background, so rotated keys are picked up).
+async fn key_set(auth: &AuthConfig, secret: &[u8]) -> anyhow::Result<KeySet> {
+    let mut static_keys = vec![KeySet::hs256(secret)];
+    for path in &auth.public_key_files {
+        static_keys.push(keys::from_pem_file(path)?);
+    }
+    let set = KeySet::new(static_keys);
+    let mut jwks = Vec::new();
+    if let Some(path) = &auth.jwks_file {
+        jwks.extend(keys::from_jwks_file(path)?);
+    }
+    set.set_jwks(jwks.clone());
+    if let Some(url) = auth.jwks_url.clone() {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        match keys::fetch_jwks(&client, &url).await {
+            Ok(fetched) => set.set_jwks(jwks.iter().cloned().chain(fetched).collect()),
+            Err(err) => {
+                tracing::warn!(error = %err, "JWKS not loaded yet; retrying in the background")
+            }
+        }
+        let refresh = std::time::Duration::from_secs(auth.jwks_refresh_secs);
+        let shared = set.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(refresh).await;
+                match keys::fetch_jwks(&client, &url).await {
+                    Ok(fetched) => shared.set_jwks(jwks.iter().cloned().chain(fetched).collect()),
+                    // Keep the keys we have: an outage of the provider must not lock everyone out.
+                    Err(err) => tracing::warn!(error = %err, "JWKS refresh failed"),
+                }
+            }
+        });
+    }
+    Ok(set)
 }

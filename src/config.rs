@@ -71,9 +71,35 @@ pub struct AuthConfig {
     #[arg(long, env = "CRM_JWT_AUDIENCE", default_value = "crm-api")]
     pub audience: String,
 
-    /// Clock skew allowed when checking `exp`, in seconds.
+    /// Clock skew allowed when checking `exp` and `nbf`, in seconds (at most 300).
     #[arg(long, env = "CRM_JWT_LEEWAY_SECS", default_value_t = 30)]
     pub leeway_secs: u64,
+
+    /// PEM public keys of an identity provider (RSA: RS256, EC P-256: ES256, Ed25519:
+    /// EdDSA); the file name without extension is the key's `kid`. Repeatable; the variable
+    /// takes a comma-separated list.
+    #[arg(
+        long = "jwt-public-key-file",
+        env = "CRM_JWT_PUBLIC_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub public_key_files: Vec<std::path::PathBuf>,
+
+    /// A JSON Web Key Set file of an identity provider.
+    #[arg(long, env = "CRM_JWKS_FILE")]
+    pub jwks_file: Option<std::path::PathBuf>,
+
+    /// A JSON Web Key Set URL of an identity provider, fetched at start and refreshed.
+    #[arg(long, env = "CRM_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// How often the JWKS URL is fetched again (picks up rotated keys), in seconds.
+    #[arg(long, env = "CRM_JWKS_REFRESH_SECS", default_value_t = 300)]
+    pub jwks_refresh_secs: u64,
+
+    /// Lifetime of access tokens issued by `POST /oauth/token`, in seconds.
+    #[arg(long, env = "CRM_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -86,7 +112,10 @@ impl std::fmt::Debug for AuthConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway_secs", &self.leeway_secs)
-            .finish()
+            .field("public_key_files", &self.public_key_files)
+            .field("jwks_file", &self.jwks_file)
+            .field("jwks_url", &self.jwks_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,6 +153,12 @@ pub enum ConfigError {
     TinyBody,
     #[error("--database-url / DATABASE_URL must start with sqlite: or postgres:")]
     UnknownDatabase,
+    #[error("--leeway-secs / CRM_JWT_LEEWAY_SECS must be at most 300")]
+    LongLeeway,
+    #[error("--access-token-ttl-secs / CRM_ACCESS_TOKEN_TTL_SECS must be between 60 and 86400")]
+    TokenTtl,
+    #[error("--jwks-refresh-secs / CRM_JWKS_REFRESH_SECS must be at least 10")]
+    JwksRefresh,
 }
 
 impl ServeConfig {
@@ -135,6 +170,15 @@ impl ServeConfig {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::TinyBody);
+        }
+        if self.auth.leeway_secs > crate::auth::MAX_LEEWAY_SECS {
+            return Err(ConfigError::LongLeeway);
+        }
+        if !(60..=86_400).contains(&self.auth.access_token_ttl_secs) {
+            return Err(ConfigError::TokenTtl);
+        }
+        if self.auth.jwks_refresh_secs < 10 {
+            return Err(ConfigError::JwksRefresh);
         }
         self.db.validate()
     }

@@ -27,6 +27,28 @@ enum Command {
     Token(TokenArgs),
     /// Fill an organization with realistic fake customers and activities.
     Seed(SeedArgs),
+    /// Manage API clients (OAuth2 client credentials).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Create an API client and print its id and secret (shown once).
+    Create(ClientCreateArgs),
+}
+
+#[derive(Args)]
+struct ClientCreateArgs {
+    #[arg(long, default_value = app::DEV_ORG)]
+    org: String,
+    #[arg(long)]
+    name: String,
+    /// Space-separated scopes the client may request.
+    #[arg(long)]
+    scope: String,
+    #[command(flatten)]
+    db: DbConfig,
 }
 
 #[derive(Args)]
@@ -104,6 +126,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             println!("{token}");
             Ok(())
+        }
+        Command::Client(ClientCommand::Create(args)) => {
+            args.db.validate()?;
+            let conn = crm::db::connect(&args.db, None).await?;
+            crm::db::migrate(&conn).await?;
+            let store = crm::domain::Store::new(conn);
+            // Whoever runs the CLI holds the database, and so every scope.
+            let operator = crm::auth::Principal {
+                sub: "crm-cli".to_owned(),
+                org: args.org.clone(),
+                scopes: Scope::ALL.into_iter().collect(),
+            };
+            let scopes: Vec<String> = args.scope.split_whitespace().map(str::to_owned).collect();
+            match crm::domain::clients::create(&store, &operator, &args.name, &scopes).await {
+                Ok(issued) => {
+                    println!("client_id={}", issued.client.id);
+                    println!("client_secret={}", issued.secret);
+                    Ok(())
+                }
+                Err(crm::domain::Error::Invalid(violations)) => {
+                    let text: Vec<String> = violations
+                        .iter()
+                        .map(|v| format!("{}: {}", v.field.join("."), v.message))
+                        .collect();
+                    anyhow::bail!("{}", text.join("; "))
+                }
+                Err(err) => Err(err.into()),
+            }
         }
         Command::Seed(args) => {
             args.db.validate()?;

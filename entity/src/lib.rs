@@ -2,9 +2,11 @@
 //! and the layers above decide what a client sees.
 
 pub mod activities;
+pub mod api_clients;
 pub mod customer_external_ids;
 pub mod customers;
 pub mod events;
 pub mod organizations;
+pub mod revoked_tokens;
 pub mod social_profiles;
 pub mod users;

@@ -1,12 +1,19 @@
-//! HS256 bearer tokens: verification with every registered claim required, and minting for
-//! `crm token` and dev mode.
+//! Bearer tokens: verification hardened beyond the library's defaults, and minting.
+//!
+//! Checked on every token: the header's `alg` must be the one algorithm of the key it
+//! selects (by `kid`, which must be known); `exp`, `iss`, `aud`, `sub` and `org` are
+//! required, `exp`/`nbf`/`iat` must be numbers, `nbf` is honoured, leeway is bounded.
+//! `jku`, `x5u` and other key-locating headers are never read.
 
 use chrono::Utc;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation, decode, decode_header, encode};
 use serde::{Deserialize, Serialize};
 
 use super::Principal;
+use super::keys::KeySet;
 
+/// The claims a token must carry to be accepted. Dates are integers: a string date fails
+/// to deserialise and the token is refused.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -14,48 +21,104 @@ pub struct Claims {
     #[serde(default)]
     pub scope: String,
     pub exp: i64,
-    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
     pub iss: String,
-    pub aud: String,
+    pub aud: Audience,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// `aud` may be one string or a list (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Why a token was refused. The text is safe to show the client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error("the access token is expired")]
     Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
     #[error("the access token is invalid")]
     Invalid,
-    #[error("the access token has no {0} claim")]
+    #[error("the access token was revoked")]
+    Revoked,
+    #[error("the access token has no usable {0} claim")]
     MissingClaim(&'static str),
+}
+
+/// The most clock skew a deployment may allow.
+pub const MAX_LEEWAY_SECS: u64 = 300;
+
+/// A verified token: who it speaks for, and its id when it has one (for revocation).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    pub jti: Option<String>,
+    /// Set on access tokens this service issued to an API client.
+    pub client_id: Option<String>,
+    pub exp: i64,
 }
 
 #[derive(Clone)]
 pub struct TokenVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: KeySet,
+    issuer: String,
+    audience: String,
+    leeway_secs: u64,
 }
 
 impl TokenVerifier {
-    pub fn hs256(secret: &[u8], issuer: &str, audience: &str, leeway_secs: u64) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = leeway_secs;
-        validation.validate_nbf = true;
+    pub fn new(keys: KeySet, issuer: &str, audience: &str, leeway_secs: u64) -> Self {
         Self {
-            key: DecodingKey::from_secret(secret),
-            validation,
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway_secs: leeway_secs.min(MAX_LEEWAY_SECS),
         }
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|err| {
+    /// HS256 with one secret: the development and test setup.
+    pub fn hs256(secret: &[u8], issuer: &str, audience: &str, leeway_secs: u64) -> Self {
+        Self::new(
+            KeySet::new(vec![KeySet::hs256(secret)]),
+            issuer,
+            audience,
+            leeway_secs,
+        )
+    }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        // `decode_header` refuses `alg: none` and unknown algorithms outright.
+        let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let key = self
+            .keys
+            .select(header.alg, header.kid.as_deref())
+            .ok_or(TokenError::Invalid)?;
+        let mut validation = Validation::new(key.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
+        let data = decode::<Claims>(token, &key.key, &validation).map_err(|err| {
             use jsonwebtoken::errors::ErrorKind;
             match err.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::MissingRequiredClaim(_) => TokenError::Invalid,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 _ => TokenError::Invalid,
             }
         })?;
@@ -66,10 +129,15 @@ impl TokenVerifier {
         if claims.sub.trim().is_empty() || claims.sub.len() > 255 {
             return Err(TokenError::MissingClaim("sub"));
         }
-        Ok(Principal {
-            scopes: Principal::parse_scopes(&claims.scope),
-            sub: claims.sub,
-            org: claims.org,
+        Ok(Verified {
+            principal: Principal {
+                scopes: Principal::parse_scopes(&claims.scope),
+                sub: claims.sub,
+                org: claims.org,
+            },
+            jti: claims.jti,
+            client_id: claims.client_id,
+            exp: claims.exp,
         })
     }
 }
@@ -98,16 +166,50 @@ impl TokenIssuer {
         scope: &str,
         ttl: chrono::Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.mint_claims(
+            self.claims(sub, org, scope, ttl),
+            Header::new(Algorithm::HS256),
+        )
+    }
+
+    /// An OAuth access token (RFC 9068): `typ: at+jwt`, with `jti` and `client_id`.
+    pub fn mint_access_token(
+        &self,
+        client_id: &str,
+        org: &str,
+        scope: &str,
+        ttl: chrono::Duration,
+        jti: &str,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut claims = self.claims(client_id, org, scope, ttl);
+        claims.jti = Some(jti.to_owned());
+        claims.client_id = Some(client_id.to_owned());
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some("at+jwt".to_owned());
+        self.mint_claims(claims, header)
+    }
+
+    fn claims(&self, sub: &str, org: &str, scope: &str, ttl: chrono::Duration) -> Claims {
         let now = Utc::now().timestamp();
-        let claims = Claims {
+        Claims {
             sub: sub.to_owned(),
             org: org.to_owned(),
             scope: scope.to_owned(),
             exp: now + ttl.num_seconds(),
-            iat: now,
+            nbf: None,
+            iat: Some(now),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-        };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            aud: Audience::One(self.audience.clone()),
+            jti: None,
+            client_id: None,
+        }
+    }
+
+    fn mint_claims(
+        &self,
+        claims: Claims,
+        header: Header,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        encode(&header, &claims, &self.key)
     }
 }

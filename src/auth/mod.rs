@@ -3,9 +3,12 @@
 
 pub mod dev;
 mod jwt;
+pub mod keys;
 mod principal;
 mod scope;
 
-pub use jwt::{Claims, TokenError, TokenIssuer, TokenVerifier};
+pub use jwt::{
+    Audience, Claims, MAX_LEEWAY_SECS, TokenError, TokenIssuer, TokenVerifier, Verified,
+};
 pub use principal::Principal;
 pub use scope::Scope;

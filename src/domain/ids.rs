@@ -12,15 +12,17 @@ pub enum IdKind {
     User,
     ExternalId,
     SocialProfile,
+    ApiClient,
 }
 
 impl IdKind {
-    const ALL: [IdKind; 5] = [
+    const ALL: [IdKind; 6] = [
         IdKind::Customer,
         IdKind::Activity,
         IdKind::User,
         IdKind::ExternalId,
         IdKind::SocialProfile,
+        IdKind::ApiClient,
     ];
 
     fn prefix(self) -> &'static str {
@@ -30,6 +32,7 @@ impl IdKind {
             IdKind::User => "usr",
             IdKind::ExternalId => "xid",
             IdKind::SocialProfile => "spr",
+            IdKind::ApiClient => "cli",
         }
     }
 

@@ -3,6 +3,7 @@
 //! Resolvers are thin: check the caller, call `domain` (or a loader), shape the output.
 
 mod activities;
+mod clients;
 mod connection;
 mod context;
 mod customers;
@@ -30,11 +31,16 @@ pub struct QueryRoot(
     activities::ActivityQuery,
     node::NodeQuery,
     viewer::ViewerQuery,
+    clients::ClientQuery,
 );
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(customers::CustomerMutation, activities::ActivityMutation);
+pub struct MutationRoot(
+    customers::CustomerMutation,
+    activities::ActivityMutation,
+    clients::ClientMutation,
+);
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

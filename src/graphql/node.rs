@@ -55,7 +55,7 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
             .load_one(id.to_owned())
             .await?
             .map(|u| Node::User(UserNode(u))),
-        Some(IdKind::ExternalId | IdKind::SocialProfile) | None => None,
+        Some(IdKind::ExternalId | IdKind::SocialProfile | IdKind::ApiClient) | None => None,
     })
 }
 

@@ -156,7 +156,7 @@ async fn execute(
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
         Some(_) => return Err(HttpError::bad_request("`variables` must be a JSON object")),
     };
-    let principal = auth::principal(headers, &state.verifier)?;
+    let principal = auth::principal(headers, &state.verifier, &state.store).await?;
     // GraphQL-over-HTTP §6.1: GET must not be used for mutations (a link must not write).
     if via_get
         && let Some(ty) = operation_type(&query, raw.operation_name.as_deref())

@@ -5,8 +5,10 @@ mod auth;
 mod error;
 mod graphql;
 mod negotiate;
+mod oauth;
 mod ops;
 mod playground;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +17,15 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::TokenVerifier;
+use crate::auth::{TokenIssuer, TokenVerifier};
 use crate::domain::Store;
 use crate::graphql::CrmSchema;
 use crate::metrics::{Metrics, StatusLabel};
+pub use throttle::Throttle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,12 +35,18 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The dataloaders' batching window.
     pub batch_window: Duration,
+    /// Mints this service's own tokens (OAuth access tokens).
+    pub issuer: TokenIssuer,
+    pub access_token_ttl: Duration,
+    pub throttle: Arc<Throttle>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,0 +1,255 @@
+//! API clients: integrations that authenticate with OAuth2 client credentials. Secrets are
+//! shown once and stored as Argon2id hashes; a rotation keeps the previous secret valid for
+//! a grace period; revocation ends the client and every token issued to it.
+
+mod secrets;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{api_clients, revoked_tokens};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use super::ids::{IdKind, new_id};
+use super::validate::{self as v, Violations};
+use super::{Error, FieldViolation, Result, Store, ViolationCode, now};
+use crate::auth::{Principal, Scope};
+
+pub use secrets::verify_secret;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiClient {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub scopes: BTreeSet<Scope>,
+    pub created_at: DateTime<Utc>,
+    pub secret_rotated_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<&api_clients::Model> for ApiClient {
+    fn from(m: &api_clients::Model) -> Self {
+        Self {
+            id: m.id.clone(),
+            org_id: m.org_id.clone(),
+            name: m.name.clone(),
+            scopes: Principal::parse_scopes(&m.scopes),
+            created_at: m.created_at,
+            secret_rotated_at: m.secret_rotated_at,
+            revoked_at: m.revoked_at,
+        }
+    }
+}
+
+/// A client together with its secret, which exists in clear only in this value.
+pub struct IssuedSecret {
+    pub client: ApiClient,
+    pub secret: String,
+}
+
+pub const MAX_GRACE: Duration = Duration::days(7);
+
+fn joined(scopes: &BTreeSet<Scope>) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Scopes named in input: each must exist and be held by the creator, who cannot hand out
+/// more than it has.
+fn granted_scopes(who: &Principal, raw: &[String]) -> v::Parsed<BTreeSet<Scope>> {
+    if raw.is_empty() {
+        return Err(FieldViolation::new(
+            &["scopes"],
+            ViolationCode::Required,
+            "name at least one scope",
+        ));
+    }
+    let mut out = BTreeSet::new();
+    for (i, name) in raw.iter().enumerate() {
+        let scope: Scope = name.trim().parse().map_err(|()| {
+            FieldViolation::new(
+                &["scopes"],
+                ViolationCode::Invalid,
+                format!("unknown scope `{name}`"),
+            )
+            .with_index(i)
+        })?;
+        if !who.has(scope) {
+            return Err(FieldViolation::new(
+                &["scopes"],
+                ViolationCode::Invalid,
+                format!("you cannot grant `{name}`: your token does not hold it"),
+            )
+            .with_index(i));
+        }
+        out.insert(scope);
+    }
+    Ok(out)
+}
+
+pub async fn create(
+    store: &Store,
+    who: &Principal,
+    name: &str,
+    scopes: &[String],
+) -> Result<IssuedSecret> {
+    let mut errs = Violations::default();
+    let name = errs.take(v::required_text("name", name, 100));
+    let scopes = errs.take(granted_scopes(who, scopes));
+    errs.finish()?;
+    let secret = secrets::new_secret();
+    let hash = secrets::hash(&secret).await?;
+    let at = now();
+    let model = api_clients::ActiveModel {
+        id: Set(new_id(IdKind::ApiClient)),
+        org_id: Set(who.org.clone()),
+        name: Set(name),
+        scopes: Set(joined(&scopes)),
+        secret_hash: Set(hash),
+        previous_secret_hash: Set(None),
+        previous_secret_expires_at: Set(None),
+        created_by: Set(who.sub.clone()),
+        created_at: Set(at),
+        secret_rotated_at: Set(at),
+        revoked_at: Set(None),
+    }
+    .insert(&store.db)
+    .await?;
+    Ok(IssuedSecret {
+        client: ApiClient::from(&model),
+        secret,
+    })
+}
+
+pub async fn list(store: &Store, org: &str) -> Result<Vec<ApiClient>> {
+    let rows = api_clients::Entity::find()
+        .filter(api_clients::Column::OrgId.eq(org))
+        .order_by_asc(api_clients::Column::Id)
+        .all(&store.db)
+        .await?;
+    Ok(rows.iter().map(ApiClient::from).collect())
+}
+
+async fn live(store: &Store, org: &str, id: &str) -> Result<api_clients::Model> {
+    api_clients::Entity::find_by_id(id.to_owned())
+        .filter(api_clients::Column::OrgId.eq(org))
+        .filter(api_clients::Column::RevokedAt.is_null())
+        .one(&store.db)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// A new secret; the current one keeps working for `grace` (at most a week).
+pub async fn rotate_secret(
+    store: &Store,
+    who: &Principal,
+    id: &str,
+    grace: Duration,
+) -> Result<IssuedSecret> {
+    if grace < Duration::zero() || grace > MAX_GRACE {
+        return Err(Error::invalid(
+            &["gracePeriodSeconds"],
+            ViolationCode::Invalid,
+            "must be between 0 and 604800 (a week)",
+        ));
+    }
+    let current = live(store, &who.org, id).await?;
+    let secret = secrets::new_secret();
+    let hash = secrets::hash(&secret).await?;
+    let at = now();
+    let mut row: api_clients::ActiveModel = current.clone().into();
+    row.previous_secret_hash = Set(Some(current.secret_hash));
+    row.previous_secret_expires_at = Set(Some(at + grace));
+    row.secret_hash = Set(hash);
+    row.secret_rotated_at = Set(at);
+    let model = row.update(&store.db).await?;
+    Ok(IssuedSecret {
+        client: ApiClient::from(&model),
+        secret,
+    })
+}
+
+pub async fn revoke(store: &Store, who: &Principal, id: &str) -> Result<ApiClient> {
+    let current = live(store, &who.org, id).await?;
+    let mut row: api_clients::ActiveModel = current.into();
+    row.revoked_at = Set(Some(now()));
+    let model = row.update(&store.db).await?;
+    Ok(ApiClient::from(&model))
+}
+
+/// The live client whose id and secret these are, or `None`: unknown, revoked and wrong
+/// secret are one answer, so a caller cannot probe which client ids exist.
+pub async fn authenticate(
+    store: &Store,
+    client_id: &str,
+    secret: &str,
+) -> Result<Option<ApiClient>> {
+    let row = api_clients::Entity::find_by_id(client_id.to_owned())
+        .filter(api_clients::Column::RevokedAt.is_null())
+        .one(&store.db)
+        .await?;
+    let Some(row) = row else {
+        // Spend the same time as a real check, so timing does not reveal unknown ids.
+        secrets::burn(secret).await;
+        return Ok(None);
+    };
+    if verify_secret(secret, &row.secret_hash).await {
+        return Ok(Some(ApiClient::from(&row)));
+    }
+    let in_grace = row
+        .previous_secret_expires_at
+        .is_some_and(|until| until > now());
+    if in_grace
+        && let Some(previous) = &row.previous_secret_hash
+        && verify_secret(secret, previous).await
+    {
+        return Ok(Some(ApiClient::from(&row)));
+    }
+    Ok(None)
+}
+
+/// Records a token as revoked until it would have expired anyway.
+pub async fn revoke_token(
+    store: &Store,
+    jti: &str,
+    client_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    let row = revoked_tokens::ActiveModel {
+        jti: Set(jti.to_owned()),
+        client_id: Set(client_id.to_owned()),
+        expires_at: Set(expires_at),
+        revoked_at: Set(now()),
+    };
+    revoked_tokens::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(revoked_tokens::Column::Jti)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&store.db)
+        .await?;
+    Ok(())
+}
+
+/// Whether a token issued to an API client may still be used: neither the token nor the
+/// client was revoked.
+pub async fn token_is_live(store: &Store, jti: &str, client_id: &str) -> Result<bool> {
+    if revoked_tokens::Entity::find_by_id(jti.to_owned())
+        .one(&store.db)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let client = api_clients::Entity::find_by_id(client_id.to_owned())
+        .filter(api_clients::Column::RevokedAt.is_null())
+        .one(&store.db)
+        .await?;
+    Ok(client.is_some())
+}
