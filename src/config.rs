@@ -157,7 +157,7 @@ pub enum ConfigError {
     LongLeeway,
     #[error("--access-token-ttl-secs / CRM_ACCESS_TOKEN_TTL_SECS must be between 60 and 86400")]
     TokenTtl,
-    #[error("--jwks-refresh-secs / CRM_JWKS_REFRESH_SECS must be at least 10")]
+    #[error("--jwks-refresh-secs / CRM_JWKS_REFRESH_SECS must be at least 1")]
     JwksRefresh,
 }
 
@@ -177,7 +177,7 @@ impl ServeConfig {
         if !(60..=86_400).contains(&self.auth.access_token_ttl_secs) {
             return Err(ConfigError::TokenTtl);
         }
-        if self.auth.jwks_refresh_secs < 10 {
+        if self.auth.jwks_refresh_secs < 1 {
             return Err(ConfigError::JwksRefresh);
         }
         self.db.validate()

@@ -18,3 +18,4 @@ mod pagination;
 mod schema;
 mod storage;
 mod tenancy;
+mod tokens;
