@@ -14,6 +14,7 @@ mod events;
 mod filters;
 mod helpers;
 mod http_spec;
+mod oauth;
 mod pagination;
 mod schema;
 mod storage;
