@@ -8,6 +8,15 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, reply};
 
+/// What is sent, with what credentials, and the expected status and `error`.
+type Case<'a> = (
+    &'a str,
+    Option<(&'a str, &'a str)>,
+    Vec<(&'a str, &'a str)>,
+    StatusCode,
+    &'a str,
+);
+
 struct Client {
     id: String,
     secret: String,
@@ -155,13 +164,7 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     let client = create_client(&app, &["customers:read"]).await;
     let id = client.id.as_str();
     let secret = client.secret.as_str();
-    let cases: Vec<(
-        &str,
-        Option<(&str, &str)>,
-        Vec<(&str, &str)>,
-        StatusCode,
-        &str,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no grant_type",
             Some((id, secret)),
