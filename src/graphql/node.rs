@@ -1,13 +1,14 @@
 //! Relay object identification: `node(id:)` and `nodes(ids:)`, routed by the id's prefix
 //! and resolved through the same loaders (and scope checks) as every other read.
 
-use async_graphql::{Context, ID, Interface, Object, Result};
+use async_graphql::{Context, ID, Interface, Object, PathSegment, Result};
 
 use super::activities::ActivityNode;
 use super::context::principal;
 use super::customers::CustomerNode;
 use super::errors::ApiError;
 use super::loaders::Loaders;
+use super::permissions::path_segments;
 use super::users::UserNode;
 use crate::auth::Scope;
 use crate::domain::ids::IdKind;
@@ -73,7 +74,28 @@ impl NodeQuery {
                 crate::domain::Error::BadArgument("`nodes` takes at most 100 ids".into()).into(),
             );
         }
+        // Each id stands alone: one the caller may not read is null with its own error at
+        // `nodes.<index>`, and the others still resolve.
         let loads = ids.iter().map(|id| load(ctx, id));
-        futures_util::future::try_join_all(loads).await.map(Some)
+        let results = futures_util::future::join_all(loads).await;
+        let base = ctx
+            .path_node
+            .as_ref()
+            .map(path_segments)
+            .unwrap_or_default();
+        Ok(Some(
+            results
+                .into_iter()
+                .enumerate()
+                .map(|(i, result)| {
+                    result.unwrap_or_else(|err| {
+                        let mut path = base.clone();
+                        path.push(PathSegment::Index(i));
+                        ctx.add_error(err.into_server_error(ctx.item.pos).with_path(path));
+                        None
+                    })
+                })
+                .collect(),
+        ))
     }
 }

@@ -117,7 +117,11 @@ struct Enforcer {
 }
 
 fn path_of(info: &ResolveInfo<'_>) -> Vec<PathSegment> {
-    let node = info.path_node;
+    path_segments(info.path_node)
+}
+
+/// The response path of a field being resolved.
+pub fn path_segments(node: &async_graphql::QueryPathNode<'_>) -> Vec<PathSegment> {
     let mut path: Vec<PathSegment> = std::iter::once(node)
         .chain(node.parents())
         .map(|n| match n.segment {

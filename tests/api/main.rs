@@ -17,6 +17,7 @@ mod http_spec;
 mod oauth;
 mod pagination;
 mod schema;
+mod scopes;
 mod storage;
 mod tenancy;
 mod tokens;

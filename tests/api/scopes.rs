@@ -1,0 +1,373 @@
+//! The scope property: for random scope sets and random queries (aliases, inline and named
+//! fragments, `node`/`nodes`, nested paths such as activity -> customer -> email), no field
+//! the scopes forbid ever carries a value, and each such field has a FORBIDDEN error at its
+//! own path. The rules are read from `schema.graphql`, what clients are shown.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+/// (type, field) -> alternatives of required scopes, from the `@requiresScopes` in the SDL.
+fn rules() -> HashMap<(String, String), Vec<Vec<String>>> {
+    let sdl = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql");
+    let mut rules = HashMap::new();
+    let mut current = String::new();
+    for line in sdl.lines() {
+        let t = line.trim();
+        if let Some(rest) = t
+            .strip_prefix("type ")
+            .or_else(|| t.strip_prefix("interface "))
+        {
+            current = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            continue;
+        }
+        let Some((decl, directive)) = t.split_once("@requiresScopes(scopes: ") else {
+            continue;
+        };
+        let field = decl
+            .split(['(', ':'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let lists = directive.trim_end_matches(')');
+        let alternatives: Vec<Vec<String>> = lists
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split("], [")
+            .map(|alt| {
+                alt.split(',')
+                    .map(|s| s.trim().trim_matches(['[', ']', '"']).to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .collect();
+        rules.insert((current.clone(), field), alternatives);
+    }
+    rules
+}
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+struct Gen {
+    rng: Rng,
+    aliases: usize,
+    fragments: Vec<String>,
+}
+
+impl Gen {
+    /// `field` under a random alias (`x<n>_field`) half the time.
+    fn name(&mut self, field: &str) -> String {
+        self.call(field, "")
+    }
+
+    /// `field(args)`, under a random alias (`x<n>_field`) half the time.
+    fn call(&mut self, field: &str, args: &str) -> String {
+        if self.rng.chance(50) {
+            self.aliases += 1;
+            format!("x{}_{field}: {field}{args}", self.aliases)
+        } else {
+            format!("{field}{args}")
+        }
+    }
+
+    fn wrap(&mut self, ty: &str, body: String) -> String {
+        match self.rng.next() % 3 {
+            0 => body,
+            1 => format!("... on {ty} {{ {body} }}"),
+            _ => {
+                let name = format!("F{}", self.fragments.len());
+                self.fragments
+                    .push(format!("fragment {name} on {ty} {{ {body} }}"));
+                format!("...{name}")
+            }
+        }
+    }
+
+    fn customer(&mut self, depth: usize) -> String {
+        let mut parts = vec!["__typename".to_owned()];
+        for field in ["id", "name", "email", "phone", "company"] {
+            if self.rng.chance(60) {
+                let f = self.name(field);
+                parts.push(self.wrap("Customer", f));
+            }
+        }
+        if self.rng.chance(50) {
+            let f = self.name("socialProfiles");
+            parts.push(format!("{f} {{ __typename handle network }}"));
+        }
+        if self.rng.chance(50) {
+            let f = self.name("owner");
+            parts.push(format!("{f} {{ __typename id email }}"));
+        }
+        if depth > 0 && self.rng.chance(60) {
+            let f = self.name("activities");
+            let inner = self.activity(depth - 1);
+            parts.push(format!(
+                "{f}(first: 3) {{ __typename nodes {{ {inner} }} }}"
+            ));
+        }
+        parts.join(" ")
+    }
+
+    fn activity(&mut self, depth: usize) -> String {
+        let mut parts = vec!["__typename".to_owned()];
+        for field in ["id", "subject"] {
+            if self.rng.chance(60) {
+                let f = self.name(field);
+                parts.push(self.wrap("Activity", f));
+            }
+        }
+        if self.rng.chance(50) {
+            let f = self.name("author");
+            parts.push(format!("{f} {{ __typename id email }}"));
+        }
+        if depth > 0 && self.rng.chance(70) {
+            let f = self.name("customer");
+            let inner = self.customer(depth - 1);
+            parts.push(format!("{f} {{ {inner} }}"));
+        }
+        parts.join(" ")
+    }
+
+    fn query(&mut self) -> String {
+        let mut roots = Vec::new();
+        for _ in 0..(1 + self.rng.next() % 3) {
+            let root = match self.rng.pick(&[
+                "customers",
+                "customer",
+                "activities",
+                "activity",
+                "node",
+                "nodes",
+            ]) {
+                "customers" => format!(
+                    "{} {{ __typename nodes {{ {} }} }}",
+                    self.call("customers", "(first: 5)"),
+                    self.customer(2)
+                ),
+                "customer" => format!(
+                    "{} {{ {} }}",
+                    self.call("customer", "(id: $c)"),
+                    self.customer(2)
+                ),
+                "activities" => format!(
+                    "{} {{ __typename nodes {{ {} }} }}",
+                    self.call("activities", "(first: 5)"),
+                    self.activity(2)
+                ),
+                "activity" => format!(
+                    "{} {{ {} }}",
+                    self.call("activity", "(id: $a)"),
+                    self.activity(2)
+                ),
+                "node" => {
+                    let c = self.customer(1);
+                    let a = self.activity(1);
+                    format!(
+                        "{} {{ __typename ... on Customer {{ {c} }} ... on Activity {{ {a} }} }}",
+                        self.call("node", "(id: $c)")
+                    )
+                }
+                _ => {
+                    let a = self.activity(1);
+                    let c = self.customer(1);
+                    format!(
+                        "{} {{ __typename ... on Activity {{ {a} }} ... on Customer {{ {c} }} }}",
+                        self.call("nodes", "(ids: [$a, $c])")
+                    )
+                }
+            };
+            roots.push(root);
+        }
+        let uses_c = roots.iter().any(|r| r.contains("$c"));
+        let uses_a = roots.iter().any(|r| r.contains("$a"));
+        let mut vars = Vec::new();
+        if uses_c {
+            vars.push("$c: ID!");
+        }
+        if uses_a {
+            vars.push("$a: ID!");
+        }
+        let vars = if vars.is_empty() {
+            String::new()
+        } else {
+            format!("({})", vars.join(", "))
+        };
+        format!(
+            "query{vars} {{ {} }} {}",
+            roots.join(" "),
+            self.fragments.join(" ")
+        )
+    }
+}
+
+/// The GraphQL field a response key stands for (aliases are `x<n>_<field>`).
+fn field_of(key: &str) -> &str {
+    match key.strip_prefix('x').and_then(|rest| rest.split_once('_')) {
+        Some((n, field)) if n.chars().all(|c| c.is_ascii_digit()) => field,
+        _ => key,
+    }
+}
+
+fn check(
+    value: &Value,
+    parent: &str,
+    path: &mut Vec<Value>,
+    held: &[&str],
+    rules: &HashMap<(String, String), Vec<Vec<String>>>,
+    forbidden_at: &[Value],
+    seen: &mut usize,
+) {
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(json!(i));
+                check(item, parent, path, held, rules, forbidden_at, seen);
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            let ty = map
+                .get("__typename")
+                .and_then(Value::as_str)
+                .unwrap_or(parent)
+                .to_owned();
+            for (key, child) in map {
+                path.push(json!(key));
+                let field = field_of(key);
+                let allowed = rules
+                    .get(&(ty.clone(), field.to_owned()))
+                    .is_none_or(|alts| {
+                        alts.iter()
+                            .any(|all| all.iter().all(|s| held.contains(&s.as_str())))
+                    });
+                let here = Value::Array(path.clone());
+                // `node` and `nodes` items are refused by the type they turn out to be, which a
+                // null does not show: a refused item must at least leave nothing behind.
+                let node_lookup = ty == "Query" && matches!(field, "node" | "nodes");
+                if node_lookup {
+                    if forbidden_at.contains(&here) {
+                        assert_eq!(child, &Value::Null, "refused node leaked at {here}");
+                    }
+                    for (i, item) in child.as_array().into_iter().flatten().enumerate() {
+                        let mut item_path = path.clone();
+                        item_path.push(json!(i));
+                        if forbidden_at.contains(&Value::Array(item_path)) {
+                            *seen += 1;
+                            assert_eq!(item, &Value::Null, "refused node leaked at {here}.{i}");
+                        }
+                    }
+                }
+                if allowed {
+                    assert!(
+                        node_lookup || !forbidden_at.contains(&here),
+                        "FORBIDDEN on an allowed field {ty}.{field} at {here}"
+                    );
+                    check(child, &ty, path, held, rules, forbidden_at, seen);
+                } else {
+                    *seen += 1;
+                    assert_eq!(
+                        child,
+                        &Value::Null,
+                        "{ty}.{field} leaked at {here} with scopes {held:?}"
+                    );
+                    assert!(forbidden_at.contains(&here), "no FORBIDDEN error at {here}");
+                }
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn random_scopes_and_queries_never_return_a_forbidden_field() {
+    let app = TestApp::spawn().await;
+    let c = app
+        .customer(json!({"name": "Secretive", "email": "s@example.com", "phone": "+12025550111", "socialProfiles": [{"network": "x", "handle": "@sec"}]}))
+        .await;
+    let a = app
+        .activity(json!({"customerId": c, "kind": "NOTE", "subject": "hush"}))
+        .await;
+    let rules = rules();
+    assert!(
+        rules.contains_key(&("Customer".to_owned(), "email".to_owned())),
+        "rules read from the SDL"
+    );
+
+    let scopes = ["customers:read", "activities:read", "pii:read"];
+    let mut rng = Rng(0x5eed_cafe_f00d_1234);
+    let mut forbidden_seen = 0;
+    for round in 0..80 {
+        let held: Vec<&str> = scopes.iter().copied().filter(|_| rng.chance(60)).collect();
+        let mut generator = Gen {
+            rng: Rng(rng.next() | 1),
+            aliases: 0,
+            fragments: Vec::new(),
+        };
+        let query = generator.query();
+        let token = app.token(&held.join(" "));
+        let r = app
+            .gql_as(Some(&token), &query, json!({"c": c, "a": a}))
+            .await;
+        assert_eq!(
+            r.status,
+            reqwest::StatusCode::OK,
+            "round {round}: {query}\n{}",
+            r.body
+        );
+        let forbidden_at: Vec<Value> = r.body["errors"]
+            .as_array()
+            .map(|errs| {
+                errs.iter()
+                    .inspect(|e| {
+                        let code = e["extensions"]["code"].as_str().unwrap_or_default();
+                        assert!(
+                            code == "FORBIDDEN",
+                            "round {round}: unexpected {code}: {e}\n{query}"
+                        );
+                    })
+                    .map(|e| e["path"].clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut path = Vec::new();
+        check(
+            &r.body["data"],
+            "Query",
+            &mut path,
+            &held,
+            &rules,
+            &forbidden_at,
+            &mut forbidden_seen,
+        );
+    }
+    assert!(
+        forbidden_seen > 50,
+        "the rounds exercised forbidden fields ({forbidden_seen})"
+    );
+}
