@@ -12,6 +12,7 @@ use crate::auth::{Scope, TokenIssuer, TokenVerifier, dev};
 use crate::config::{AuthConfig, DbConfig, ServeConfig};
 use crate::db;
 use crate::domain::Store;
+use crate::events::EventHub;
 use crate::graphql::{Limits, build_schema};
 use crate::http::{self, AppState, Throttle};
 use crate::metrics::Metrics;
@@ -38,7 +39,7 @@ impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         config.validate()?;
         let metrics = Metrics::new();
-        let conn = db::connect(&config.db, Some(&metrics)).await?;
+        let conn = db::connect(&config.db, Some((&metrics, "requests"))).await?;
         db::migrate(&conn).await?;
 
         let (secret, dev_mode) = resolve_secret(&config.auth, &config.db)?;
@@ -66,7 +67,21 @@ impl Application {
             None
         };
 
-        let store = Store::new(conn);
+        // Background readers get a pool of their own: they never queue behind requests, and
+        // their statements are counted apart (`pool="background"`).
+        let background = DbConfig {
+            max_connections: 2,
+            ..config.db.clone()
+        };
+        let background = db::connect(&background, Some((&metrics, "background"))).await?;
+        let events = EventHub::new(1024);
+        events
+            .start(
+                background,
+                std::time::Duration::from_secs(config.event_gap_timeout_secs),
+            )
+            .await?;
+        let store = Store::with_events(conn, events);
         let schema = build_schema(
             store.clone(),
             Limits {
@@ -85,6 +100,8 @@ impl Application {
             access_token_ttl: std::time::Duration::from_secs(config.auth.access_token_ttl_secs),
             // Five failed client authentications a minute per client id or peer, then a pause.
             throttle: Arc::new(Throttle::new(5, std::time::Duration::from_secs(60))),
+            ws_init_timeout: std::time::Duration::from_secs(config.ws_init_timeout_secs),
+            max_body_bytes: config.max_body_bytes,
         };
         let router = http::router(state, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await?;

@@ -36,6 +36,15 @@ pub struct ServeConfig {
     #[arg(long, env = "CRM_BATCH_WINDOW_MS", default_value_t = 2)]
     pub batch_window_ms: u64,
 
+    /// Seconds a WebSocket client has to send `connection_init` before it is closed (4408).
+    #[arg(long, env = "CRM_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Seconds the event tailer waits for a missing event `seq` (a transaction still in
+    /// flight) before treating it as rolled back.
+    #[arg(long, env = "CRM_EVENT_GAP_TIMEOUT_SECS", default_value_t = 10)]
+    pub event_gap_timeout_secs: u64,
+
     /// Answer introspection queries (schema tooling and GraphiQL need it).
     #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,

@@ -7,11 +7,12 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 use crate::config::DbConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PoolLabel};
 
+/// Opens a pool; with `metrics`, its statements are counted under the given pool name.
 pub async fn connect(
     config: &DbConfig,
-    metrics: Option<&Metrics>,
+    metrics: Option<(&Metrics, &'static str)>,
 ) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
@@ -29,8 +30,11 @@ pub async fn connect(
         });
     }
     let mut db = Database::connect(options).await?;
-    if let Some(metrics) = metrics {
-        let counter = metrics.db_statements.clone();
+    if let Some((metrics, pool)) = metrics {
+        let counter = metrics
+            .db_statements
+            .get_or_create(&PoolLabel { pool })
+            .clone();
         db.set_metric_callback(move |info| {
             counter.inc();
             // The SQL text only: bound values may be personal data.

@@ -13,10 +13,17 @@ pub struct StatusLabel {
     pub status: u16,
 }
 
+/// Which connection pool a statement went through: `requests` (API calls) or `background`
+/// (the event tailer and other workers).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabel {
+    pub pool: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
-    pub db_statements: Counter,
+    pub db_statements: Family<PoolLabel, Counter>,
     pub http_requests: Family<StatusLabel, Counter>,
     pub graphql_seconds: Histogram,
 }
@@ -24,10 +31,10 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("crm");
-        let db_statements = Counter::default();
+        let db_statements = Family::<PoolLabel, Counter>::default();
         registry.register(
             "db_statements",
-            "SQL statements sent to the database",
+            "SQL statements sent to the database, by pool",
             db_statements.clone(),
         );
         let http_requests = Family::<StatusLabel, Counter>::default();

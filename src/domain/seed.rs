@@ -161,7 +161,7 @@ pub async fn seed(
             }
         }
     }
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(written)
 }
 

@@ -5,6 +5,8 @@ use std::sync::{Arc, RwLock};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::events::EventHub;
+
 /// The database handle and the small process-local state the domain keeps beside it.
 #[derive(Clone)]
 pub struct Store {
@@ -16,6 +18,8 @@ pub struct Store {
     /// then write fail at once with "database is locked" rather than wait. Writers queue here
     /// instead. PostgreSQL needs no such queue: rows are locked where they are read.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Woken after each write so live consumers see it at once.
+    pub events: EventHub,
 }
 
 /// A write transaction, holding the SQLite writer slot until it ends.
@@ -40,12 +44,24 @@ impl WriteTxn {
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
+        Self::with_events(db, EventHub::new(1024))
+    }
+
+    pub fn with_events(db: DatabaseConnection, events: EventHub) -> Self {
         let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(Arc::default);
         Self {
             db,
             known_users: Arc::default(),
             sqlite_writer,
+            events,
         }
+    }
+
+    /// Commits a write and wakes the event tailer.
+    pub async fn commit(&self, txn: WriteTxn) -> Result<(), DbErr> {
+        txn.commit().await?;
+        self.events.written();
+        Ok(())
     }
 
     /// Begins a transaction that will write.

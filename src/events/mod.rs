@@ -1,5 +1,9 @@
-//! The event log: every write appends one row here inside its own transaction. Later
-//! consumers (subscriptions, the `changes` feed, webhooks) tail it by `seq`.
+//! The event log: every write appends one row here inside its own transaction. Consumers
+//! (subscriptions now; the `changes` feed and webhooks later) tail it by `seq`.
+
+mod tail;
+
+pub use tail::{Event, EventHub};
 
 use chrono::{DateTime, Utc};
 use entity::events;
@@ -50,6 +54,11 @@ pub async fn append(conn: &impl ConnectionTrait, event: NewEvent<'_>) -> Result<
         ..Default::default()
     };
     let saved = row.insert(conn).await?;
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Delivered at commit, to every instance listening: the cross-instance wake-up.
+        conn.execute_unprepared(&format!("NOTIFY {}", tail::CHANNEL))
+            .await?;
+    }
     Ok(saved.seq)
 }
 

@@ -4,11 +4,15 @@
 
 use std::sync::Arc;
 
+use async_graphql::ValidationResult;
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
+    NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Name, PathSegment, Response, ServerError, ServerResult, Value, Variables};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::auth::Scope;
 use crate::domain;
@@ -57,19 +61,49 @@ impl Extension for ErrorMappingExtension {
         })
     }
 
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|mut errors| {
+            for err in &mut errors {
+                set_code(err, codes::VALIDATION_FAILED);
+            }
+            errors
+        })
+    }
+
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
-        for err in &mut response.errors {
-            classify(err);
-        }
-        if !is_request_error(&response) {
-            let paths: Vec<Vec<PathSegment>> =
-                response.errors.iter().map(|e| e.path.clone()).collect();
-            for path in paths {
-                null_at(&mut response.data, &path);
-            }
-        }
+        finish(&mut response);
         response
+    }
+
+    /// Each result of a subscription gets the same treatment as a query's response.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        Box::pin(next.run(ctx, stream).map(|mut response| {
+            finish(&mut response);
+            response
+        }))
+    }
+}
+
+/// Codes every error and puts `null` where fields failed.
+fn finish(response: &mut Response) {
+    for err in &mut response.errors {
+        classify(err);
+    }
+    if !is_request_error(response) {
+        let paths: Vec<Vec<PathSegment>> = response.errors.iter().map(|e| e.path.clone()).collect();
+        for path in paths {
+            null_at(&mut response.data, &path);
+        }
     }
 }
 

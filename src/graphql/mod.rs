@@ -12,11 +12,12 @@ mod filters;
 mod loaders;
 mod node;
 mod permissions;
+mod subscriptions;
 mod user_errors;
 mod users;
 mod viewer;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 
 pub use context::RequestAuth;
 pub use errors::{ErrorMapping, codes, is_request_error};
@@ -42,7 +43,9 @@ pub struct MutationRoot(
     clients::ClientMutation,
 );
 
-pub type CrmSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub use subscriptions::SubscriptionRoot;
+
+pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Limits a hostile query cannot get past.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +70,7 @@ pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .data(store)
     .extension(ErrorMapping)
@@ -87,7 +90,7 @@ pub fn sdl() -> String {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .finish()
     .sdl()

@@ -5,7 +5,7 @@
 use axum::http::{HeaderMap, StatusCode, header};
 
 use super::error::HttpError;
-use crate::auth::{Principal, TokenError, TokenVerifier};
+use crate::auth::{Principal, TokenError, TokenVerifier, Verified};
 use crate::domain::{Store, clients};
 use crate::graphql::codes;
 
@@ -14,22 +14,38 @@ pub async fn principal(
     verifier: &TokenVerifier,
     store: &Store,
 ) -> Result<Option<Principal>, HttpError> {
+    Ok(verified(headers, verifier, store)
+        .await?
+        .map(|v| v.principal))
+}
+
+/// The verified token of the `Authorization` header, if there is one.
+pub async fn verified(
+    headers: &HeaderMap,
+    verifier: &TokenVerifier,
+    store: &Store,
+) -> Result<Option<Verified>, HttpError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
+    bearer(value.to_str().unwrap_or_default(), verifier, store)
+        .await
+        .map(Some)
+}
+
+/// Verifies an `Authorization` value (`Bearer <token>`): the token's signature and claims,
+/// and for tokens issued to API clients, that neither the token nor the client is revoked.
+pub async fn bearer(
+    value: &str,
+    verifier: &TokenVerifier,
+    store: &Store,
+) -> Result<Verified, HttpError> {
     let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Err(unauthorized(
-            "the Authorization header must be `Bearer <token>`",
-        ));
-    };
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
     let verified = verifier
         .verify(token)
         .map_err(|err| unauthorized(&err.to_string()))?;
@@ -48,7 +64,7 @@ pub async fn principal(
             return Err(unauthorized(&TokenError::Revoked.to_string()));
         }
     }
-    Ok(Some(verified.principal))
+    Ok(verified)
 }
 
 fn unauthorized(message: &str) -> HttpError {

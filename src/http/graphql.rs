@@ -8,6 +8,8 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request as GqlRequest, Variables};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +18,7 @@ use tracing::Instrument;
 
 use super::error::HttpError;
 use super::negotiate::{ResponseFormat, is_json_body, response_format, wants_html};
-use super::{AppState, auth, playground};
+use super::{AppState, auth, playground, ws};
 use crate::graphql::{Loaders, RequestAuth, is_request_error};
 
 /// The body of a POST, or the parameters of a GET.
@@ -81,7 +83,11 @@ pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw_query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
+    if let Ok(upgrade) = upgrade {
+        return websocket(state, &headers, upgrade).await;
+    }
     let params = query_params(raw_query.as_deref().unwrap_or_default())
         .ok_or_else(|| HttpError::bad_request("the query string is malformed"))?;
     if params.query.is_none() && wants_html(&headers) {
@@ -103,6 +109,28 @@ pub async fn get(
         operation_name: params.operation_name,
     };
     execute(state, &headers, format, raw, true).await
+}
+
+/// Upgrades to GraphQL over WebSocket. A token on the upgrade request is checked here (a bad
+/// one is refused before the upgrade); one in `connection_init` is checked by the protocol.
+async fn websocket(
+    state: AppState,
+    headers: &HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, HttpError> {
+    let header_auth = auth::verified(headers, &state.verifier, &state.store).await?;
+    let upgrade = upgrade.protocols(ws::PROTOCOLS);
+    let protocol = upgrade
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .and_then(ws::Protocol::from_name)
+        .ok_or_else(|| {
+            HttpError::bad_request("request the graphql-transport-ws (or graphql-ws) subprotocol")
+        })?;
+    let init_timeout = state.ws_init_timeout;
+    Ok(upgrade
+        .max_message_size(state.max_body_bytes)
+        .on_upgrade(move |socket| ws::serve(socket, state, protocol, header_auth, init_timeout)))
 }
 
 /// The GET parameters; a parameter given twice makes the request malformed.

@@ -9,6 +9,7 @@ mod oauth;
 mod ops;
 mod playground;
 mod throttle;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub struct AppState {
     pub issuer: TokenIssuer,
     pub access_token_ttl: Duration,
     pub throttle: Arc<Throttle>,
+    /// How long a WebSocket client has to send `connection_init`.
+    pub ws_init_timeout: Duration,
+    pub max_body_bytes: usize,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

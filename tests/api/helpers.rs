@@ -121,6 +121,8 @@ impl TestApp {
             max_query_depth: 12,
             max_query_complexity: 50_000,
             batch_window_ms: 2,
+            ws_init_timeout_secs: 10,
+            event_gap_timeout_secs: 10,
             introspection: true,
         };
         adjust(&mut config);
@@ -211,7 +213,7 @@ impl TestApp {
             .to_owned()
     }
 
-    /// The server's count of SQL statements so far, read from `/metrics`.
+    /// The server's count of SQL statements sent for API requests so far, from `/metrics`.
     pub async fn statements(&self) -> u64 {
         let text = self
             .client
@@ -223,7 +225,7 @@ impl TestApp {
             .await
             .expect("metrics body");
         text.lines()
-            .find_map(|l| l.strip_prefix("crm_db_statements_total "))
+            .find_map(|l| l.strip_prefix("crm_db_statements_total{pool=\"requests\"} "))
             .and_then(|n| n.trim().parse().ok())
             .expect("crm_db_statements_total in /metrics")
     }

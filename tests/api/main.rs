@@ -21,3 +21,4 @@ mod scopes;
 mod storage;
 mod tenancy;
 mod tokens;
+mod ws;

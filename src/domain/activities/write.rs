@@ -79,7 +79,7 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
         snapshot,
     )
     .await?;
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(activity)
 }
 
@@ -118,7 +118,7 @@ pub async fn update(
         &serde_json::to_value(Activity::try_from(after.clone())?)?,
     );
     if changed.is_empty() {
-        txn.commit().await?;
+        store.commit(txn).await?;
         return Ok(old);
     }
     after.version = before.version + 1;
@@ -129,7 +129,7 @@ pub async fn update(
     }
     let snapshot = serde_json::to_value(&activity)?;
     append(&txn, who, &activity, Op::Updated, changed, snapshot).await?;
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(activity)
 }
 
@@ -159,7 +159,7 @@ pub async fn delete(
         snapshot,
     )
     .await?;
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(activity)
 }
 

@@ -61,7 +61,7 @@ pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -
         snapshot,
     )
     .await?;
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(customer)
 }
 
@@ -131,7 +131,7 @@ pub async fn update(
     }
     if changed.is_empty() {
         // Nothing to write: no version bump, no event.
-        txn.commit().await?;
+        store.commit(txn).await?;
         return Ok(old);
     }
     after.version = before.version + 1;
@@ -139,7 +139,7 @@ pub async fn update(
     let customer = save(&txn, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
     append(&txn, who, &customer, Op::Updated, changed, snapshot).await?;
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(customer)
 }
 
@@ -168,7 +168,7 @@ pub async fn delete(
         snapshot,
     )
     .await?;
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(customer)
 }
 
@@ -182,7 +182,7 @@ pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Custome
         .await?
         .ok_or(Error::NotFound)?;
     if before.deleted_at.is_none() {
-        txn.commit().await?;
+        store.commit(txn).await?;
         return Customer::try_from(before);
     }
     let mut after = before.clone();
@@ -200,7 +200,7 @@ pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Custome
         snapshot,
     )
     .await?;
-    txn.commit().await?;
+    store.commit(txn).await?;
     Ok(customer)
 }
 

@@ -8,4 +8,4 @@ mod types;
 pub use inputs::patch_of as maybe_patch;
 pub use mutation::CustomerMutation;
 pub use query::CustomerQuery;
-pub use types::CustomerNode;
+pub use types::{CustomerNode, LifecycleStage};

@@ -1,0 +1,245 @@
+//! Live changes: `customerChanged` and `activityChanged`, fed by the event log through the
+//! process's `EventHub`. Each event is resolved from its snapshot (no database read per
+//! subscriber per event), only for the subscriber's tenant, and its fields pass the same
+//! scope checks as a query's.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, Enum, ErrorExtensions, ID, InputObject, Object, Result, Subscription,
+};
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::activities::{ActivityKind, ActivityNode};
+use super::context::{principal, store};
+use super::customers::{CustomerNode, LifecycleStage};
+use super::errors::ApiError;
+use super::permissions::{all_of, requires_scopes};
+use crate::auth::Scope;
+use crate::domain::activities::Activity;
+use crate::domain::customers::Customer;
+use crate::events::Event;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Deleted,
+    Restored,
+}
+
+impl ChangeOp {
+    fn parse(op: &str) -> Option<Self> {
+        match op {
+            "CREATED" => Some(Self::Created),
+            "UPDATED" => Some(Self::Updated),
+            "DELETED" => Some(Self::Deleted),
+            "RESTORED" => Some(Self::Restored),
+            _ => None,
+        }
+    }
+}
+
+/// What every change carries besides the changed object.
+struct ChangeMeta {
+    op: ChangeOp,
+    seq: i64,
+    changed_fields: Vec<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+impl ChangeMeta {
+    fn of(event: &Event) -> Option<Self> {
+        Some(Self {
+            op: ChangeOp::parse(&event.op)?,
+            seq: event.seq,
+            changed_fields: event.changed_fields.clone(),
+            occurred_at: event.created_at,
+        })
+    }
+}
+
+pub struct CustomerChange {
+    meta: ChangeMeta,
+    customer: Customer,
+}
+
+#[Object]
+impl CustomerChange {
+    async fn op(&self) -> ChangeOp {
+        self.meta.op
+    }
+
+    /// The event's position in the log (a decimal 64-bit integer), increasing.
+    async fn seq(&self) -> String {
+        self.meta.seq.to_string()
+    }
+
+    /// The fields whose values changed (all of them for a creation).
+    async fn changed_fields(&self) -> &[String] {
+        &self.meta.changed_fields
+    }
+
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.meta.occurred_at
+    }
+
+    /// The customer as it is after the change.
+    async fn customer(&self) -> CustomerNode {
+        CustomerNode(self.customer.clone())
+    }
+}
+
+pub struct ActivityChange {
+    meta: ChangeMeta,
+    activity: Activity,
+}
+
+#[Object]
+impl ActivityChange {
+    async fn op(&self) -> ChangeOp {
+        self.meta.op
+    }
+
+    /// The event's position in the log (a decimal 64-bit integer), increasing.
+    async fn seq(&self) -> String {
+        self.meta.seq.to_string()
+    }
+
+    async fn changed_fields(&self) -> &[String] {
+        &self.meta.changed_fields
+    }
+
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.meta.occurred_at
+    }
+
+    /// The activity as it is after the change.
+    async fn activity(&self) -> ActivityNode {
+        ActivityNode(self.activity.clone())
+    }
+}
+
+/// Which customer changes to receive; fields combine with AND, lists with OR.
+#[derive(InputObject, Default)]
+pub struct CustomerChangeFilter {
+    pub ids: Option<Vec<ID>>,
+    pub ops: Option<Vec<ChangeOp>>,
+    pub lifecycle_stages: Option<Vec<LifecycleStage>>,
+}
+
+/// Which activity changes to receive; fields combine with AND, lists with OR.
+#[derive(InputObject, Default)]
+pub struct ActivityChangeFilter {
+    pub ids: Option<Vec<ID>>,
+    pub customer_ids: Option<Vec<ID>>,
+    pub ops: Option<Vec<ChangeOp>>,
+    pub kinds: Option<Vec<ActivityKind>>,
+}
+
+fn listed<T: PartialEq>(list: &Option<Vec<T>>, value: &T) -> bool {
+    list.as_ref().is_none_or(|l| l.contains(value))
+}
+
+fn listed_id(list: &Option<Vec<ID>>, value: &str) -> bool {
+    list.as_ref()
+        .is_none_or(|l| l.iter().any(|id| id.as_str() == value))
+}
+
+/// The tenant's events of one entity, as typed changes, until the subscriber falls too far
+/// behind (then one LAGGED error, and the stream ends: the client resubscribes and resyncs).
+fn changes<T, F>(
+    ctx: &Context<'_>,
+    scope: Scope,
+    entity: &'static str,
+    pick: F,
+) -> Result<impl Stream<Item = Result<T>> + use<T, F>>
+where
+    T: Send + 'static,
+    F: Fn(&Event) -> Option<T> + Send + Sync + 'static,
+{
+    let who = principal(ctx)?;
+    if !who.has(scope) {
+        return Err(ApiError::Forbidden(scope).into());
+    }
+    let org = who.org.clone();
+    let rx = store(ctx)?.events.subscribe();
+    let state = (rx, org, Arc::new(pick), false);
+    Ok(futures_util::stream::unfold(
+        state,
+        move |(mut rx, org, pick, ended)| async move {
+            if ended {
+                return None;
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        if event.org_id != org || event.entity != entity {
+                            continue;
+                        }
+                        if let Some(item) = pick(&event) {
+                            return Some((Ok(item), (rx, org, pick, false)));
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        let err = async_graphql::Error::new(format!(
+                        "this subscription fell {missed} events behind and was ended; resubscribe and resync"
+                    ))
+                    .extend_with(|_, e| e.set("code", "LAGGED"));
+                        return Some((Err(err), (rx, org, pick, true)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+#[Subscription(name = "Subscription")]
+impl SubscriptionRoot {
+    /// Customers of the caller's organization as they are created, updated, deleted and
+    /// restored.
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])))]
+    async fn customer_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CustomerChangeFilter>,
+    ) -> Result<impl Stream<Item = Result<CustomerChange>> + use<>> {
+        let filter = filter.unwrap_or_default();
+        changes(ctx, Scope::CustomersRead, "customer", move |event| {
+            let meta = ChangeMeta::of(event)?;
+            let customer: Customer = serde_json::from_value(event.snapshot.clone()).ok()?;
+            let wanted = listed_id(&filter.ids, &customer.id)
+                && listed(&filter.ops, &meta.op)
+                && listed(
+                    &filter.lifecycle_stages,
+                    &LifecycleStage::from(customer.lifecycle_stage),
+                );
+            wanted.then_some(CustomerChange { meta, customer })
+        })
+    }
+
+    /// Activities of the caller's organization as they are logged, updated and deleted.
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])))]
+    async fn activity_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityChangeFilter>,
+    ) -> Result<impl Stream<Item = Result<ActivityChange>> + use<>> {
+        let filter = filter.unwrap_or_default();
+        changes(ctx, Scope::ActivitiesRead, "activity", move |event| {
+            let meta = ChangeMeta::of(event)?;
+            let activity: Activity = serde_json::from_value(event.snapshot.clone()).ok()?;
+            let wanted = listed_id(&filter.ids, &activity.id)
+                && listed_id(&filter.customer_ids, &activity.customer_id)
+                && listed(&filter.ops, &meta.op)
+                && listed(&filter.kinds, &ActivityKind::from(activity.kind));
+            wanted.then_some(ActivityChange { meta, activity })
+        })
+    }
+}

@@ -1,0 +1,368 @@
+//! GraphQL over WebSocket with a real client: every `graphql-transport-ws` rule, the legacy
+//! protocol, and live changes filtered by tenant, scope and argument.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+use crate::helpers::{ALL_SCOPES, TestApp};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn open_with(
+    app: &TestApp,
+    protocol: Option<&str>,
+    bearer: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    if let Some(protocol) = protocol {
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().expect("header"));
+    }
+    if let Some(token) = bearer {
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    connect_async(request).await.map(|(socket, _)| socket)
+}
+
+async fn open(app: &TestApp) -> Socket {
+    open_with(app, Some("graphql-transport-ws"), None)
+        .await
+        .expect("connected")
+}
+
+async fn send(socket: &mut Socket, msg: Value) {
+    socket
+        .send(Message::Text(msg.to_string().into()))
+        .await
+        .expect("sent");
+}
+
+/// The next protocol message (pings from the server are answered and skipped).
+async fn recv(socket: &mut Socket) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("socket open")
+            .expect("frame");
+        match msg {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+            Message::Close(frame) => return json!({"closed": frame.map(|f| u16::from(f.code))}),
+            _ => {}
+        }
+    }
+}
+
+async fn close_code(socket: &mut Socket) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("closed within 10 s")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+async fn init(socket: &mut Socket, token: &str) {
+    send(
+        socket,
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}),
+    )
+    .await;
+    assert_eq!(recv(socket).await, json!({"type": "connection_ack"}));
+}
+
+#[tokio::test]
+async fn changes_reach_subscribers_of_the_same_tenant_with_their_scopes() {
+    let app = TestApp::spawn().await;
+    let mut full = open(&app).await;
+    init(&mut full, &app.admin()).await;
+    let mut no_pii = open(&app).await;
+    init(&mut no_pii, &app.token("customers:read")).await;
+    let mut other_org = open(&app).await;
+    init(
+        &mut other_org,
+        &app.token_for("org_elsewhere", "spy", ALL_SCOPES),
+    )
+    .await;
+    let query = "subscription { customerChanged { op seq changedFields customer { id name email version } } }";
+    for socket in [&mut full, &mut no_pii, &mut other_org] {
+        send(
+            socket,
+            json!({"id": "1", "type": "subscribe", "payload": {"query": query}}),
+        )
+        .await;
+    }
+    // Let the subscriptions register before the write.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let id = app
+        .customer(json!({"name": "Live", "email": "live@example.com"}))
+        .await;
+    let msg = recv(&mut full).await;
+    assert_eq!(msg["type"], "next");
+    assert_eq!(msg["id"], "1");
+    let change = &msg["payload"]["data"]["customerChanged"];
+    assert_eq!(change["op"], "CREATED");
+    assert_eq!(
+        change["customer"],
+        json!({"id": id, "name": "Live", "email": "live@example.com", "version": 1})
+    );
+    assert!(
+        change["changedFields"]
+            .as_array()
+            .expect("fields")
+            .contains(&json!("name"))
+    );
+
+    let msg = recv(&mut no_pii).await;
+    assert_eq!(
+        msg["payload"]["data"]["customerChanged"]["customer"]["email"],
+        Value::Null
+    );
+    assert_eq!(
+        msg["payload"]["data"]["customerChanged"]["customer"]["name"],
+        "Live"
+    );
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"],
+        "FORBIDDEN"
+    );
+
+    app.gql("mutation($id: ID!) { updateCustomer(input: {id: $id, name: \"Renamed\"}) { customer { id } } }", json!({"id": id}))
+        .await
+        .assert_ok();
+    let msg = recv(&mut full).await;
+    let change = &msg["payload"]["data"]["customerChanged"];
+    assert_eq!(change["op"], "UPDATED");
+    assert_eq!(change["changedFields"], json!(["name"]));
+    assert_eq!(change["customer"]["version"], 2);
+
+    // The other tenant heard nothing: its next message is the answer to a ping.
+    send(&mut other_org, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut other_org).await, json!({"type": "pong"}));
+
+    // Completing stops the stream.
+    send(&mut full, json!({"id": "1", "type": "complete"})).await;
+    app.customer(json!({"name": "Unheard"})).await;
+    send(&mut full, json!({"type": "ping", "payload": {"n": 1}})).await;
+    assert_eq!(
+        recv(&mut full).await,
+        json!({"type": "pong", "payload": {"n": 1}})
+    );
+}
+
+#[tokio::test]
+async fn subscription_filters_select_events() {
+    let app = TestApp::spawn().await;
+    let watched = app.customer(json!({"name": "Watched"})).await;
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    send(
+        &mut socket,
+        json!({"id": "a", "type": "subscribe", "payload": {
+            "query": "subscription($c: ID!) { activityChanged(filter: {customerIds: [$c], kinds: [CALL]}) { op activity { subject kind } } }",
+            "variables": {"c": watched}
+        }}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = app.customer(json!({"name": "Other"})).await;
+    app.activity(json!({"customerId": other, "kind": "CALL", "subject": "not this customer"}))
+        .await;
+    app.activity(json!({"customerId": watched, "kind": "NOTE", "subject": "not this kind"}))
+        .await;
+    app.activity(json!({"customerId": watched, "kind": "CALL", "subject": "this one"}))
+        .await;
+    let msg = recv(&mut socket).await;
+    assert_eq!(
+        msg["payload"]["data"]["activityChanged"],
+        json!({"op": "CREATED", "activity": {"subject": "this one", "kind": "CALL"}})
+    );
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_the_codes_the_protocol_names() {
+    let app = TestApp::spawn_with(|c| c.ws_init_timeout_secs = 1).await;
+
+    // No connection_init in time.
+    let mut socket = open(&app).await;
+    assert_eq!(close_code(&mut socket).await, Some(4408));
+
+    // A token refused at init.
+    let mut socket = open(&app).await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": "Bearer forged.token.here"}})).await;
+    assert_eq!(close_code(&mut socket).await, Some(4403));
+
+    // Subscribe before the ack.
+    let mut socket = open(&app).await;
+    send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }"}}),
+    )
+    .await;
+    assert_eq!(close_code(&mut socket).await, Some(4401));
+
+    // A second init.
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    send(&mut socket, json!({"type": "connection_init"})).await;
+    assert_eq!(close_code(&mut socket).await, Some(4429));
+
+    // A duplicate operation id.
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    let sub = json!({"id": "dup", "type": "subscribe", "payload": {"query": "subscription { customerChanged { op } }"}});
+    send(&mut socket, sub.clone()).await;
+    send(&mut socket, sub).await;
+    assert_eq!(close_code(&mut socket).await, Some(4409));
+
+    // Invalid messages.
+    for bad in [
+        json!("not an object"),
+        json!({"type": "nonsense"}),
+        json!({"id": "1", "type": "subscribe"}),
+    ] {
+        let mut socket = open(&app).await;
+        init(&mut socket, &app.admin()).await;
+        send(&mut socket, bad.clone()).await;
+        assert_eq!(close_code(&mut socket).await, Some(4400), "{bad}");
+    }
+    let mut socket = open(&app).await;
+    socket
+        .send(Message::Text("{not json".into()))
+        .await
+        .expect("sent");
+    assert_eq!(close_code(&mut socket).await, Some(4400));
+}
+
+#[tokio::test]
+async fn operations_get_results_errors_and_complete() {
+    let app = TestApp::spawn().await;
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    // A query over the socket: one result, then complete.
+    send(
+        &mut socket,
+        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ viewer { org } }"}}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "q", "type": "next", "payload": {"data": {"viewer": {"org": app.org}}}})
+    );
+    assert_eq!(
+        recv(&mut socket).await,
+        json!({"id": "q", "type": "complete"})
+    );
+    // A subscription that fails validation: an `error` message, and the connection lives on.
+    send(&mut socket, json!({"id": "v", "type": "subscribe", "payload": {"query": "subscription { noSuchThing }"}})).await;
+    let msg = recv(&mut socket).await;
+    assert_eq!(
+        (msg["id"].as_str(), msg["type"].as_str()),
+        (Some("v"), Some("error"))
+    );
+    assert_eq!(
+        msg["payload"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    // The id is free again once an operation ended.
+    send(
+        &mut socket,
+        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ __typename }"}}),
+    )
+    .await;
+    assert_eq!(recv(&mut socket).await["type"], "next");
+    // Without the scope, a subscription is refused.
+    let mut reader = open(&app).await;
+    init(&mut reader, &app.token("activities:read")).await;
+    send(&mut reader, json!({"id": "s", "type": "subscribe", "payload": {"query": "subscription { customerChanged { op } }"}})).await;
+    let msg = recv(&mut reader).await;
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_ends_when_its_token_expires() {
+    let app = TestApp::spawn().await;
+    let short = crm::auth::TokenIssuer::hs256(
+        crate::helpers::SECRET.as_bytes(),
+        crate::helpers::ISSUER,
+        crate::helpers::AUDIENCE,
+    )
+    .mint("brief", &app.org, ALL_SCOPES, chrono::Duration::seconds(2))
+    .expect("mint");
+    let mut socket = open(&app).await;
+    init(&mut socket, &short).await;
+    send(&mut socket, json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { customerChanged { op } }"}})).await;
+    assert_eq!(close_code(&mut socket).await, Some(4403));
+}
+
+#[tokio::test]
+async fn the_upgrade_checks_subprotocol_and_header_token() {
+    let app = TestApp::spawn().await;
+    assert!(
+        open_with(&app, None, None).await.is_err(),
+        "no subprotocol: refused"
+    );
+    assert!(
+        open_with(&app, Some("graphql-transport-ws"), Some("forged"))
+            .await
+            .is_err(),
+        "bad header token: refused"
+    );
+    // A good header token stands in for the init payload's.
+    let mut socket = open_with(&app, Some("graphql-transport-ws"), Some(&app.admin()))
+        .await
+        .expect("connected");
+    send(&mut socket, json!({"type": "connection_init"})).await;
+    assert_eq!(recv(&mut socket).await, json!({"type": "connection_ack"}));
+    send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { subject } }"}}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut socket).await["payload"]["data"]["viewer"]["subject"],
+        "user-1"
+    );
+}
+
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_still_works() {
+    let app = TestApp::spawn().await;
+    let mut socket = open_with(&app, Some("graphql-ws"), None)
+        .await
+        .expect("connected");
+    send(&mut socket, json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {}", app.admin())}})).await;
+    assert_eq!(recv(&mut socket).await, json!({"type": "connection_ack"}));
+    send(&mut socket, json!({"id": "1", "type": "start", "payload": {"query": "subscription { customerChanged { op customer { name } } }"}})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.customer(json!({"name": "Old school"})).await;
+    let msg = recv(&mut socket).await;
+    assert_eq!(msg["type"], "data");
+    assert_eq!(
+        msg["payload"]["data"]["customerChanged"],
+        json!({"op": "CREATED", "customer": {"name": "Old school"}})
+    );
+    send(&mut socket, json!({"id": "1", "type": "stop"})).await;
+    send(&mut socket, json!({"type": "connection_terminate"})).await;
+    assert_eq!(close_code(&mut socket).await, Some(1000));
+}
