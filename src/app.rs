@@ -77,10 +77,14 @@ impl Application {
         let events = EventHub::new(1024);
         events
             .start(
-                background,
+                background.clone(),
                 std::time::Duration::from_secs(config.event_gap_timeout_secs),
             )
             .await?;
+        spawn_retention(
+            background,
+            chrono::Duration::days(i64::from(config.event_retention_days)),
+        );
         let store = Store::with_events(conn, events);
         let schema = build_schema(
             store.clone(),
@@ -168,4 +172,19 @@ async fn key_set(auth: &AuthConfig, secret: &[u8]) -> anyhow::Result<KeySet> {
         });
     }
     Ok(set)
+}
+
+/// Prunes the event log past its retention, hourly. Several instances may all prune: the
+/// deletes are idempotent.
+fn spawn_retention(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
+    tokio::spawn(async move {
+        loop {
+            match crate::events::prune(&db, keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "pruned events past retention"),
+                Err(err) => tracing::warn!(error = %err, "pruning events failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
 }

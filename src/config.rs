@@ -45,6 +45,10 @@ pub struct ServeConfig {
     #[arg(long, env = "CRM_EVENT_GAP_TIMEOUT_SECS", default_value_t = 10)]
     pub event_gap_timeout_secs: u64,
 
+    /// Days events are kept; a `changes` cursor older than that must resync.
+    #[arg(long, env = "CRM_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    pub event_retention_days: u32,
+
     /// Answer introspection queries (schema tooling and GraphiQL need it).
     #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,

@@ -88,3 +88,14 @@ pub fn all_fields(snapshot: &Value) -> Vec<String> {
     fields.sort();
     fields
 }
+
+/// Deletes events older than `keep`: the retention of the log, and so of `changes` cursors.
+pub async fn prune(conn: &impl ConnectionTrait, keep: chrono::Duration) -> Result<u64, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let cutoff = chrono::Utc::now() - keep;
+    let done = events::Entity::delete_many()
+        .filter(events::Column::CreatedAt.lt(cutoff))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
+}

@@ -12,6 +12,7 @@
 //! `gap_timeout` (far longer than any write transaction) before treating it as rolled back.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -58,6 +59,9 @@ const BATCH: u64 = 500;
 pub struct EventHub {
     wake: Arc<Notify>,
     sender: broadcast::Sender<Arc<Event>>,
+    /// Every event with a `seq` up to here is settled (committed or rolled back): readers of
+    /// the log never go past it, so they never skip an event that commits late.
+    horizon: Arc<AtomicI64>,
 }
 
 impl EventHub {
@@ -67,6 +71,7 @@ impl EventHub {
         Self {
             wake: Arc::new(Notify::new()),
             sender,
+            horizon: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -77,6 +82,11 @@ impl EventHub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
+    }
+
+    /// The highest `seq` below which the log has no gap that may still fill.
+    pub fn horizon(&self) -> i64 {
+        self.horizon.load(Ordering::Acquire)
     }
 
     /// Starts the tailer from the current end of the log (live consumers see what happens
@@ -97,6 +107,7 @@ impl EventHub {
         if db.get_database_backend() == DbBackend::Postgres {
             self.listen(&db).await;
         }
+        self.horizon.store(cursor, Ordering::Release);
         let hub = self.clone();
         tokio::spawn(async move { hub.tail(db, cursor, gap_timeout).await });
         Ok(())
@@ -155,6 +166,7 @@ impl EventHub {
                         }
                         gap_since = None;
                         cursor = row.seq;
+                        self.horizon.store(cursor, Ordering::Release);
                         // No receivers is fine: nobody is listening right now.
                         let _ = self.sender.send(Arc::new(Event::from(row)));
                     }

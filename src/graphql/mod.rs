@@ -3,6 +3,7 @@
 //! Resolvers are thin: check the caller, call `domain` (or a loader), shape the output.
 
 mod activities;
+mod changes;
 mod clients;
 mod connection;
 mod context;
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     node::NodeQuery,
     viewer::ViewerQuery,
     clients::ClientQuery,
+    changes::ChangesQuery,
 );
 
 #[derive(MergedObject, Default)]

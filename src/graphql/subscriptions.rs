@@ -31,7 +31,7 @@ pub enum ChangeOp {
 }
 
 impl ChangeOp {
-    fn parse(op: &str) -> Option<Self> {
+    pub fn parse(op: &str) -> Option<Self> {
         match op {
             "CREATED" => Some(Self::Created),
             "UPDATED" => Some(Self::Updated),

@@ -97,7 +97,6 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
-        crm::telemetry::init();
         let dir = tempfile::tempdir().expect("temp dir");
         let db_url = database_url(&dir).await;
         let mut config = ServeConfig {
@@ -123,9 +122,11 @@ impl TestApp {
             batch_window_ms: 2,
             ws_init_timeout_secs: 10,
             event_gap_timeout_secs: 10,
+            event_retention_days: 30,
             introspection: true,
         };
         adjust(&mut config);
+        let db_url = config.db.url.clone();
         let app = Application::build(config).await.expect("server builds");
         let addr = app.local_addr().expect("bound address");
         tokio::spawn(app.run(std::future::pending()));
