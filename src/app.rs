@@ -20,6 +20,8 @@ use crate::metrics::Metrics;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    stopping: tokio::sync::watch::Sender<bool>,
+    sockets: tokio_util::task::TaskTracker,
     /// In dev mode (no secret configured): a token with every scope, to paste into GraphiQL.
     pub dev_token: Option<String>,
 }
@@ -86,6 +88,8 @@ impl Application {
             chrono::Duration::days(i64::from(config.event_retention_days)),
         );
         let store = Store::with_events(conn, events);
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+        let sockets = tokio_util::task::TaskTracker::new();
         let schema = build_schema(
             store.clone(),
             Limits {
@@ -106,12 +110,16 @@ impl Application {
             throttle: Arc::new(Throttle::new(5, std::time::Duration::from_secs(60))),
             ws_init_timeout: std::time::Duration::from_secs(config.ws_init_timeout_secs),
             max_body_bytes: config.max_body_bytes,
+            shutdown: stopping_rx,
+            sockets: sockets.clone(),
         };
         let router = http::router(state, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Self {
             listener,
             router,
+            stopping,
+            sockets,
             dev_token,
         })
     }
@@ -120,18 +128,32 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes
+    /// WebSocket connections (1001) once what they had queued is sent.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
+        let stopping = self.stopping;
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_graceful_shutdown(signal)
+        .await;
+        self.sockets.close();
+        if tokio::time::timeout(std::time::Duration::from_secs(10), self.sockets.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some WebSocket connections did not close in time");
+        }
+        served
     }
 }
 

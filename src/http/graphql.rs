@@ -128,9 +128,18 @@ async fn websocket(
             HttpError::bad_request("request the graphql-transport-ws (or graphql-ws) subprotocol")
         })?;
     let init_timeout = state.ws_init_timeout;
+    let sockets = state.sockets.clone();
     Ok(upgrade
         .max_message_size(state.max_body_bytes)
-        .on_upgrade(move |socket| ws::serve(socket, state, protocol, header_auth, init_timeout)))
+        .on_upgrade(move |socket| {
+            sockets.track_future(ws::serve(
+                socket,
+                state,
+                protocol,
+                header_auth,
+                init_timeout,
+            ))
+        }))
 }
 
 /// The GET parameters; a parameter given twice makes the request malformed.

@@ -43,6 +43,10 @@ pub struct AppState {
     /// How long a WebSocket client has to send `connection_init`.
     pub ws_init_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Flips to `true` when the server shuts down; WebSocket connections then close (1001).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Upgraded connections, which the HTTP server's graceful shutdown does not wait for.
+    pub sockets: tokio_util::task::TaskTracker,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

@@ -13,6 +13,7 @@
 //! | a message that is not valid | 4400 |
 //! | the token expires | 4403 |
 //! | the client reads too slowly to keep up | 1013 |
+//! | the server shuts down (after sending what was queued) | 1001 |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -95,6 +96,7 @@ pub async fn serve(
         acked: false,
         operations: HashMap::new(),
     };
+    let mut shutdown = conn.state.shutdown.clone();
     let init_deadline = Instant::now() + init_timeout;
     let mut next_ping = Instant::now() + PING_EVERY;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
@@ -121,6 +123,19 @@ pub async fn serve(
                     conn.operations.remove(&id);
                 }
             },
+            changed = shutdown.changed() => {
+                let stopping = changed.is_err() || *shutdown.borrow_and_update();
+                if !stopping {
+                    continue;
+                }
+                // Send what is already on its way, then say goodbye.
+                while let Ok(Control::Send(msg)) = control.try_recv() {
+                    if conn.out.try_send(Message::Text(Utf8Bytes::from(msg.to_string()))).is_err() {
+                        break;
+                    }
+                }
+                break Some((1001, "the server is shutting down"));
+            }
             () = sleep_until(init_deadline), if !conn.acked => break Some((4408, "Connection initialisation timeout")),
             () = sleep_until(expiry), if conn.acked && conn.auth.is_some() => break Some((4403, "the token expired")),
             () = sleep_until(next_ping), if conn.acked => {

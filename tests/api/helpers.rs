@@ -22,6 +22,8 @@ pub struct TestApp {
     pub org: String,
     /// The server's database, for tests of what is stored rather than served.
     pub db_url: String,
+    /// Dropping (or sending on) this shuts the server down gracefully.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -129,13 +131,24 @@ impl TestApp {
         let db_url = config.db.url.clone();
         let app = Application::build(config).await.expect("server builds");
         let addr = app.local_addr().expect("bound address");
-        tokio::spawn(app.run(std::future::pending()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
         TestApp {
             addr,
             client: reqwest::Client::new(),
             org: format!("org_{}", ulid::Ulid::new()),
             db_url,
+            stop: Some(stop),
             _dir: Some(dir),
+        }
+    }
+
+    /// Shuts the server down, as SIGTERM would.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 

@@ -366,3 +366,21 @@ async fn the_legacy_graphql_ws_protocol_still_works() {
     send(&mut socket, json!({"type": "connection_terminate"})).await;
     assert_eq!(close_code(&mut socket).await, Some(1000));
 }
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001_after_queued_events() {
+    let mut app = TestApp::spawn().await;
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    send(&mut socket, json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { customerChanged { customer { name } } }"}})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.customer(json!({"name": "Last words"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.stop();
+    let msg = recv(&mut socket).await;
+    assert_eq!(
+        msg["payload"]["data"]["customerChanged"]["customer"]["name"],
+        "Last words"
+    );
+    assert_eq!(close_code(&mut socket).await, Some(1001));
+}
