@@ -1,0 +1,306 @@
+//! Fan-out benchmark: N subscribers on one server (a `crm serve` child process on SQLite),
+//! one mutation fanned out to all of them. Reports how many connected, the latency from the
+//! change's commit (its `occurredAt`) to each receipt (p50/p99/max), and the server's
+//! resident memory per idle subscriber, with the targets beside them.
+//!
+//! cargo bench --bench fanout -- --subscribers 20000 --connect-concurrency 256
+//!
+//! Run on demand, not in CI: 20,000 sockets need about 40,000 file descriptors (the bench
+//! raises its own limit, which the server inherits) and a quiet machine.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark stops loudly on what it did not expect"
+)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SECRET: &str = "bench-secret-bench-secret-bench-secret";
+const TARGET_SUBSCRIBERS: usize = 20_000;
+const TARGET_P99_MS: f64 = 250.0;
+const TARGET_KIB_PER_SUBSCRIBER: f64 = 20.0;
+
+struct Args {
+    subscribers: usize,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        subscribers: TARGET_SUBSCRIBERS,
+        concurrency: 256,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().and_then(|v| v.parse().ok());
+        match arg.as_str() {
+            "--subscribers" => args.subscribers = value().unwrap_or(args.subscribers),
+            "--connect-concurrency" => args.concurrency = value().unwrap_or(args.concurrency),
+            _ => {} // `cargo bench` passes `--bench`; ignore what is not ours.
+        }
+    }
+    args
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .arg("serve")
+        .env("CRM_LISTEN", &addr)
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("crm.db").display()),
+        )
+        .env("CRM_JWT_SECRET", SECRET)
+        .env("CRM_WS_INIT_TIMEOUT_SECS", "120")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start crm serve");
+    let server = Server {
+        child,
+        addr,
+        _dir: dir,
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://{}/healthz", server.addr))
+            .send()
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not come up");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One subscriber: connects, subscribes, reports ready, then waits for one event and
+/// reports the latency from the event's commit time to now.
+async fn subscriber(
+    addr: String,
+    token: String,
+    ready: mpsc::UnboundedSender<bool>,
+    done: mpsc::UnboundedSender<Duration>,
+) {
+    let Ok(mut request) = format!("ws://{addr}/graphql").into_client_request() else {
+        let _ = ready.send(false);
+        return;
+    };
+    if let Ok(protocol) = "graphql-transport-ws".parse() {
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol);
+    }
+    let Ok((mut socket, _)) = connect_async(request).await else {
+        let _ = ready.send(false);
+        return;
+    };
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { customerChanged { occurredAt customer { id name } } }"}});
+    if socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .is_err()
+    {
+        let _ = ready.send(false);
+        return;
+    }
+    // Wait for the ack before subscribing, as the protocol requires.
+    while let Some(Ok(msg)) = socket.next().await {
+        if let Message::Text(text) = msg
+            && text.as_str().contains("connection_ack")
+        {
+            break;
+        }
+    }
+    if socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await
+        .is_err()
+    {
+        let _ = ready.send(false);
+        return;
+    }
+    let _ = ready.send(true);
+    while let Some(Ok(msg)) = socket.next().await {
+        let Message::Text(text) = msg else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        if v["type"] != "next" {
+            continue;
+        }
+        let received = SystemTime::now();
+        let occurred = v["payload"]["data"]["customerChanged"]["occurredAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(SystemTime::from);
+        if let Some(occurred) = occurred {
+            let _ = done.send(received.duration_since(occurred).unwrap_or_default());
+        }
+        break;
+    }
+    // Keep the socket open until the run ends.
+    std::future::pending::<()>().await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    println!(
+        "fan-out benchmark: {} subscribers (file descriptor limit {limit})",
+        args.subscribers
+    );
+    let server = start_server().await;
+    let pid = server.child.id();
+    let token = crm::auth::TokenIssuer::hs256(SECRET.as_bytes(), "crm", "crm-api")
+        .mint(
+            "bench",
+            "bench-org",
+            &crm::auth::Scope::all_joined(),
+            chrono::Duration::hours(2),
+        )
+        .expect("token");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kib(pid);
+
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let gate = Arc::new(Semaphore::new(args.concurrency));
+    let connected = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    for _ in 0..args.subscribers {
+        let permit = gate.clone().acquire_owned().await.expect("semaphore");
+        let (addr, token, ready, done) = (
+            server.addr.clone(),
+            token.clone(),
+            ready_tx.clone(),
+            done_tx.clone(),
+        );
+        let (inner_ready, mut inner_rx) = mpsc::unbounded_channel();
+        let connected = connected.clone();
+        tokio::spawn(subscriber(addr, token, inner_ready, done));
+        tokio::spawn(async move {
+            let ok = inner_rx.recv().await.unwrap_or(false);
+            if ok {
+                connected.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = ready.send(ok);
+            drop(permit);
+        });
+    }
+    drop(ready_tx);
+    drop(done_tx);
+    let mut failed = 0;
+    for _ in 0..args.subscribers {
+        match ready_rx.recv().await {
+            Some(true) => {}
+            _ => failed += 1,
+        }
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    let ok = connected.load(Ordering::Relaxed);
+    // Let subscriptions attach and the server settle before measuring idle memory.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = rss_kib(pid);
+
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("http://{}/graphql", server.addr))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"query":"mutation { createCustomer(input: {name: \"Fan-out\"}) { customer { id } } }"}"#)
+        .send()
+        .await
+        .expect("mutation sent");
+    assert!(
+        res.status().is_success(),
+        "mutation failed: {}",
+        res.status()
+    );
+
+    let mut latencies = Vec::with_capacity(ok);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while latencies.len() < ok {
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some(latency)) => latencies.push(latency),
+            _ => break,
+        }
+    }
+    latencies.sort();
+    let per_subscriber = (rss_idle.saturating_sub(rss_before)) as f64 / ok.max(1) as f64;
+
+    println!(
+        "connected:          {ok} (failed {failed}) in {connect_secs:.1} s      target {TARGET_SUBSCRIBERS}"
+    );
+    println!("received the event: {}", latencies.len());
+    println!(
+        "fan-out latency p50: {:.1} ms",
+        percentile(&latencies, 0.50)
+    );
+    println!(
+        "fan-out latency p99: {:.1} ms                 target < {TARGET_P99_MS} ms",
+        percentile(&latencies, 0.99)
+    );
+    println!("fan-out latency max: {:.1} ms", percentile(&latencies, 1.0));
+    println!("server RSS: {rss_before} KiB before, {rss_idle} KiB with subscribers");
+    println!(
+        "server RSS per idle subscriber: {per_subscriber:.1} KiB      target < {TARGET_KIB_PER_SUBSCRIBER} KiB"
+    );
+    drop(server);
+}
