@@ -129,7 +129,11 @@ async fn websocket(
         })?;
     let init_timeout = state.ws_init_timeout;
     let sockets = state.sockets.clone();
+    // Small buffers: an idle subscriber should cost kilobytes, not tungstenite's default
+    // 128 KiB each way. Events are written out as they come (no write batching).
     Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .max_message_size(state.max_body_bytes)
         .on_upgrade(move |socket| {
             sockets.track_future(ws::serve(
