@@ -16,6 +16,7 @@ pub mod seed;
 mod store;
 pub mod users;
 pub mod validate;
+mod versioning;
 
 pub use error::{Error, FieldViolation, Result, ViolationCode, is_unique_violation};
 pub use store::{Store, WriteTxn};

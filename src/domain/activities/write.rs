@@ -12,6 +12,7 @@ use super::validate;
 use super::{Activity, ActivityPatch, NewActivity};
 use crate::auth::Principal;
 use crate::domain::ids::{IdKind, new_id};
+use crate::domain::versioning;
 use crate::domain::{Error, Result, Store, ViolationCode, is_unique_violation, now, users};
 use crate::events::{self, NewEvent, Op};
 
@@ -92,7 +93,7 @@ pub async fn update(
     let patch = validate::patch(patch)?;
     let txn = store.write().await?;
     let before = live_row(&txn, &who.org, id).await?;
-    check_version(patch.expected_version, before.version)?;
+    versioning::check(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(kind) = patch.kind {
         after.kind = kind.as_str().to_owned();
@@ -141,7 +142,7 @@ pub async fn delete(
 ) -> Result<Activity> {
     let txn = store.write().await?;
     let before = live_row(&txn, &who.org, id).await?;
-    check_version(expected_version, before.version)?;
+    versioning::check(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
@@ -172,21 +173,6 @@ async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<acti
         .ok_or(Error::NotFound)
 }
 
-fn conflict(current: i32) -> Error {
-    Error::invalid(
-        &["expectedVersion"],
-        ViolationCode::VersionConflict,
-        format!("the record was changed by someone else; its version is now {current}"),
-    )
-}
-
-fn check_version(expected: Option<i32>, current: i32) -> Result<()> {
-    match expected {
-        Some(v) if v != current => Err(conflict(current)),
-        _ => Ok(()),
-    }
-}
-
 async fn save(
     txn: &DatabaseTransaction,
     before: &activities::Model,
@@ -200,7 +186,7 @@ async fn save(
         .exec(txn)
         .await?;
     if result.rows_affected == 0 {
-        return Err(conflict(before.version + 1));
+        return Err(versioning::conflict(before.version + 1));
     }
     Activity::try_from(after)
 }

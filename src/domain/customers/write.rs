@@ -13,6 +13,7 @@ use super::validate::{self, ValidCustomer};
 use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
 use crate::auth::Principal;
 use crate::domain::ids::{IdKind, new_id};
+use crate::domain::versioning;
 use crate::domain::{
     Error, FieldViolation, Result, Store, ViolationCode, is_unique_violation, now, users,
 };
@@ -74,7 +75,7 @@ pub async fn update(
     let patch = validate::patch(patch)?;
     let txn = store.write().await?;
     let before = live_row(&txn, &who.org, id).await?;
-    check_version(patch.expected_version, before.version)?;
+    versioning::check(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = patch.name {
         after.name = name;
@@ -151,7 +152,7 @@ pub async fn delete(
 ) -> Result<Customer> {
     let txn = store.write().await?;
     let before = live_row(&txn, &who.org, id).await?;
-    check_version(expected_version, before.version)?;
+    versioning::check(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
@@ -214,21 +215,6 @@ async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<cust
         .ok_or(Error::NotFound)
 }
 
-fn conflict(current: i32) -> Error {
-    Error::invalid(
-        &["expectedVersion"],
-        ViolationCode::VersionConflict,
-        format!("the record was changed by someone else; its version is now {current}"),
-    )
-}
-
-fn check_version(expected: Option<i32>, current: i32) -> Result<()> {
-    match expected {
-        Some(v) if v != current => Err(conflict(current)),
-        _ => Ok(()),
-    }
-}
-
 /// Writes `after` only if the row still has the version we read (a concurrent writer that
 /// committed in between makes this a conflict rather than a lost update).
 async fn save(
@@ -244,7 +230,7 @@ async fn save(
         .exec(txn)
         .await?;
     if result.rows_affected == 0 {
-        return Err(conflict(before.version + 1));
+        return Err(versioning::conflict(before.version + 1));
     }
     Customer::try_from(after)
 }
