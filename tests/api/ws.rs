@@ -384,3 +384,75 @@ async fn shutdown_closes_sockets_with_1001_after_queued_events() {
     );
     assert_eq!(close_code(&mut socket).await, Some(1001));
 }
+
+#[tokio::test]
+async fn a_slow_subscriber_is_closed_while_others_keep_receiving() {
+    let app = TestApp::spawn().await;
+    let query = "subscription { customerChanged { customer { name customFields } } }";
+    // A client with a tiny receive window, so the kernel does not buffer for it.
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4096).expect("buffer size");
+    let stream = tcp.connect(app.addr).await.expect("connected");
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (slow, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("upgraded");
+    let mut slow: Socket = slow;
+    init(&mut slow, &app.admin()).await;
+    send(
+        &mut slow,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": query}}),
+    )
+    .await;
+    let mut fast = open(&app).await;
+    init(&mut fast, &app.admin()).await;
+    send(
+        &mut fast,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": query}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Large events, and a slow client that reads none of them: the server buffers a bounded
+    // amount for it, then closes it; the fast client gets every event.
+    let padding = "x".repeat(15 * 1024);
+    let writes = 700;
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < writes {
+            let msg = recv(&mut fast).await;
+            assert_eq!(msg["type"], "next", "{msg}");
+            got += 1;
+        }
+        got
+    });
+    for i in 0..writes {
+        app.customer(json!({"name": format!("bulk {i}"), "customFields": {"padding": padding}}))
+            .await;
+    }
+    assert_eq!(reader.await.expect("reader"), writes);
+
+    let mut received = 0;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), slow.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            _ => break None,
+        }
+    };
+    assert_eq!(code, Some(1013), "after {received} buffered messages");
+    assert!(
+        received < writes,
+        "the slow client was cut off, not buffered without bound"
+    );
+}
