@@ -51,19 +51,7 @@ pub async fn list(
             "`first` must be at most {MAX_PAGE}"
         )));
     }
-    // Events before the oldest one kept were pruned by retention: a cursor from before then
-    // cannot be continued exactly.
-    let oldest: Option<i64> = events::Entity::find()
-        .select_only()
-        .column_as(events::Column::Seq.min(), "min")
-        .into_tuple::<Option<i64>>()
-        .one(&store.db)
-        .await?
-        .flatten();
-    if let Some(oldest) = oldest
-        && after > 0
-        && after + 1 < oldest
-    {
+    if after > 0 && cursor_expired(store, after).await? {
         return Err(Error::BadArgument(
             "the cursor is older than the event retention: resync from the lists, then follow the feed from a fresh cursor"
                 .into(),
@@ -97,4 +85,17 @@ pub async fn list(
         end_cursor: encode_cursor(end),
         has_more,
     })
+}
+
+/// Whether events after `after` were pruned by retention, so a cursor from before then
+/// cannot be continued exactly. Only a resumed feed asks, never a fresh one.
+async fn cursor_expired(store: &Store, after: i64) -> Result<bool> {
+    let oldest: Option<i64> = events::Entity::find()
+        .select_only()
+        .column_as(events::Column::Seq.min(), "min")
+        .into_tuple::<Option<i64>>()
+        .one(&store.db)
+        .await?
+        .flatten();
+    Ok(oldest.is_some_and(|oldest| after + 1 < oldest))
 }
