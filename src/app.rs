@@ -13,7 +13,7 @@ use crate::config::{AuthConfig, DbConfig, ServeConfig};
 use crate::db;
 use crate::domain::Store;
 use crate::events::EventHub;
-use crate::graphql::{Limits, build_schema};
+use crate::graphql::{Limits, LiveOperations, build_schema};
 use crate::http::{self, AppState, Throttle};
 use crate::metrics::Metrics;
 
@@ -98,12 +98,19 @@ impl Application {
                 introspection: config.introspection,
             },
         );
+        let batch_window = std::time::Duration::from_millis(config.batch_window_ms);
         let state = AppState {
+            live: LiveOperations::new(
+                schema.clone(),
+                store.clone(),
+                batch_window,
+                metrics.live.clone(),
+            ),
             schema,
             store,
             verifier: Arc::new(verifier),
             metrics,
-            batch_window: std::time::Duration::from_millis(config.batch_window_ms),
+            batch_window,
             issuer,
             access_token_ttl: std::time::Duration::from_secs(config.auth.access_token_ttl_secs),
             // Five failed client authentications a minute per client id or peer, then a pause.

@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -26,6 +27,16 @@ pub struct Metrics {
     pub db_statements: Family<PoolLabel, Counter>,
     pub http_requests: Family<StatusLabel, Counter>,
     pub graphql_seconds: Histogram,
+    pub live: LiveGauges,
+}
+
+/// Live operations (subscriptions, and operations sent over a socket) of this instance.
+#[derive(Clone, Default)]
+pub struct LiveGauges {
+    /// Executions running; identical subscriptions share one.
+    pub executions: Gauge,
+    /// Client operations attached to them.
+    pub operations: Gauge,
 }
 
 impl Metrics {
@@ -49,8 +60,20 @@ impl Metrics {
             "Time to execute a GraphQL request",
             graphql_seconds.clone(),
         );
+        let live = LiveGauges::default();
+        registry.register(
+            "live_executions",
+            "Live operations executing (identical subscriptions share one)",
+            live.executions.clone(),
+        );
+        registry.register(
+            "live_operations",
+            "Client operations attached to live executions",
+            live.operations.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            live,
             db_statements,
             http_requests,
             graphql_seconds,

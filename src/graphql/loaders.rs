@@ -52,6 +52,20 @@ impl Loaders {
             activity_counts: cached(ActivityCounts(scope()), window),
         }
     }
+
+    /// Loaders that batch but never remember: a live subscription lasts for hours, and a
+    /// cache would answer its later events with what was true at its first.
+    pub fn uncached(store: &Store, org: &str, window: Duration) -> Self {
+        let loaders = Self::new(store, org, window);
+        loaders.customers.enable_all_cache(false);
+        loaders.activities.enable_all_cache(false);
+        loaders.users.enable_all_cache(false);
+        loaders.external_ids.enable_all_cache(false);
+        loaders.social_profiles.enable_all_cache(false);
+        loaders.activity_pages.enable_all_cache(false);
+        loaders.activity_counts.enable_all_cache(false);
+        loaders
+    }
 }
 
 pub struct Scoped {

@@ -9,6 +9,7 @@ mod connection;
 mod context;
 mod customers;
 mod errors;
+mod fanout;
 mod filters;
 mod loaders;
 mod node;
@@ -22,6 +23,7 @@ use async_graphql::{MergedObject, Schema};
 
 pub use context::RequestAuth;
 pub use errors::{ErrorMapping, codes, is_request_error};
+pub use fanout::{LiveOperations, LiveRequest, LiveResult, Membership, Recipient};
 pub use loaders::Loaders;
 
 use crate::domain::Store;

@@ -24,13 +24,15 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenIssuer, TokenVerifier};
 use crate::domain::Store;
-use crate::graphql::CrmSchema;
+use crate::graphql::{CrmSchema, LiveOperations};
 use crate::metrics::{Metrics, StatusLabel};
 pub use throttle::Throttle;
 
 #[derive(Clone)]
 pub struct AppState {
     pub schema: CrmSchema,
+    /// Subscriptions and other operations over WebSocket, shared where identical.
+    pub live: LiveOperations,
     pub store: Store,
     pub verifier: Arc<TokenVerifier>,
     pub metrics: Metrics,

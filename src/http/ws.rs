@@ -16,20 +16,20 @@
 //! | the server shuts down (after sending what was queued) | 1001 |
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Request as GqlRequest, Variables};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::{Instant, sleep_until, timeout};
 
 use super::AppState;
 use super::auth;
 use crate::auth::Verified;
-use crate::graphql::{Loaders, RequestAuth, is_request_error};
+use crate::graphql::{LiveRequest, LiveResult, Membership, Recipient};
 
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
 
@@ -47,26 +47,108 @@ impl Protocol {
             _ => None,
         }
     }
+
+    fn next(self) -> &'static str {
+        match self {
+            Self::TransportWs => "next",
+            Self::Legacy => "data",
+        }
+    }
 }
 
 /// Messages a connection may queue for its client before it counts as too slow.
 const OUTBOX: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// How long a closing connection waits for its client to take what was queued.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// What the connection's tasks tell its loop.
+/// What the writer sends. Results of shared executions arrive as the same rendered bytes for
+/// every subscriber; the frame around them (which names the operation) is built here.
+enum Outgoing {
+    Text(Utf8Bytes),
+    Result {
+        id: Arc<str>,
+        kind: &'static str,
+        payload: Option<Arc<str>>,
+    },
+    Close(CloseFrame),
+}
+
+impl Outgoing {
+    fn into_message(self) -> Message {
+        match self {
+            Self::Text(text) => Message::Text(text),
+            Self::Result { id, kind, payload } => {
+                let id = Value::from(&*id);
+                let text = match payload {
+                    Some(payload) => {
+                        format!(r#"{{"id":{id},"type":"{kind}","payload":{payload}}}"#)
+                    }
+                    None => format!(r#"{{"id":{id},"type":"{kind}"}}"#),
+                };
+                Message::Text(Utf8Bytes::from(text))
+            }
+            Self::Close(frame) => Message::Close(Some(frame)),
+        }
+    }
+}
+
+/// What an operation tells its connection.
 enum Control {
-    Send(Value),
-    Done(String),
+    /// The operation with this id and serial ended; its id may be used again.
+    Done(Arc<str>, u64),
+    /// The client does not read fast enough to take what it subscribed to.
+    TooSlow,
+}
+
+/// One operation of this connection, as its live execution sees it.
+struct OperationSink {
+    id: Arc<str>,
+    serial: u64,
+    protocol: Protocol,
+    out: mpsc::Sender<Outgoing>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl Recipient for OperationSink {
+    fn deliver(&self, result: &LiveResult) -> bool {
+        let (kind, payload, last) = match result {
+            LiveResult::Next(payload) => (self.protocol.next(), Some(payload.clone()), false),
+            LiveResult::Refused(errors) => ("error", Some(errors.clone()), true),
+            LiveResult::Complete => ("complete", None, true),
+        };
+        let id = self.id.clone();
+        match self.out.try_send(Outgoing::Result { id, kind, payload }) {
+            Ok(()) if last => {
+                let _ = self
+                    .control
+                    .send(Control::Done(self.id.clone(), self.serial));
+                false
+            }
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                let _ = self.control.send(Control::TooSlow);
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+struct Operation {
+    serial: u64,
+    _membership: Membership,
 }
 
 struct Connection {
     state: AppState,
     protocol: Protocol,
-    out: mpsc::Sender<Message>,
+    out: mpsc::Sender<Outgoing>,
     control_tx: mpsc::UnboundedSender<Control>,
     auth: Option<Verified>,
     acked: bool,
-    operations: HashMap<String, JoinHandle<()>>,
+    operations: HashMap<Arc<str>, Operation>,
+    next_serial: u64,
 }
 
 pub async fn serve(
@@ -77,11 +159,11 @@ pub async fn serve(
     init_timeout: Duration,
 ) {
     let (mut sink, mut incoming) = socket.split();
-    let (out, mut out_rx) = mpsc::channel::<Message>(OUTBOX);
-    let writer = tokio::spawn(async move {
+    let (out, mut out_rx) = mpsc::channel::<Outgoing>(OUTBOX);
+    let mut writer = tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
-            let closing = matches!(msg, Message::Close(_));
-            if sink.send(msg).await.is_err() || closing {
+            let closing = matches!(msg, Outgoing::Close(_));
+            if sink.send(msg.into_message()).await.is_err() || closing {
                 break;
             }
         }
@@ -95,6 +177,7 @@ pub async fn serve(
         auth: header_auth,
         acked: false,
         operations: HashMap::new(),
+        next_serial: 0,
     };
     let mut shutdown = conn.state.shutdown.clone();
     let init_deadline = Instant::now() + init_timeout;
@@ -114,27 +197,18 @@ pub async fn serve(
                 Some(Ok(_)) => {}
             },
             Some(ctl) = control.recv() => match ctl {
-                Control::Send(msg) => {
-                    if conn.out.try_send(Message::Text(Utf8Bytes::from(msg.to_string()))).is_err() {
-                        break Some((1013, "the client reads too slowly"));
+                Control::TooSlow => break Some((1013, "the client reads too slowly")),
+                Control::Done(id, serial) => {
+                    if conn.operations.get(&id).is_some_and(|op| op.serial == serial) {
+                        conn.operations.remove(&id);
                     }
-                }
-                Control::Done(id) => {
-                    conn.operations.remove(&id);
                 }
             },
             changed = shutdown.changed() => {
-                let stopping = changed.is_err() || *shutdown.borrow_and_update();
-                if !stopping {
-                    continue;
+                // What is already queued goes out before the close frame.
+                if changed.is_err() || *shutdown.borrow_and_update() {
+                    break Some((1001, "the server is shutting down"));
                 }
-                // Send what is already on its way, then say goodbye.
-                while let Ok(Control::Send(msg)) = control.try_recv() {
-                    if conn.out.try_send(Message::Text(Utf8Bytes::from(msg.to_string()))).is_err() {
-                        break;
-                    }
-                }
-                break Some((1001, "the server is shutting down"));
             }
             () = sleep_until(init_deadline), if !conn.acked => break Some((4408, "Connection initialisation timeout")),
             () = sleep_until(expiry), if conn.acked && conn.auth.is_some() => break Some((4403, "the token expired")),
@@ -148,18 +222,21 @@ pub async fn serve(
             }
         }
     };
-    for (_, op) in conn.operations.drain() {
-        op.abort();
-    }
+    // Leaving the operations stops results for this client; a shared execution goes on for
+    // its other subscribers.
+    conn.operations.clear();
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = conn.out.send(Message::Close(Some(frame))).await;
+        let _ = timeout(CLOSE_GRACE, conn.out.send(Outgoing::Close(frame))).await;
     }
     drop(conn);
-    let _ = writer.await;
+    // A client that stopped reading would hold the writer forever.
+    if timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+        writer.abort();
+    }
 }
 
 impl Connection {
@@ -170,7 +247,10 @@ impl Connection {
     }
 
     fn send(&self, msg: Value) {
-        let _ = self.control_tx.send(Control::Send(msg));
+        let text = Outgoing::Text(Utf8Bytes::from(msg.to_string()));
+        if let Err(TrySendError::Full(_)) = self.out.try_send(text) {
+            let _ = self.control_tx.send(Control::TooSlow);
+        }
     }
 
     /// Handles one client message; `Some` closes the connection with that code.
@@ -196,12 +276,8 @@ impl Connection {
                 self.subscribe(&msg)
             }
             (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
-                if let Some(op) = msg
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .and_then(|id| self.operations.remove(id))
-                {
-                    op.abort();
+                if let Some(id) = msg.get("id").and_then(Value::as_str) {
+                    self.operations.remove(id);
                 }
                 None
             }
@@ -246,7 +322,7 @@ impl Connection {
         else {
             return Some((4400, "the operation has no id"));
         };
-        let payload = msg.get("payload").cloned().unwrap_or(Value::Null);
+        let payload = msg.get("payload").unwrap_or(&Value::Null);
         let Some(query) = payload.get("query").and_then(Value::as_str) else {
             return Some((4400, "the operation has no query"));
         };
@@ -255,60 +331,37 @@ impl Connection {
             return Some((4409, "Subscriber for this id already exists"));
         }
         let variables = match payload.get("variables") {
-            None | Some(Value::Null) => Variables::default(),
-            Some(v @ Value::Object(_)) => Variables::from_json(v.clone()),
+            None | Some(Value::Null) => Value::Null,
+            Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Some((4400, "variables must be an object")),
         };
-        let mut request = GqlRequest::new(query).variables(variables);
-        if let Some(name) = payload.get("operationName").and_then(Value::as_str) {
-            request = request.operation_name(name);
-        }
-        let principal = self.auth.as_ref().map(|v| v.principal.clone());
-        if let Some(who) = &principal {
-            request = request.data(Loaders::new(
-                &self.state.store,
-                &who.org,
-                self.state.batch_window,
-            ));
-        }
-        request = request.data(RequestAuth(principal));
-
-        let schema = self.state.schema.clone();
-        let control = self.control_tx.clone();
-        let id = id.to_owned();
-        let protocol = self.protocol;
-        let task_id = id.clone();
-        let task = tokio::spawn(async move {
-            let mut stream = schema.execute_stream(request);
-            let mut first = true;
-            while let Some(response) = stream.next().await {
-                if first && is_request_error(&response) {
-                    let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-                    let _ = control.send(Control::Send(
-                        json!({"id": task_id, "type": "error", "payload": errors}),
-                    ));
-                    let _ = control.send(Control::Done(task_id));
-                    return;
-                }
-                first = false;
-                let payload = serde_json::to_value(&response).unwrap_or_default();
-                let kind = match protocol {
-                    Protocol::TransportWs => "next",
-                    Protocol::Legacy => "data",
-                };
-                if control
-                    .send(Control::Send(
-                        json!({"id": task_id, "type": kind, "payload": payload}),
-                    ))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            let _ = control.send(Control::Send(json!({"id": task_id, "type": "complete"})));
-            let _ = control.send(Control::Done(task_id));
-        });
-        self.operations.insert(id, task);
+        let request = LiveRequest {
+            query: query.to_owned(),
+            operation_name: payload
+                .get("operationName")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            variables,
+        };
+        let id: Arc<str> = Arc::from(id);
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let sink = OperationSink {
+            id: id.clone(),
+            serial,
+            protocol: self.protocol,
+            out: self.out.clone(),
+            control: self.control_tx.clone(),
+        };
+        let caller = self.auth.as_ref().map(|v| &v.principal);
+        let membership = self.state.live.start(request, caller, Box::new(sink));
+        self.operations.insert(
+            id,
+            Operation {
+                serial,
+                _membership: membership,
+            },
+        );
         None
     }
 }

@@ -229,6 +229,12 @@ impl TestApp {
 
     /// The server's count of SQL statements sent for API requests so far, from `/metrics`.
     pub async fn statements(&self) -> u64 {
+        self.metric("crm_db_statements_total{pool=\"requests\"}")
+            .await as u64
+    }
+
+    /// One sample of `/metrics`, by its name and labels as printed.
+    pub async fn metric(&self, sample: &str) -> f64 {
         let text = self
             .client
             .get(self.url("/metrics"))
@@ -239,9 +245,9 @@ impl TestApp {
             .await
             .expect("metrics body");
         text.lines()
-            .find_map(|l| l.strip_prefix("crm_db_statements_total{pool=\"requests\"} "))
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
             .and_then(|n| n.trim().parse().ok())
-            .expect("crm_db_statements_total in /metrics")
+            .unwrap_or_else(|| panic!("{sample} in /metrics"))
     }
 }
 

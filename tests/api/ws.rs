@@ -167,6 +167,98 @@ async fn changes_reach_subscribers_of_the_same_tenant_with_their_scopes() {
     );
 }
 
+/// Waits until the two live gauges read as expected (joins and leaves settle asynchronously).
+async fn await_live(app: &TestApp, executions: f64, operations: f64) {
+    let mut seen = (0.0, 0.0);
+    for _ in 0..100 {
+        seen = (
+            app.metric("crm_live_executions").await,
+            app.metric("crm_live_operations").await,
+        );
+        if seen == (executions, operations) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("live (executions, operations) = {seen:?}, expected ({executions}, {operations})");
+}
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_execution_and_leave_it_independently() {
+    let app = TestApp::spawn().await;
+    let query = "subscription { customerChanged { op customer { name email } } }";
+    let subscribe = json!({"id": "s", "type": "subscribe", "payload": {"query": query}});
+    let mut same = Vec::new();
+    for _ in 0..12 {
+        let mut socket = open(&app).await;
+        init(&mut socket, &app.admin()).await;
+        send(&mut socket, subscribe.clone()).await;
+        same.push(socket);
+    }
+    // Same document, fewer scopes; and the same document and scopes in another tenant.
+    let mut narrower = open(&app).await;
+    init(&mut narrower, &app.token("customers:read")).await;
+    send(&mut narrower, subscribe.clone()).await;
+    let mut elsewhere = open(&app).await;
+    init(
+        &mut elsewhere,
+        &app.token_for("org_elsewhere", "spy", ALL_SCOPES),
+    )
+    .await;
+    send(&mut elsewhere, subscribe.clone()).await;
+    // Different variables make a different execution too.
+    let mut filtered = open(&app).await;
+    init(&mut filtered, &app.admin()).await;
+    send(&mut filtered, json!({"id": "s", "type": "subscribe", "payload": {
+        "query": "subscription($ops: [ChangeOp!]) { customerChanged(filter: {ops: $ops}) { op customer { name email } } }",
+        "variables": {"ops": ["UPDATED"]}}})).await;
+    await_live(&app, 4.0, 15.0).await;
+
+    app.customer(json!({"name": "Shared", "email": "shared@example.com"}))
+        .await;
+    for socket in &mut same {
+        let msg = recv(socket).await;
+        assert_eq!(msg["id"], "s");
+        assert_eq!(
+            msg["payload"],
+            json!({"data": {"customerChanged": {"op": "CREATED", "customer": {"name": "Shared", "email": "shared@example.com"}}}})
+        );
+    }
+    let msg = recv(&mut narrower).await;
+    assert_eq!(
+        msg["payload"]["data"]["customerChanged"]["customer"],
+        json!({"name": "Shared", "email": null})
+    );
+
+    // One member completes, one vanishes without a word: the rest keep receiving.
+    send(&mut same[0], json!({"id": "s", "type": "complete"})).await;
+    drop(same.remove(1));
+    await_live(&app, 4.0, 13.0).await;
+    app.customer(json!({"name": "Second"})).await;
+    for socket in &mut same[1..] {
+        let msg = recv(socket).await;
+        assert_eq!(
+            msg["payload"]["data"]["customerChanged"]["customer"]["name"],
+            "Second"
+        );
+    }
+    // The one that completed heard nothing more, and may use its id again.
+    send(&mut same[0], json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut same[0]).await, json!({"type": "pong"}));
+    send(&mut same[0], subscribe.clone()).await;
+    await_live(&app, 4.0, 14.0).await;
+
+    // The filtered and the other tenant's executions heard none of it.
+    for socket in [&mut filtered, &mut elsewhere] {
+        send(socket, json!({"type": "ping"})).await;
+        assert_eq!(recv(socket).await, json!({"type": "pong"}));
+    }
+
+    // When its last member leaves, the shared execution stops.
+    drop(same);
+    await_live(&app, 3.0, 3.0).await;
+}
+
 #[tokio::test]
 async fn subscription_filters_select_events() {
     let app = TestApp::spawn().await;

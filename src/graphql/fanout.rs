@@ -1,0 +1,304 @@
+//! Running live operations for many clients at once. Subscribers asking the same thing (the
+//! same subscription document, operation and variables, for the same tenant with the same
+//! scopes) get identical results, so they share one execution: each event is resolved and
+//! serialised once per group and handed to every member as the same bytes. With thousands of
+//! dashboards watching `customerChanged`, an event costs one execution, not thousands.
+//!
+//! A subscription's result depends only on the tenant and the scopes (never on who the
+//! subject is: `viewer` is not reachable from `Subscription`), which is what makes sharing
+//! safe. Anything that is not a subscription (a query or mutation sent over a socket) runs
+//! alone, through the same machinery.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Request, Response, Variables};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::task::AbortHandle;
+
+use super::errors::is_request_error;
+use super::{CrmSchema, Loaders, RequestAuth};
+use crate::auth::{Principal, Scope};
+use crate::domain::Store;
+use crate::metrics::LiveGauges;
+
+/// One result of a live operation, rendered once for all its recipients.
+#[derive(Clone, Debug)]
+pub enum LiveResult {
+    /// A GraphQL response, as JSON.
+    Next(Arc<str>),
+    /// The operation was refused before it ran (it does not parse or validate): the JSON
+    /// list of its errors. Nothing follows.
+    Refused(Arc<str>),
+    /// The operation ended.
+    Complete,
+}
+
+/// Where a live operation's results go: one operation of one client.
+pub trait Recipient: Send + Sync + 'static {
+    /// Hands over one result. `false` means this recipient takes no more (it is gone, or
+    /// too slow and closing itself) and is dropped from its group.
+    fn deliver(&self, result: &LiveResult) -> bool;
+}
+
+/// What a client asked to run.
+pub struct LiveRequest {
+    pub query: String,
+    pub operation_name: Option<String>,
+    /// A JSON object, or `Null` for none.
+    pub variables: Value,
+}
+
+/// Everything that can change a result; equal keys share one execution.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    tenant: Option<(String, BTreeSet<Scope>)>,
+    query: String,
+    operation_name: Option<String>,
+    variables: String,
+}
+
+type Members = HashMap<u64, Box<dyn Recipient>>;
+
+struct Group {
+    /// `None` for an operation that runs alone.
+    key: Option<GroupKey>,
+    members: Mutex<Members>,
+    task: Mutex<Option<AbortHandle>>,
+    /// Set by whichever ends the execution first: its last member leaving, or its stream.
+    ended: AtomicBool,
+}
+
+impl Group {
+    fn members(&self) -> MutexGuard<'_, Members> {
+        // A poisoned lock only means a recipient panicked mid-delivery; the map is intact.
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deliver(&self, result: &LiveResult, gauges: &LiveGauges) {
+        self.members().retain(|_, recipient| {
+            let keep = recipient.deliver(result);
+            if !keep {
+                gauges.operations.dec();
+            }
+            keep
+        });
+    }
+
+    /// Marks the execution ended; `true` for the first caller only.
+    fn end(&self, gauges: &LiveGauges) -> bool {
+        let first = !self.ended.swap(true, Ordering::AcqRel);
+        if first {
+            gauges.executions.dec();
+        }
+        first
+    }
+
+    fn abort(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+struct Inner {
+    schema: CrmSchema,
+    store: Store,
+    batch_window: Duration,
+    gauges: LiveGauges,
+    groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
+    next_member: AtomicU64,
+}
+
+impl Inner {
+    fn groups(&self) -> MutexGuard<'_, HashMap<GroupKey, Arc<Group>>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The process's live operations.
+#[derive(Clone)]
+pub struct LiveOperations {
+    inner: Arc<Inner>,
+}
+
+/// A recipient's place in a group; dropping it leaves (and the last one out stops the
+/// execution).
+pub struct Membership {
+    inner: Arc<Inner>,
+    group: Arc<Group>,
+    member: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        // Registry before group, as everywhere, so a leave and a join never deadlock.
+        let mut groups = self.inner.groups();
+        let mut members = self.group.members();
+        if members.remove(&self.member).is_none() {
+            return; // Dropped already: too slow, or the execution ended.
+        }
+        self.inner.gauges.operations.dec();
+        if !members.is_empty() {
+            return;
+        }
+        drop(members);
+        if let Some(key) = &self.group.key
+            && groups.get(key).is_some_and(|g| Arc::ptr_eq(g, &self.group))
+        {
+            groups.remove(key);
+        }
+        drop(groups);
+        if self.group.end(&self.inner.gauges) {
+            self.group.abort();
+        }
+    }
+}
+
+impl LiveOperations {
+    pub fn new(
+        schema: CrmSchema,
+        store: Store,
+        batch_window: Duration,
+        gauges: LiveGauges,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                schema,
+                store,
+                batch_window,
+                gauges,
+                groups: Mutex::new(HashMap::new()),
+                next_member: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Starts `request` for `recipient`, joining the execution of an identical subscription
+    /// when one is running.
+    pub fn start(
+        &self,
+        request: LiveRequest,
+        caller: Option<&Principal>,
+        recipient: Box<dyn Recipient>,
+    ) -> Membership {
+        let member = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
+        let shared = is_subscription(&request);
+        let key = GroupKey {
+            tenant: caller.map(|p| (p.org.clone(), p.scopes.clone())),
+            variables: request.variables.to_string(),
+            query: request.query,
+            operation_name: request.operation_name,
+        };
+        self.inner.gauges.operations.inc();
+        let mut groups = self.inner.groups();
+        if shared && let Some(group) = groups.get(&key) {
+            group.members().insert(member, recipient);
+            return Membership {
+                inner: self.inner.clone(),
+                group: group.clone(),
+                member,
+            };
+        }
+        let execution = self.request(&key, caller);
+        let group = Arc::new(Group {
+            key: shared.then(|| key.clone()),
+            members: Mutex::new(HashMap::from([(member, recipient)])),
+            task: Mutex::new(None),
+            ended: AtomicBool::new(false),
+        });
+        self.inner.gauges.executions.inc();
+        if shared {
+            groups.insert(key, group.clone());
+        }
+        drop(groups);
+        let task = tokio::spawn(run(self.inner.clone(), group.clone(), execution));
+        *group.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        Membership {
+            inner: self.inner.clone(),
+            group,
+            member,
+        }
+    }
+
+    fn request(&self, key: &GroupKey, caller: Option<&Principal>) -> Request {
+        let variables = match serde_json::from_str::<Value>(&key.variables) {
+            Ok(v @ Value::Object(_)) => Variables::from_json(v),
+            _ => Variables::default(),
+        };
+        let mut request = Request::new(key.query.clone()).variables(variables);
+        if let Some(name) = &key.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        if let Some(who) = caller {
+            request = request.data(Loaders::uncached(
+                &self.inner.store,
+                &who.org,
+                self.inner.batch_window,
+            ));
+        }
+        request.data(RequestAuth(caller.cloned()))
+    }
+}
+
+/// Whether the operation the request selects is a subscription. One that does not parse
+/// runs alone, which reports why.
+fn is_subscription(request: &LiveRequest) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match (&document.operations, &request.operation_name) {
+        (DocumentOperations::Single(op), None) => Some(op),
+        (DocumentOperations::Single(_), Some(_)) => None,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.is_some_and(|op| op.node.ty == OperationType::Subscription)
+}
+
+fn render(response: &Response, first: bool) -> LiveResult {
+    if first && is_request_error(response) {
+        let errors = serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into());
+        return LiveResult::Refused(errors.into());
+    }
+    let json = serde_json::to_string(response).unwrap_or_else(|_| "{}".into());
+    LiveResult::Next(json.into())
+}
+
+/// Executes the group's operation once and delivers each result to every member.
+async fn run(inner: Arc<Inner>, group: Arc<Group>, request: Request) {
+    let mut stream = inner.schema.execute_stream(request);
+    let mut first = true;
+    let mut last = LiveResult::Complete;
+    while let Some(response) = stream.next().await {
+        let result = render(&response, first);
+        first = false;
+        if matches!(result, LiveResult::Refused(_)) {
+            last = result;
+            break;
+        }
+        group.deliver(&result, &inner.gauges);
+    }
+    // Leave the registry first, so whoever joins from now on starts afresh, then tell every
+    // member (including one that joined a moment ago) that this is the end.
+    let members = {
+        let mut groups = inner.groups();
+        if let Some(key) = &group.key
+            && groups.get(key).is_some_and(|g| Arc::ptr_eq(g, &group))
+        {
+            groups.remove(key);
+        }
+        std::mem::take(&mut *group.members())
+    };
+    if !group.end(&inner.gauges) {
+        return; // Its last member left at this very moment.
+    }
+    inner.gauges.operations.dec_by(members.len() as i64);
+    for recipient in members.values() {
+        recipient.deliver(&last);
+    }
+}
