@@ -19,11 +19,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
-use tokio_tungstenite::connect_async;
+use tokio_tungstenite::connect_async_with_config;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret";
 const TARGET_SUBSCRIBERS: usize = 20_000;
@@ -119,6 +120,50 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_ms(pid: &str) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(f64::NAN);
+    // The kernel counts in clock ticks of 10 ms on Linux.
+    ticks * 10.0
+}
+
+#[derive(serde::Deserialize)]
+struct NextMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(borrow)]
+    payload: Option<NextPayload<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct NextPayload<'a> {
+    #[serde(borrow)]
+    data: NextData<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NextData<'a> {
+    #[serde(borrow)]
+    customer_changed: Change<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Change<'a> {
+    occurred_at: &'a str,
+}
+
 /// One subscriber: connects, subscribes, reports ready, then waits for one event and
 /// reports the latency from the event's commit time to now.
 async fn subscriber(
@@ -136,7 +181,10 @@ async fn subscriber(
             .headers_mut()
             .insert("sec-websocket-protocol", protocol);
     }
-    let Ok((mut socket, _)) = connect_async(request).await else {
+    // A small read buffer: 20,000 clients with tungstenite's default 128 KiB each would
+    // take 2.5 GiB from the machine the server runs on.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let Ok((mut socket, _)) = connect_async_with_config(request, Some(config), false).await else {
         let _ = ready.send(false);
         return;
     };
@@ -169,17 +217,21 @@ async fn subscriber(
     }
     let _ = ready.send(true);
     while let Some(Ok(msg)) = socket.next().await {
+        let received = SystemTime::now();
         let Message::Text(text) = msg else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+        // Only what the latency needs, borrowed: the clients share the server's two cores,
+        // and every microsecond they spend is one the server does not get.
+        let Ok(next) = serde_json::from_str::<NextMessage<'_>>(text.as_str()) else {
             continue;
         };
-        if v["type"] != "next" {
+        if next.kind != "next" {
             continue;
         }
-        let received = SystemTime::now();
-        let occurred = v["payload"]["data"]["customerChanged"]["occurredAt"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        let occurred = next
+            .payload
+            .and_then(|p| {
+                chrono::DateTime::parse_from_rfc3339(p.data.customer_changed.occurred_at).ok()
+            })
             .map(SystemTime::from);
         if let Some(occurred) = occurred {
             let _ = done.send(received.duration_since(occurred).unwrap_or_default());
@@ -257,8 +309,15 @@ async fn main() {
     let ok = connected.load(Ordering::Relaxed);
     // Let subscriptions attach and the server settle before measuring idle memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    if let Ok(secs) = std::env::var("FANOUT_PAUSE_SECS").map(|s| s.parse().unwrap_or(0)) {
+        // Time to attach a profiler to the server before the event: `perf record -p <pid>`.
+        println!("server pid {pid}: all subscribed; the mutation follows in {secs} s");
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
     let rss_idle = rss_kib(pid);
 
+    let server_pid = pid.to_string();
+    let cpu_before = (cpu_ms(&server_pid), cpu_ms("self"));
     let client = reqwest::Client::new();
     let res = client
         .post(format!("http://{}/graphql", server.addr))
@@ -282,6 +341,7 @@ async fn main() {
             _ => break,
         }
     }
+    let cpu_after = (cpu_ms(&server_pid), cpu_ms("self"));
     latencies.sort();
     let per_subscriber = (rss_idle.saturating_sub(rss_before)) as f64 / ok.max(1) as f64;
 
@@ -289,6 +349,10 @@ async fn main() {
         "connected:          {ok} (failed {failed}) in {connect_secs:.1} s      target {TARGET_SUBSCRIBERS}"
     );
     println!("received the event: {}", latencies.len());
+    println!(
+        "fan-out latency min: {:.1} ms (the first receipt: commit, log read, resolve)",
+        percentile(&latencies, 0.0)
+    );
     println!(
         "fan-out latency p50: {:.1} ms",
         percentile(&latencies, 0.50)
@@ -298,6 +362,11 @@ async fn main() {
         percentile(&latencies, 0.99)
     );
     println!("fan-out latency max: {:.1} ms", percentile(&latencies, 1.0));
+    println!(
+        "CPU during fan-out: server {:.0} ms, benchmark's own clients {:.0} ms (2 cores shared)",
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1
+    );
     println!("server RSS: {rss_before} KiB before, {rss_idle} KiB with subscribers");
     println!(
         "server RSS per idle subscriber: {per_subscriber:.1} KiB      target < {TARGET_KIB_PER_SUBSCRIBER} KiB"
