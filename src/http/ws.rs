@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -67,11 +66,11 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 enum Outgoing {
     Text(Utf8Bytes),
     Result {
+        /// The operation's id as a JSON string.
         id: Arc<str>,
         kind: &'static str,
         payload: Option<Arc<str>>,
     },
-    Close(CloseFrame),
 }
 
 impl Outgoing {
@@ -79,16 +78,21 @@ impl Outgoing {
         match self {
             Self::Text(text) => Message::Text(text),
             Self::Result { id, kind, payload } => {
-                let id = Value::from(&*id);
-                let text = match payload {
-                    Some(payload) => {
-                        format!(r#"{{"id":{id},"type":"{kind}","payload":{payload}}}"#)
-                    }
-                    None => format!(r#"{{"id":{id},"type":"{kind}"}}"#),
-                };
+                // Sized up front: this runs once per subscriber per event.
+                let size = id.len() + kind.len() + payload.as_ref().map_or(0, |p| p.len());
+                let mut text = String::with_capacity(size + 32);
+                text.push_str(r#"{"id":"#);
+                text.push_str(&id);
+                text.push_str(r#","type":""#);
+                text.push_str(kind);
+                text.push('"');
+                if let Some(payload) = payload {
+                    text.push_str(r#","payload":"#);
+                    text.push_str(&payload);
+                }
+                text.push('}');
                 Message::Text(Utf8Bytes::from(text))
             }
-            Self::Close(frame) => Message::Close(Some(frame)),
         }
     }
 }
@@ -104,6 +108,8 @@ enum Control {
 /// One operation of this connection, as its live execution sees it.
 struct OperationSink {
     id: Arc<str>,
+    /// `id` encoded once as a JSON string, for every frame of this operation.
+    id_json: Arc<str>,
     serial: u64,
     protocol: Protocol,
     out: mpsc::Sender<Outgoing>,
@@ -117,7 +123,7 @@ impl Recipient for OperationSink {
             LiveResult::Refused(errors) => ("error", Some(errors.clone()), true),
             LiveResult::Complete => ("complete", None, true),
         };
-        let id = self.id.clone();
+        let id = self.id_json.clone();
         match self.out.try_send(Outgoing::Result { id, kind, payload }) {
             Ok(()) if last => {
                 let _ = self
@@ -152,22 +158,13 @@ struct Connection {
 }
 
 pub async fn serve(
-    socket: WebSocket,
+    mut socket: WebSocket,
     state: AppState,
     protocol: Protocol,
     header_auth: Option<Verified>,
     init_timeout: Duration,
 ) {
-    let (mut sink, mut incoming) = socket.split();
-    let (out, mut out_rx) = mpsc::channel::<Outgoing>(OUTBOX);
-    let mut writer = tokio::spawn(async move {
-        while let Some(msg) = out_rx.recv().await {
-            let closing = matches!(msg, Outgoing::Close(_));
-            if sink.send(msg.into_message()).await.is_err() || closing {
-                break;
-            }
-        }
-    });
+    let (out, mut outbox) = mpsc::channel::<Outgoing>(OUTBOX);
     let (control_tx, mut control) = mpsc::unbounded_channel();
     let mut conn = Connection {
         state,
@@ -183,10 +180,19 @@ pub async fn serve(
     let init_deadline = Instant::now() + init_timeout;
     let mut next_ping = Instant::now() + PING_EVERY;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    // One task per connection reads, writes and keeps time: while a write waits on a slow
+    // client, its outbox fills, and a full outbox is what closes it.
     let close = loop {
         let expiry = conn.expiry().unwrap_or(far);
         tokio::select! {
-            msg = incoming.next() => match msg {
+            Some(outgoing) = outbox.recv() => {
+                match timeout(CLOSE_GRACE, socket.send(outgoing.into_message())).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some((1013, "the client reads too slowly")),
+                }
+            }
+            msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(close) = conn.handle(text.as_str()).await {
                         break Some(close);
@@ -205,7 +211,6 @@ pub async fn serve(
                 }
             },
             changed = shutdown.changed() => {
-                // What is already queued goes out before the close frame.
                 if changed.is_err() || *shutdown.borrow_and_update() {
                     break Some((1001, "the server is shutting down"));
                 }
@@ -225,18 +230,26 @@ pub async fn serve(
     // Leaving the operations stops results for this client; a shared execution goes on for
     // its other subscribers.
     conn.operations.clear();
-    if let Some((code, reason)) = close {
+    drop(conn);
+    let Some((code, reason)) = close else {
+        return;
+    };
+    let goodbye = async {
+        if code != 1013 {
+            // What was queued before the close goes out first (a slow client gets no more).
+            outbox.close();
+            while let Some(outgoing) = outbox.recv().await {
+                socket.send(outgoing.into_message()).await?;
+            }
+        }
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = timeout(CLOSE_GRACE, conn.out.send(Outgoing::Close(frame))).await;
-    }
-    drop(conn);
-    // A client that stopped reading would hold the writer forever.
-    if timeout(CLOSE_GRACE, &mut writer).await.is_err() {
-        writer.abort();
-    }
+        socket.send(Message::Close(Some(frame))).await
+    };
+    // A client that stopped reading would hold the connection forever.
+    let _ = timeout(CLOSE_GRACE, goodbye).await;
 }
 
 impl Connection {
@@ -347,6 +360,7 @@ impl Connection {
         self.next_serial += 1;
         let serial = self.next_serial;
         let sink = OperationSink {
+            id_json: Arc::from(Value::from(&*id).to_string()),
             id: id.clone(),
             serial,
             protocol: self.protocol,
