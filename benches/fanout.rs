@@ -127,6 +127,36 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Sockets in TIME_WAIT on this host, from `/proc/net/sockstat`.
+fn time_wait_sockets() -> u64 {
+    std::fs::read_to_string("/proc/net/sockstat")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("TCP:"))?;
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "tw")?;
+            words.next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Tens of thousands of TIME_WAIT sockets left by an earlier run lengthen the kernel's
+/// connection lookups and slow every send; wait for them to expire (a minute on Linux).
+async fn await_quiet_network() {
+    let started = Instant::now();
+    let mut told = false;
+    while time_wait_sockets() > 1000 && started.elapsed() < Duration::from_secs(90) {
+        if !told {
+            println!(
+                "waiting for {} TIME_WAIT sockets of an earlier run to expire",
+                time_wait_sockets()
+            );
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// CPU time (user + system) a process has used, from `/proc/<pid>/stat`.
 fn cpu_ms(pid: &str) -> f64 {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -273,6 +303,7 @@ async fn main() {
         "fan-out benchmark: {} subscribers on {sockets} sockets (open-file limit {limit})",
         args.subscribers
     );
+    await_quiet_network().await;
     let server = start_server().await;
     let pid = server.child.id();
     let token = crm::auth::TokenIssuer::hs256(SECRET.as_bytes(), "crm", "crm-api")
