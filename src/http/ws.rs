@@ -12,7 +12,7 @@
 //! | an operation id already in use | 4409 |
 //! | a message that is not valid | 4400 |
 //! | the token expires | 4403 |
-//! | the client reads too slowly to keep up | 1013 |
+//! | the client reads too slowly to keep up (a full outbox, or a write stuck for 10 s) | 1013 |
 //! | the server shuts down (after sending what was queued) | 1001 |
 
 use std::collections::HashMap;
