@@ -289,6 +289,43 @@ async fn subscription_filters_select_events() {
 }
 
 #[tokio::test]
+async fn related_objects_in_later_events_are_read_fresh() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer(json!({"name": "Before"})).await;
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    send(
+        &mut socket,
+        json!({"id": "a", "type": "subscribe", "payload": {
+            "query": "subscription { activityChanged { activity { subject customer { name } } } }"
+        }}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": "first"}))
+        .await;
+    let msg = recv(&mut socket).await;
+    assert_eq!(
+        msg["payload"]["data"]["activityChanged"]["activity"]["customer"]["name"],
+        "Before"
+    );
+    app.gql(
+        "mutation($id: ID!) { updateCustomer(input: {id: $id, name: \"After\"}) { customer { id } } }",
+        json!({"id": customer}),
+    )
+    .await
+    .assert_ok();
+    app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": "second"}))
+        .await;
+    let msg = recv(&mut socket).await;
+    assert_eq!(
+        msg["payload"]["data"]["activityChanged"]["activity"],
+        json!({"subject": "second", "customer": {"name": "After"}}),
+        "a subscription lasting hours must not answer from what it loaded at its first event"
+    );
+}
+
+#[tokio::test]
 async fn protocol_violations_close_with_the_codes_the_protocol_names() {
     let app = TestApp::spawn_with(|c| c.ws_init_timeout_secs = 1).await;
 
