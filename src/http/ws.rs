@@ -177,31 +177,34 @@ pub async fn serve(
         next_serial: 0,
     };
     let mut shutdown = conn.state.shutdown.clone();
-    let init_deadline = Instant::now() + init_timeout;
-    let mut next_ping = Instant::now() + PING_EVERY;
+    let stopping = async move {
+        // The sender gone means the server is going too.
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    // Timers live across iterations: an event costs each connection one pass of this loop,
+    // and re-arming three timers on every pass would cost more than the write.
+    let init_timer = sleep_until(Instant::now() + init_timeout);
+    let expiry_timer = sleep_until(conn.expiry().unwrap_or(far));
+    let ping_timer = sleep_until(Instant::now() + PING_EVERY);
+    tokio::pin!(stopping, init_timer, expiry_timer, ping_timer);
+    // Sends in a row since the loop last looked at anything else.
+    let mut streak = 0;
     // One task per connection reads, writes and keeps time: while a write waits on a slow
     // client, its outbox fills, and a full outbox is what closes it.
     let close = loop {
-        let expiry = conn.expiry().unwrap_or(far);
+        // Biased: a pass woken by an outgoing message polls nothing else (no read attempt,
+        // no timer), but after a few sends in a row the client's messages get their turn.
         tokio::select! {
-            Some(outgoing) = outbox.recv() => {
+            biased;
+            Some(outgoing) = outbox.recv(), if streak < 16 => {
+                streak += 1;
                 match timeout(CLOSE_GRACE, socket.send(outgoing.into_message())).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => continue,
                     Ok(Err(_)) => break None,
                     Err(_) => break Some((1013, "the client reads too slowly")),
                 }
             }
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(close) = conn.handle(text.as_str()).await {
-                        break Some(close);
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => break Some((4400, "binary messages are not part of the protocol")),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
-                Some(Ok(_)) => {}
-            },
             Some(ctl) = control.recv() => match ctl {
                 Control::TooSlow => break Some((1013, "the client reads too slowly")),
                 Control::Done(id, serial) => {
@@ -210,22 +213,33 @@ pub async fn serve(
                     }
                 }
             },
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow_and_update() {
-                    break Some((1001, "the server is shutting down"));
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(close) = conn.handle(text.as_str()).await {
+                        break Some(close);
+                    }
+                    // `connection_init` may have brought a token, and with it an expiry.
+                    expiry_timer.as_mut().reset(conn.expiry().unwrap_or(far));
                 }
-            }
-            () = sleep_until(init_deadline), if !conn.acked => break Some((4408, "Connection initialisation timeout")),
-            () = sleep_until(expiry), if conn.acked && conn.auth.is_some() => break Some((4403, "the token expired")),
-            () = sleep_until(next_ping), if conn.acked => {
-                next_ping = Instant::now() + PING_EVERY;
+                Some(Ok(Message::Binary(_))) => break Some((4400, "binary messages are not part of the protocol")),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                Some(Ok(_)) => {}
+            },
+            () = &mut stopping => break Some((1001, "the server is shutting down")),
+            () = &mut init_timer, if !conn.acked => break Some((4408, "Connection initialisation timeout")),
+            () = &mut expiry_timer, if conn.acked && conn.auth.is_some() => break Some((4403, "the token expired")),
+            () = &mut ping_timer, if conn.acked => {
+                ping_timer.as_mut().reset(Instant::now() + PING_EVERY);
                 let ping = match conn.protocol {
                     Protocol::TransportWs => json!({"type": "ping"}),
                     Protocol::Legacy => json!({"type": "ka"}),
                 };
                 conn.send(ping);
             }
+            // After a streak of sends, everything else was polled once; back to sending.
+            () = std::future::ready(()), if streak >= 16 => {}
         }
+        streak = 0;
     };
     // Leaving the operations stops results for this client; a shared execution goes on for
     // its other subscribers.
