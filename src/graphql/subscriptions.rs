@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, Enum, ErrorExtensions, ID, InputObject, Object, Result, Subscription,
+    ComplexObject, Context, Enum, ErrorExtensions, ID, InputObject, Result, SimpleObject,
+    Subscription,
 };
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
@@ -43,9 +44,12 @@ impl ChangeOp {
 }
 
 /// What every change carries besides the changed object.
+#[derive(SimpleObject)]
 struct ChangeMeta {
     op: ChangeOp,
-    seq: i64,
+    /// The event's position in the log (a decimal 64-bit integer), increasing.
+    seq: String,
+    /// The fields whose values changed (all of them for a creation).
     changed_fields: Vec<String>,
     occurred_at: DateTime<Utc>,
 }
@@ -54,68 +58,41 @@ impl ChangeMeta {
     fn of(event: &Event) -> Option<Self> {
         Some(Self {
             op: ChangeOp::parse(&event.op)?,
-            seq: event.seq,
+            seq: event.seq.to_string(),
             changed_fields: event.changed_fields.clone(),
             occurred_at: event.created_at,
         })
     }
 }
 
+#[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct CustomerChange {
+    #[graphql(flatten)]
     meta: ChangeMeta,
+    #[graphql(skip)]
     customer: Customer,
 }
 
-#[Object]
+#[ComplexObject]
 impl CustomerChange {
-    async fn op(&self) -> ChangeOp {
-        self.meta.op
-    }
-
-    /// The event's position in the log (a decimal 64-bit integer), increasing.
-    async fn seq(&self) -> String {
-        self.meta.seq.to_string()
-    }
-
-    /// The fields whose values changed (all of them for a creation).
-    async fn changed_fields(&self) -> &[String] {
-        &self.meta.changed_fields
-    }
-
-    async fn occurred_at(&self) -> DateTime<Utc> {
-        self.meta.occurred_at
-    }
-
     /// The customer as it is after the change.
     async fn customer(&self) -> CustomerNode {
         CustomerNode(self.customer.clone())
     }
 }
 
+#[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ActivityChange {
+    #[graphql(flatten)]
     meta: ChangeMeta,
+    #[graphql(skip)]
     activity: Activity,
 }
 
-#[Object]
+#[ComplexObject]
 impl ActivityChange {
-    async fn op(&self) -> ChangeOp {
-        self.meta.op
-    }
-
-    /// The event's position in the log (a decimal 64-bit integer), increasing.
-    async fn seq(&self) -> String {
-        self.meta.seq.to_string()
-    }
-
-    async fn changed_fields(&self) -> &[String] {
-        &self.meta.changed_fields
-    }
-
-    async fn occurred_at(&self) -> DateTime<Utc> {
-        self.meta.occurred_at
-    }
-
     /// The activity as it is after the change.
     async fn activity(&self) -> ActivityNode {
         ActivityNode(self.activity.clone())
