@@ -239,7 +239,7 @@ async fn out_of_order_commits_are_delivered_in_seq_order_without_gaps() {
         return; // SQLite has one writer: its commits are in seq order by construction.
     }
     let app = TestApp::spawn().await;
-    let (mut socket, _) = crate::ws_client::connect(&app).await;
+    let mut socket = crate::ws_client::open(&app).await;
     crate::ws_client::subscribe(
         &mut socket,
         &app.admin(),
@@ -293,7 +293,7 @@ async fn writes_on_one_instance_reach_subscribers_on_another() {
     let url = a.db_url.clone();
     let mut b = TestApp::spawn_with(|c| c.db.url = url).await;
     b.org = a.org.clone();
-    let (mut socket, _) = crate::ws_client::connect(&b).await;
+    let mut socket = crate::ws_client::open(&b).await;
     crate::ws_client::subscribe(
         &mut socket,
         &b.admin(),

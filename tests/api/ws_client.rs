@@ -1,4 +1,5 @@
-//! A minimal graphql-transport-ws client for tests that need a live subscription.
+//! A graphql-transport-ws client for the tests: raw messages for the protocol tests, and
+//! a subscribe-and-wait shortcut for tests that need a live subscription.
 
 use std::time::Duration;
 
@@ -13,49 +14,82 @@ use crate::helpers::TestApp;
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub async fn connect(app: &TestApp) -> (Socket, ()) {
+pub async fn open_with(
+    app: &TestApp,
+    protocol: Option<&str>,
+    bearer: Option<&str>,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
     let mut request = format!("ws://{}/graphql", app.addr)
         .into_client_request()
         .expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (socket, _) = connect_async(request).await.expect("connected");
-    (socket, ())
+    if let Some(protocol) = protocol {
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().expect("header"));
+    }
+    if let Some(token) = bearer {
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    connect_async(request).await.map(|(socket, _)| socket)
 }
 
-async fn send(socket: &mut Socket, msg: Value) {
+pub async fn open(app: &TestApp) -> Socket {
+    open_with(app, Some("graphql-transport-ws"), None)
+        .await
+        .expect("connected")
+}
+
+pub async fn send(socket: &mut Socket, msg: Value) {
     socket
         .send(Message::Text(msg.to_string().into()))
         .await
         .expect("sent");
 }
 
-async fn recv(socket: &mut Socket) -> Value {
+/// The next protocol message (pings from the server are answered and skipped).
+pub async fn recv(socket: &mut Socket) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(15), socket.next())
+        let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
-            .expect("a message in time")
-            .expect("open")
+            .expect("a message within 10 s")
+            .expect("socket open")
             .expect("frame");
-        if let Message::Text(text) = msg {
-            let v: Value = serde_json::from_str(text.as_str()).expect("JSON");
-            if v["type"] != "ping" {
-                return v;
-            }
+        match msg {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+            Message::Close(frame) => return json!({"closed": frame.map(|f| u16::from(f.code))}),
+            _ => {}
         }
     }
 }
 
-/// Initialises with `token` and starts `query` as operation "1".
-pub async fn subscribe(socket: &mut Socket, token: &str, query: &str) {
+pub async fn close_code(socket: &mut Socket) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("closed within 10 s")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+pub async fn init(socket: &mut Socket, token: &str) {
     send(
         socket,
         json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}),
     )
     .await;
-    assert_eq!(recv(socket).await["type"], "connection_ack");
+    assert_eq!(recv(socket).await, json!({"type": "connection_ack"}));
+}
+
+/// Initialises with `token` and starts `query` as operation "1".
+pub async fn subscribe(socket: &mut Socket, token: &str, query: &str) {
+    init(socket, token).await;
     send(
         socket,
         json!({"id": "1", "type": "subscribe", "payload": {"query": query}}),
@@ -65,9 +99,13 @@ pub async fn subscribe(socket: &mut Socket, token: &str, query: &str) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
-/// The `data` of the next result.
+/// The `data` of the next result (pings from the server are skipped).
 pub async fn next(socket: &mut Socket) -> Value {
-    let msg = recv(socket).await;
-    assert_eq!(msg["type"], "next", "{msg}");
-    msg["payload"]["data"].clone()
+    loop {
+        let msg = recv(socket).await;
+        if msg["type"] != "ping" {
+            assert_eq!(msg["type"], "next", "{msg}");
+            return msg["payload"]["data"].clone();
+        }
+    }
 }
