@@ -272,33 +272,52 @@ fn render(response: &Response, first: bool) -> LiveResult {
 /// Executes the group's operation once and delivers each result to every member.
 async fn run(inner: Arc<Inner>, group: Arc<Group>, request: Request) {
     let mut stream = inner.schema.execute_stream(request);
+    let mut ending = Ending {
+        inner: inner.clone(),
+        group: group.clone(),
+        last: LiveResult::Complete,
+    };
     let mut first = true;
-    let mut last = LiveResult::Complete;
     while let Some(response) = stream.next().await {
         let result = render(&response, first);
         first = false;
         if matches!(result, LiveResult::Refused(_)) {
-            last = result;
+            ending.last = result;
             break;
         }
         group.deliver(&result, &inner.gauges);
     }
-    // Leave the registry first, so whoever joins from now on starts afresh, then tell every
-    // member (including one that joined a moment ago) that this is the end.
-    let members = {
-        let mut groups = inner.groups();
-        if let Some(key) = &group.key
-            && groups.get(key).is_some_and(|g| Arc::ptr_eq(g, &group))
-        {
-            groups.remove(key);
+}
+
+/// Ends a group however its execution stops: its stream ending, a panic in a resolver, or
+/// an abort when the last member left; so no member waits on an execution that is gone and
+/// nobody joins one.
+struct Ending {
+    inner: Arc<Inner>,
+    group: Arc<Group>,
+    last: LiveResult,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let (inner, group) = (&self.inner, &self.group);
+        // Leave the registry first, so whoever joins from now on starts afresh, then tell
+        // every member (including one that joined a moment ago) that this is the end.
+        let members = {
+            let mut groups = inner.groups();
+            if let Some(key) = &group.key
+                && groups.get(key).is_some_and(|g| Arc::ptr_eq(g, group))
+            {
+                groups.remove(key);
+            }
+            std::mem::take(&mut *group.members())
+        };
+        if !group.end(&inner.gauges) {
+            return; // Ended by its last member leaving.
         }
-        std::mem::take(&mut *group.members())
-    };
-    if !group.end(&inner.gauges) {
-        return; // Its last member left at this very moment.
-    }
-    inner.gauges.operations.dec_by(members.len() as i64);
-    for recipient in members.values() {
-        recipient.deliver(&last);
+        inner.gauges.operations.dec_by(members.len() as i64);
+        for recipient in members.values() {
+            recipient.deliver(&self.last);
+        }
     }
 }
