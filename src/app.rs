@@ -83,7 +83,7 @@ impl Application {
                 std::time::Duration::from_secs(config.event_gap_timeout_secs),
             )
             .await?;
-        spawn_retention(
+        spawn_housekeeping(
             background,
             chrono::Duration::days(i64::from(config.event_retention_days)),
         );
@@ -203,15 +203,20 @@ async fn key_set(auth: &AuthConfig, secret: &[u8]) -> anyhow::Result<KeySet> {
     Ok(set)
 }
 
-/// Prunes the event log past its retention, hourly. Several instances may all prune: the
-/// deletes are idempotent.
-fn spawn_retention(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
+/// Hourly housekeeping: prunes the event log past its retention and forgets revocations of
+/// tokens that have expired. Several instances may all do it: the deletes are idempotent.
+fn spawn_housekeeping(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
     tokio::spawn(async move {
         loop {
             match crate::events::prune(&db, keep).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "pruned events past retention"),
                 Err(err) => tracing::warn!(error = %err, "pruning events failed"),
+            }
+            match crate::domain::clients::prune_revoked_tokens(&db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tokens = n, "forgot revocations of expired tokens"),
+                Err(err) => tracing::warn!(error = %err, "pruning revoked tokens failed"),
             }
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }

@@ -322,6 +322,63 @@ async fn revoked_tokens_fail_on_their_next_use() {
 }
 
 #[tokio::test]
+async fn revocations_of_expired_tokens_are_forgotten_and_live_ones_kept() {
+    use entity::revoked_tokens;
+    use sea_orm::{Database, EntityTrait, PaginatorTrait};
+
+    let app = TestApp::spawn().await;
+    let client = create_client(&app, &["customers:read"]).await;
+    let access = token(&app, &client, None).await.2["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let (status, _, _) = post_form(
+        &app,
+        "/oauth/revoke",
+        Some((&client.id, &client.secret)),
+        &[("token", &access)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A revocation whose token expired long ago, as an old one would sit in the table.
+    let db = Database::connect(&app.db_url).await.expect("database");
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(2);
+    revoked_tokens::Entity::insert(revoked_tokens::ActiveModel {
+        jti: sea_orm::Set("expired-long-ago".into()),
+        client_id: sea_orm::Set(client.id.clone()),
+        expires_at: sea_orm::Set(long_ago),
+        revoked_at: sea_orm::Set(long_ago),
+    })
+    .exec_without_returning(&db)
+    .await
+    .expect("insert");
+    assert_eq!(
+        revoked_tokens::Entity::find()
+            .count(&db)
+            .await
+            .expect("count"),
+        2
+    );
+
+    let pruned = crm::domain::clients::prune_revoked_tokens(&db)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 1);
+    assert!(
+        revoked_tokens::Entity::find_by_id("expired-long-ago".to_owned())
+            .one(&db)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    // The live token's revocation stays, and the token stays refused.
+    let r = app
+        .gql_as(Some(&access), "{ customers { totalCount } }", json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn secret_rotation_keeps_the_old_secret_for_the_grace_period() {
     let app = TestApp::spawn().await;
     let client = create_client(&app, &["customers:read"]).await;

@@ -237,6 +237,18 @@ pub async fn revoke_token(
     Ok(())
 }
 
+/// Forgets revocations of tokens that have expired anyway (and are past the largest clock
+/// leeway a verifier allows): nobody can use them any more, so the list stays as short as
+/// the tokens still alive.
+pub async fn prune_revoked_tokens(conn: &impl sea_orm::ConnectionTrait) -> Result<u64> {
+    let leeway = Duration::seconds(i64::try_from(crate::auth::MAX_LEEWAY_SECS).unwrap_or(300));
+    let done = revoked_tokens::Entity::delete_many()
+        .filter(revoked_tokens::Column::ExpiresAt.lt(now() - leeway))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
+}
+
 /// Whether a token issued to an API client may still be used: neither the token nor the
 /// client was revoked.
 pub async fn token_is_live(store: &Store, jti: &str, client_id: &str) -> Result<bool> {
