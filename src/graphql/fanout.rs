@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
@@ -68,7 +68,7 @@ struct Group {
     /// `None` for an operation that runs alone.
     key: Option<GroupKey>,
     members: Mutex<Members>,
-    task: Mutex<Option<AbortHandle>>,
+    task: OnceLock<AbortHandle>,
     /// Set by whichever ends the execution first: its last member leaving, or its stream.
     ended: AtomicBool,
 }
@@ -99,7 +99,7 @@ impl Group {
     }
 
     fn abort(&self) {
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(task) = self.task.get() {
             task.abort();
         }
     }
@@ -188,11 +188,16 @@ impl LiveOperations {
     ) -> Membership {
         let member = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
         let shared = is_subscription(&request);
+        let LiveRequest {
+            query,
+            operation_name,
+            variables,
+        } = request;
         let key = GroupKey {
             tenant: caller.map(|p| (p.org.clone(), p.scopes.clone())),
-            variables: request.variables.to_string(),
-            query: request.query,
-            operation_name: request.operation_name,
+            variables: variables.to_string(),
+            query,
+            operation_name,
         };
         self.inner.gauges.operations.inc();
         let mut groups = self.inner.groups();
@@ -204,11 +209,11 @@ impl LiveOperations {
                 member,
             };
         }
-        let execution = self.request(&key, caller);
+        let execution = self.request(&key, variables, caller);
         let group = Arc::new(Group {
             key: shared.then(|| key.clone()),
             members: Mutex::new(HashMap::from([(member, recipient)])),
-            task: Mutex::new(None),
+            task: OnceLock::new(),
             ended: AtomicBool::new(false),
         });
         self.inner.gauges.executions.inc();
@@ -217,7 +222,7 @@ impl LiveOperations {
         }
         drop(groups);
         let task = tokio::spawn(run(self.inner.clone(), group.clone(), execution));
-        *group.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        let _ = group.task.set(task.abort_handle());
         Membership {
             inner: self.inner.clone(),
             group,
@@ -225,9 +230,9 @@ impl LiveOperations {
         }
     }
 
-    fn request(&self, key: &GroupKey, caller: Option<&Principal>) -> Request {
-        let variables = match serde_json::from_str::<Value>(&key.variables) {
-            Ok(v @ Value::Object(_)) => Variables::from_json(v),
+    fn request(&self, key: &GroupKey, variables: Value, caller: Option<&Principal>) -> Request {
+        let variables = match variables {
+            v @ Value::Object(_) => Variables::from_json(v),
             _ => Variables::default(),
         };
         let mut request = Request::new(key.query.clone()).variables(variables);
