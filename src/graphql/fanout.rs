@@ -18,7 +18,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, Response, Variables};
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::errors::is_request_error;
 use super::{CrmSchema, Loaders, RequestAuth};
@@ -62,7 +62,11 @@ struct GroupKey {
     variables: String,
 }
 
-type Members = HashMap<u64, Box<dyn Recipient>>;
+type Members = HashMap<u64, Arc<dyn Recipient>>;
+
+/// Members one delivery task writes to: a large group's event goes out to its sockets from
+/// every worker thread at once, not from the one its execution runs on.
+const DELIVERY_CHUNK: usize = 512;
 
 struct Group {
     /// `None` for an operation that runs alone.
@@ -79,14 +83,43 @@ impl Group {
         self.members.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn deliver(&self, result: &LiveResult, gauges: &LiveGauges) {
-        self.members().retain(|_, recipient| {
-            let keep = recipient.deliver(result);
-            if !keep {
+    /// Hands `result` to every member, in chunks on all worker threads when there are many,
+    /// and returns when all have it (so the next result never overtakes it).
+    async fn deliver(&self, result: &LiveResult, gauges: &LiveGauges) {
+        let mut chunks: Vec<Vec<(u64, Arc<dyn Recipient>)>> = Vec::new();
+        for (id, recipient) in self.members().iter() {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < DELIVERY_CHUNK => chunk.push((*id, recipient.clone())),
+                _ => chunks.push(vec![(*id, recipient.clone())]),
+            }
+        }
+        let gone = if chunks.len() <= 1 {
+            chunks
+                .pop()
+                .map(|c| deliver_to(&c, result))
+                .unwrap_or_default()
+        } else {
+            let mut tasks = JoinSet::new();
+            for chunk in chunks {
+                let result = result.clone();
+                tasks.spawn(async move { deliver_to(&chunk, &result) });
+            }
+            let mut gone = Vec::new();
+            while let Some(done) = tasks.join_next().await {
+                gone.extend(done.unwrap_or_default());
+            }
+            gone
+        };
+        if gone.is_empty() {
+            return;
+        }
+        let mut members = self.members();
+        for id in gone {
+            // A member that left meanwhile was counted out by its leaving.
+            if members.remove(&id).is_some() {
                 gauges.operations.dec();
             }
-            keep
-        });
+        }
     }
 
     /// Marks the execution ended; `true` for the first caller only.
@@ -187,6 +220,7 @@ impl LiveOperations {
         recipient: Box<dyn Recipient>,
     ) -> Membership {
         let member = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
+        let recipient: Arc<dyn Recipient> = Arc::from(recipient);
         let shared = is_subscription(&request);
         let LiveRequest {
             query,
@@ -250,6 +284,15 @@ impl LiveOperations {
     }
 }
 
+/// Delivers to each recipient; the ids of those that take no more.
+fn deliver_to(recipients: &[(u64, Arc<dyn Recipient>)], result: &LiveResult) -> Vec<u64> {
+    recipients
+        .iter()
+        .filter(|(_, recipient)| !recipient.deliver(result))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// Whether the operation the request selects is a subscription. One that does not parse
 /// runs alone, which reports why.
 fn is_subscription(request: &LiveRequest) -> bool {
@@ -290,7 +333,7 @@ async fn run(inner: Arc<Inner>, group: Arc<Group>, request: Request) {
             ending.last = result;
             break;
         }
-        group.deliver(&result, &inner.gauges);
+        group.deliver(&result, &inner.gauges).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! GraphQL over WebSocket with a real client: every `graphql-transport-ws` rule, the legacy
 //! protocol, and live changes filtered by tenant, scope and argument.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -183,6 +184,47 @@ async fn identical_subscriptions_share_one_execution_and_leave_it_independently(
     // When its last member leaves, the shared execution stops.
     drop(same);
     await_live(&app, 3.0, 3.0).await;
+}
+
+#[tokio::test]
+async fn a_large_group_gets_every_event_in_order_on_every_operation() {
+    // More members than one delivery task writes to (512), so each event goes out from
+    // several tasks at once; none may miss an event or see it after the next one.
+    let app = TestApp::spawn().await;
+    let (sockets, per_socket) = (3, 250);
+    let query = "subscription { customerChanged { customer { name } } }";
+    let mut clients = Vec::new();
+    for _ in 0..sockets {
+        let mut socket = open(&app).await;
+        init(&mut socket, &app.admin()).await;
+        for id in 0..per_socket {
+            let subscribe =
+                json!({"id": id.to_string(), "type": "subscribe", "payload": {"query": query}});
+            send(&mut socket, subscribe).await;
+        }
+        clients.push(socket);
+    }
+    await_live(&app, 1.0, f64::from(sockets * per_socket)).await;
+
+    let names = ["First", "Second", "Third"];
+    for name in names {
+        app.customer(json!({"name": name})).await;
+    }
+    for socket in &mut clients {
+        let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+        for _ in 0..per_socket * names.len() as u32 {
+            let msg = recv(socket).await;
+            assert_eq!(msg["type"], "next", "{msg}");
+            let name = &msg["payload"]["data"]["customerChanged"]["customer"]["name"];
+            seen.entry(msg["id"].as_str().unwrap_or_default().to_owned())
+                .or_default()
+                .push(name.as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(seen.len(), per_socket as usize);
+        for (id, got) in &seen {
+            assert_eq!(got, &names, "operation {id}");
+        }
+    }
 }
 
 #[tokio::test]

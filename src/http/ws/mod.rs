@@ -20,15 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::AppState;
 use super::auth;
 use crate::auth::Verified;
 use crate::graphql::{LiveRequest, LiveResult, Membership, Recipient};
+use outbox::{Live, Outbox, Refused};
+
+mod outbox;
 
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
 
@@ -55,55 +58,31 @@ impl Protocol {
     }
 }
 
-/// Messages a connection may queue for its client before it counts as too slow.
-const OUTBOX: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(30);
-/// How long a closing connection waits for its client to take what was queued.
+/// How long a connection waits for its client to take what was queued.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// What the writer sends. Results of shared executions arrive as the same rendered bytes for
-/// every subscriber; the frame around them (which names the operation) is built here.
-enum Outgoing {
-    Text(Utf8Bytes),
-    Result {
-        /// The operation's id as a JSON string.
-        id: Arc<str>,
-        kind: &'static str,
-        payload: Option<Arc<str>>,
-    },
-}
-
-impl Outgoing {
-    fn into_message(self) -> Message {
-        match self {
-            Self::Text(text) => Message::Text(text),
-            Self::Result { id, kind, payload } => {
-                // Sized up front: this runs once per subscriber per event.
-                let size = id.len() + kind.len() + payload.as_ref().map_or(0, |p| p.len());
-                let mut text = String::with_capacity(size + 32);
-                text.push_str(r#"{"id":"#);
-                text.push_str(&id);
-                text.push_str(r#","type":""#);
-                text.push_str(kind);
-                text.push('"');
-                if let Some(payload) = payload {
-                    text.push_str(r#","payload":"#);
-                    text.push_str(&payload);
-                }
-                text.push('}');
-                Message::Text(Utf8Bytes::from(text))
-            }
-        }
+/// One frame of an operation's results. Results of shared executions arrive as the same
+/// rendered bytes for every subscriber; the frame around them (which names the operation)
+/// is built here, sized up front: this runs once per subscriber per event.
+fn result_frame(id: &str, kind: &str, payload: Option<&str>) -> Message {
+    let size = id.len() + kind.len() + payload.map_or(0, str::len);
+    let mut text = String::with_capacity(size + 32);
+    text.push_str(r#"{"id":"#);
+    text.push_str(id);
+    text.push_str(r#","type":""#);
+    text.push_str(kind);
+    text.push('"');
+    if let Some(payload) = payload {
+        text.push_str(r#","payload":"#);
+        text.push_str(payload);
     }
+    text.push('}');
+    Message::Text(Utf8Bytes::from(text))
 }
 
-/// What an operation tells its connection.
-enum Control {
-    /// The operation with this id and serial ended; its id may be used again.
-    Done(Arc<str>, u64),
-    /// The client does not read fast enough to take what it subscribed to.
-    TooSlow,
-}
+/// An operation that ended on its own (its last frame sent); its id may be used again.
+struct Done(Arc<str>, u64);
 
 /// One operation of this connection, as its live execution sees it.
 struct OperationSink {
@@ -112,65 +91,73 @@ struct OperationSink {
     id_json: Arc<str>,
     serial: u64,
     protocol: Protocol,
-    out: mpsc::Sender<Outgoing>,
-    control: mpsc::UnboundedSender<Control>,
+    outbox: Arc<Outbox>,
+    live: Live,
+    done: mpsc::UnboundedSender<Done>,
 }
 
 impl Recipient for OperationSink {
     fn deliver(&self, result: &LiveResult) -> bool {
         let (kind, payload, last) = match result {
-            LiveResult::Next(payload) => (self.protocol.next(), Some(payload.clone()), false),
-            LiveResult::Refused(errors) => ("error", Some(errors.clone()), true),
+            LiveResult::Next(payload) => (self.protocol.next(), Some(&**payload), false),
+            LiveResult::Refused(errors) => ("error", Some(&**errors), true),
             LiveResult::Complete => ("complete", None, true),
         };
-        let id = self.id_json.clone();
-        match self.out.try_send(Outgoing::Result { id, kind, payload }) {
+        let frame = result_frame(&self.id_json, kind, payload);
+        match self.outbox.send_if(Some(&self.live), frame) {
             Ok(()) if last => {
-                let _ = self
-                    .control
-                    .send(Control::Done(self.id.clone(), self.serial));
+                let _ = self.done.send(Done(self.id.clone(), self.serial));
                 false
             }
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                let _ = self.control.send(Control::TooSlow);
-                false
-            }
-            Err(TrySendError::Closed(_)) => false,
+            Err(Refused::TooSlow | Refused::Closed) => false,
         }
     }
 }
 
 struct Operation {
     serial: u64,
+    live: Live,
+    outbox: Arc<Outbox>,
     _membership: Membership,
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        // Not one frame after the operation ends, even from a delivery under way; then the
+        // membership (dropped next) leaves the execution.
+        self.outbox.end(&self.live);
+    }
 }
 
 struct Connection {
     state: AppState,
     protocol: Protocol,
-    out: mpsc::Sender<Outgoing>,
-    control_tx: mpsc::UnboundedSender<Control>,
+    outbox: Arc<Outbox>,
+    done_tx: mpsc::UnboundedSender<Done>,
     auth: Option<Verified>,
     acked: bool,
     operations: HashMap<Arc<str>, Operation>,
     next_serial: u64,
 }
 
+const TOO_SLOW: (u16, &str) = (1013, "the client reads too slowly");
+
 pub async fn serve(
-    mut socket: WebSocket,
+    socket: WebSocket,
     state: AppState,
     protocol: Protocol,
     header_auth: Option<Verified>,
     init_timeout: Duration,
 ) {
-    let (out, mut outbox) = mpsc::channel::<Outgoing>(OUTBOX);
-    let (control_tx, mut control) = mpsc::unbounded_channel();
+    let (sink, mut incoming) = socket.split();
+    let outbox = Outbox::new(sink);
+    let (done_tx, mut done) = mpsc::unbounded_channel();
     let mut conn = Connection {
         state,
         protocol,
-        out,
-        control_tx,
+        outbox: outbox.clone(),
+        done_tx,
         auth: header_auth,
         acked: false,
         operations: HashMap::new(),
@@ -182,38 +169,32 @@ pub async fn serve(
         let _ = shutdown.wait_for(|stopping| *stopping).await;
     };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    // Timers live across iterations: an event costs each connection one pass of this loop,
-    // and re-arming three timers on every pass would cost more than the write.
+    // Timers live across iterations rather than being re-armed on every pass.
     let init_timer = sleep_until(Instant::now() + init_timeout);
     let expiry_timer = sleep_until(conn.expiry().unwrap_or(far));
     let ping_timer = sleep_until(Instant::now() + PING_EVERY);
     tokio::pin!(stopping, init_timer, expiry_timer, ping_timer);
-    // Sends in a row since the loop last looked at anything else.
-    let mut streak = 0;
-    // One task per connection reads, writes and keeps time: while a write waits on a slow
-    // client, its outbox fills, and a full outbox is what closes it.
+    // This task reads, keeps time, and sends what the socket did not take at once. While it
+    // waits on a slow client, what is delivered to it queues, and a full queue closes it.
     let close = loop {
-        // Biased: a pass woken by an outgoing message polls nothing else (no read attempt,
-        // no timer), but after a few sends in a row the client's messages get their turn.
         tokio::select! {
             biased;
-            Some(outgoing) = outbox.recv(), if streak < 16 => {
-                streak += 1;
-                match timeout(CLOSE_GRACE, socket.send(outgoing.into_message())).await {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(_)) => break None,
-                    Err(_) => break Some((1013, "the client reads too slowly")),
+            () = outbox.pending() => {
+                if outbox.too_slow() {
+                    break Some(TOO_SLOW);
+                }
+                match timeout(CLOSE_GRACE, outbox.drain()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(())) => break None,
+                    Err(_) => break Some(TOO_SLOW),
                 }
             }
-            Some(ctl) = control.recv() => match ctl {
-                Control::TooSlow => break Some((1013, "the client reads too slowly")),
-                Control::Done(id, serial) => {
-                    if conn.operations.get(&id).is_some_and(|op| op.serial == serial) {
-                        conn.operations.remove(&id);
-                    }
+            Some(Done(id, serial)) = done.recv() => {
+                if conn.operations.get(&id).is_some_and(|op| op.serial == serial) {
+                    conn.operations.remove(&id);
                 }
-            },
-            msg = socket.recv() => match msg {
+            }
+            msg = incoming.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(close) = conn.handle(text.as_str()).await {
                         break Some(close);
@@ -236,34 +217,24 @@ pub async fn serve(
                 };
                 conn.send(ping);
             }
-            // After a streak of sends, everything else was polled once; back to sending.
-            () = std::future::ready(()), if streak >= 16 => {}
         }
-        streak = 0;
     };
-    // Leaving the operations stops results for this client; a shared execution goes on for
+    // Ending the operations stops results for this client; a shared execution goes on for
     // its other subscribers.
     conn.operations.clear();
     drop(conn);
     let Some((code, reason)) = close else {
+        outbox.close(true);
         return;
     };
-    let goodbye = async {
-        if code != 1013 {
-            // What was queued before the close goes out first (a slow client gets no more).
-            outbox.close();
-            while let Some(outgoing) = outbox.recv().await {
-                socket.send(outgoing.into_message()).await?;
-            }
-        }
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        socket.send(Message::Close(Some(frame))).await
+    // What was queued before the close goes out first (a slow client gets no more).
+    outbox.close(code == TOO_SLOW.0);
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
     };
     // A client that stopped reading would hold the connection forever.
-    let _ = timeout(CLOSE_GRACE, goodbye).await;
+    let _ = timeout(CLOSE_GRACE, outbox.send_last(Message::Close(Some(frame)))).await;
 }
 
 impl Connection {
@@ -273,11 +244,11 @@ impl Connection {
         Some(Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
 
+    /// Sends a protocol message; one refused means the connection is closing already.
     fn send(&self, msg: Value) {
-        let text = Outgoing::Text(Utf8Bytes::from(msg.to_string()));
-        if let Err(TrySendError::Full(_)) = self.out.try_send(text) {
-            let _ = self.control_tx.send(Control::TooSlow);
-        }
+        let _ = self
+            .outbox
+            .send(Message::Text(Utf8Bytes::from(msg.to_string())));
     }
 
     /// Handles one client message; `Some` closes the connection with that code.
@@ -373,13 +344,15 @@ impl Connection {
         let id: Arc<str> = Arc::from(id);
         self.next_serial += 1;
         let serial = self.next_serial;
+        let live = Live::new();
         let sink = OperationSink {
             id_json: Arc::from(Value::from(&*id).to_string()),
             id: id.clone(),
             serial,
             protocol: self.protocol,
-            out: self.out.clone(),
-            control: self.control_tx.clone(),
+            outbox: self.outbox.clone(),
+            live: live.clone(),
+            done: self.done_tx.clone(),
         };
         let caller = self.auth.as_ref().map(|v| &v.principal);
         let membership = self.state.live.start(request, caller, Box::new(sink));
@@ -387,6 +360,8 @@ impl Connection {
             id,
             Operation {
                 serial,
+                live,
+                outbox: self.outbox.clone(),
                 _membership: membership,
             },
         );
