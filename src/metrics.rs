@@ -21,6 +21,13 @@ pub struct PoolLabel {
     pub pool: &'static str,
 }
 
+/// How a WebSocket message went out: `at_once` (the socket took it from the thread that
+/// produced it) or `after_wait` (it waited for the connection's task and a writable socket).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SentLabel {
+    pub sent: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -28,6 +35,7 @@ pub struct Metrics {
     pub http_requests: Family<StatusLabel, Counter>,
     pub graphql_seconds: Histogram,
     pub live: LiveGauges,
+    pub ws_messages: Family<SentLabel, Counter>,
 }
 
 /// Live operations (subscriptions, and operations sent over a socket) of this instance.
@@ -71,8 +79,15 @@ impl Metrics {
             "Client operations attached to live executions",
             live.operations.clone(),
         );
+        let ws_messages = Family::<SentLabel, Counter>::default();
+        registry.register(
+            "ws_messages",
+            "WebSocket messages sent, by whether the socket took them at once or they waited",
+            ws_messages.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            ws_messages,
             live,
             db_statements,
             http_requests,

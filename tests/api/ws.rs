@@ -228,6 +228,45 @@ async fn a_large_group_gets_every_event_in_order_on_every_operation() {
 }
 
 #[tokio::test]
+async fn a_large_fan_out_is_written_to_the_sockets_by_the_delivering_threads() {
+    // One subscription on each of more sockets than one delivery task writes to: the event
+    // should reach nearly every socket straight from a delivery task, not wait for a wake of
+    // the connection's own task (which is what a delivery task under tokio's cooperative
+    // budget would cause for three in four).
+    let app = TestApp::spawn().await;
+    let sockets = 600;
+    let query = "subscription { customerChanged { customer { name } } }";
+    let subscribe = json!({"id": "s", "type": "subscribe", "payload": {"query": query}});
+    let mut clients = Vec::new();
+    for _ in 0..sockets {
+        let mut socket = open(&app).await;
+        init(&mut socket, &app.admin()).await;
+        send(&mut socket, subscribe.clone()).await;
+        clients.push(socket);
+    }
+    await_live(&app, 1.0, f64::from(sockets)).await;
+    let at_once = r#"crm_ws_messages_total{sent="at_once"}"#;
+    let after_wait = r#"crm_ws_messages_total{sent="after_wait"}"#;
+    let before = (app.metric(at_once).await, app.metric(after_wait).await);
+
+    app.customer(json!({"name": "Everyone"})).await;
+    for socket in &mut clients {
+        let msg = recv(socket).await;
+        assert_eq!(
+            msg["payload"]["data"]["customerChanged"]["customer"]["name"],
+            "Everyone"
+        );
+    }
+    let sent_at_once = app.metric(at_once).await - before.0;
+    let waited = app.metric(after_wait).await - before.1;
+    assert_eq!(sent_at_once + waited, f64::from(sockets));
+    assert!(
+        sent_at_once >= 0.9 * f64::from(sockets),
+        "{sent_at_once} written at once, {waited} after a wait"
+    );
+}
+
+#[tokio::test]
 async fn subscription_filters_select_events() {
     let app = TestApp::spawn().await;
     let watched = app.customer(json!({"name": "Watched"})).await;

@@ -151,7 +151,7 @@ pub async fn serve(
     init_timeout: Duration,
 ) {
     let (sink, mut incoming) = socket.split();
-    let outbox = Outbox::new(sink);
+    let outbox = Outbox::new(sink, &state.metrics.ws_messages);
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let mut conn = Connection {
         state,

@@ -14,7 +14,11 @@ use std::task::{Context, Poll, Waker};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::Sink;
 use futures_util::stream::SplitSink;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::sync::Notify;
+
+use crate::metrics::SentLabel;
 
 /// Messages that may wait for a client before it counts as too slow.
 pub const LIMIT: usize = 256;
@@ -41,6 +45,8 @@ struct State {
 
 pub struct Outbox {
     state: Mutex<State>,
+    sent_at_once: Counter,
+    sent_after_wait: Counter,
     /// Tells the connection's task that messages wait or that the client is too slow.
     pending: Notify,
 }
@@ -57,8 +63,14 @@ impl Live {
 }
 
 impl Outbox {
-    pub fn new(sink: SplitSink<WebSocket, Message>) -> Arc<Self> {
+    pub fn new(
+        sink: SplitSink<WebSocket, Message>,
+        sent: &Family<SentLabel, Counter>,
+    ) -> Arc<Self> {
+        let counter = |label: &'static str| sent.get_or_create(&SentLabel { sent: label }).clone();
         Arc::new(Self {
+            sent_at_once: counter("at_once"),
+            sent_after_wait: counter("after_wait"),
             state: Mutex::new(State {
                 sink,
                 waiting: VecDeque::new(),
@@ -97,14 +109,19 @@ impl Outbox {
         }
         state.waiting.push_back(message);
         if state.draining {
-            return Ok(()); // The connection's task sends it after the rest.
+            // The connection's task sends it after the rest.
+            self.sent_after_wait.inc();
+            return Ok(());
         }
         // No waker: what does not go now is the connection task's to send.
         match state.poll_drain(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Ok(())) => {
+                self.sent_at_once.inc();
+            }
             Poll::Ready(Err(())) => state.closed = true,
             Poll::Pending => {
                 drop(state);
+                self.sent_after_wait.inc();
                 self.pending.notify_one();
             }
         }
