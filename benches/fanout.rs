@@ -18,8 +18,8 @@
 )]
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
@@ -210,7 +210,7 @@ async fn subscriber(
     token: String,
     operations: usize,
     ready: mpsc::UnboundedSender<bool>,
-    done: mpsc::UnboundedSender<Duration>,
+    done: Arc<Mutex<Vec<Duration>>>,
 ) {
     let Ok(mut request) = format!("ws://{addr}/graphql").into_client_request() else {
         let _ = ready.send(false);
@@ -285,7 +285,8 @@ async fn subscriber(
             })
             .map(SystemTime::from);
         if let Some(occurred) = occurred {
-            let _ = done.send(received.duration_since(occurred).unwrap_or_default());
+            let latency = received.duration_since(occurred).unwrap_or_default();
+            done.lock().unwrap_or_else(|e| e.into_inner()).push(latency);
         }
         received_all += 1;
     }
@@ -315,12 +316,10 @@ impl FrameReader {
                 self.buf.drain(..end);
                 continue;
             }
-            let mut chunk = [0u8; 4096];
-            let n = tcp.read(&mut chunk).await?;
-            if n == 0 {
+            self.buf.reserve(1024);
+            if tcp.read_buf(&mut self.buf).await? == 0 {
                 return Ok(None);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
@@ -375,7 +374,9 @@ async fn main() {
     let rss_before = rss_kib(pid);
 
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    // Receipts go into one list that this task looks at now and then: a channel would wake
+    // it for each of them, on the cores the server needs.
+    let receipts = Arc::new(Mutex::new(Vec::with_capacity(args.subscribers)));
     let gate = Arc::new(Semaphore::new(args.concurrency));
     let connected = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -388,7 +389,7 @@ async fn main() {
             server.addr.clone(),
             token.clone(),
             ready_tx.clone(),
-            done_tx.clone(),
+            receipts.clone(),
         );
         let (inner_ready, mut inner_rx) = mpsc::unbounded_channel();
         let connected = connected.clone();
@@ -403,7 +404,6 @@ async fn main() {
         });
     }
     drop(ready_tx);
-    drop(done_tx);
     let mut failed = 0;
     for _ in 0..sockets {
         match ready_rx.recv().await {
@@ -439,14 +439,12 @@ async fn main() {
         res.status()
     );
 
-    let mut latencies = Vec::with_capacity(ok);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while latencies.len() < ok {
-        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-            Ok(Some(latency)) => latencies.push(latency),
-            _ => break,
-        }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let received = || receipts.lock().unwrap_or_else(|e| e.into_inner()).len();
+    while received() < ok && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let mut latencies = std::mem::take(&mut *receipts.lock().unwrap_or_else(|e| e.into_inner()));
     let cpu_after = (cpu_ms(&server_pid), cpu_ms("self"));
     latencies.sort();
     let per_subscriber = (rss_idle.saturating_sub(rss_before)) as f64 / ok.max(1) as f64;

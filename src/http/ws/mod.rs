@@ -15,6 +15,8 @@
 //! | the client reads too slowly to keep up (a full outbox, or a write stuck for 10 s) | 1013 |
 //! | the server shuts down (after sending what was queued) | 1001 |
 
+mod outbox;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +32,6 @@ use super::auth;
 use crate::auth::Verified;
 use crate::graphql::{LiveRequest, LiveResult, Membership, Recipient};
 use outbox::{Live, Outbox, Refused};
-
-mod outbox;
 
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
 
