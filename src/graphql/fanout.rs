@@ -67,10 +67,10 @@ type Members = HashMap<u64, Arc<dyn Recipient>>;
 /// Members one delivery task writes to: a large group's event goes out to its sockets from
 /// every worker thread at once, not from the one its execution runs on.
 ///
-/// Delivering tasks run outside tokio's cooperative budget (`unconstrained`): recipients
+/// Deliveries run outside tokio's cooperative budget (`unconstrained`): recipients
 /// write to their sockets without a waker, and once a task's budget of 128 I/O operations
 /// is spent, every further write would report "not now" and fall back to a wake of the
-/// connection's own task, three in four of them at this chunk size.
+/// connection's own task (three in four of them at this chunk size).
 const DELIVERY_CHUNK: usize = 512;
 
 struct Group {
@@ -99,10 +99,8 @@ impl Group {
             }
         }
         let gone = if chunks.len() <= 1 {
-            chunks
-                .pop()
-                .map(|c| deliver_to(&c, result))
-                .unwrap_or_default()
+            let chunk = chunks.pop().unwrap_or_default();
+            unconstrained(async { deliver_to(&chunk, result) }).await
         } else {
             let mut tasks = JoinSet::new();
             for chunk in chunks {
@@ -260,11 +258,7 @@ impl LiveOperations {
             groups.insert(key, group.clone());
         }
         drop(groups);
-        let task = tokio::spawn(unconstrained(run(
-            self.inner.clone(),
-            group.clone(),
-            execution,
-        )));
+        let task = tokio::spawn(run(self.inner.clone(), group.clone(), execution));
         let _ = group.task.set(task.abort_handle());
         Membership {
             inner: self.inner.clone(),
