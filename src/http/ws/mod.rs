@@ -185,7 +185,7 @@ pub async fn serve(
                 }
                 match timeout(CLOSE_GRACE, outbox.drain()).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(())) => break None,
+                    Ok(Err(_)) => break None,
                     Err(_) => break Some(TOO_SLOW),
                 }
             }

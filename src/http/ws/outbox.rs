@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::Sink;
@@ -118,7 +118,8 @@ impl Outbox {
             Poll::Ready(Ok(())) => {
                 self.sent_at_once.inc();
             }
-            Poll::Ready(Err(())) => state.closed = true,
+            // The socket failed: the connection's reader sees it too and ends the connection.
+            Poll::Ready(Err(_)) => state.closed = true,
             Poll::Pending => {
                 drop(state);
                 self.sent_after_wait.inc();
@@ -143,8 +144,8 @@ impl Outbox {
         self.state().too_slow
     }
 
-    /// Sends what waits, as the socket takes it. `Err` when the socket failed.
-    pub async fn drain(&self) -> Result<(), ()> {
+    /// Sends what waits, as the socket takes it.
+    pub async fn drain(&self) -> Result<(), axum::Error> {
         std::future::poll_fn(|cx| self.state().poll_drain(cx)).await
     }
 
@@ -158,34 +159,30 @@ impl Outbox {
     }
 
     /// Sends `message` after everything that waits, whether or not the outbox is closed.
-    pub async fn send_last(&self, message: Message) -> Result<(), ()> {
+    pub async fn send_last(&self, message: Message) -> Result<(), axum::Error> {
         self.state().waiting.push_back(message);
         self.drain().await
     }
 }
 
 impl State {
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
         let sent = self.poll_send_waiting(cx);
         self.draining = sent.is_pending();
         sent
     }
 
-    fn poll_send_waiting(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    fn poll_send_waiting(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
         let mut sink = Pin::new(&mut self.sink);
         while !self.waiting.is_empty() {
-            match sink.as_mut().poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
-                Poll::Pending => return Poll::Pending,
+            if let Err(e) = ready!(sink.as_mut().poll_ready(cx)) {
+                return Poll::Ready(Err(e));
             }
             let Some(message) = self.waiting.pop_front() else {
                 break;
             };
-            if sink.as_mut().start_send(message).is_err() {
-                return Poll::Ready(Err(()));
-            }
+            sink.as_mut().start_send(message)?;
         }
-        sink.poll_flush(cx).map_err(|_| ())
+        sink.poll_flush(cx)
     }
 }
