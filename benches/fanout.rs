@@ -259,8 +259,8 @@ async fn subscriber(
     }
     let _ = ready.send(true);
     // The server sends nothing between the ack and the event, so tungstenite holds no bytes
-    // of it yet: from here the socket is read bare, which costs the shared cores a third of
-    // what a full WebSocket client does (the clients stand in for ones on other machines).
+    // of it yet: from here the socket is read bare, which costs the shared cores about half
+    // of what a full WebSocket client does (the clients stand in for ones on other machines).
     let MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
         return;
     };

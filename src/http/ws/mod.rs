@@ -344,7 +344,7 @@ impl Connection {
         let id: Arc<str> = Arc::from(id);
         self.next_serial += 1;
         let serial = self.next_serial;
-        let live = Live::new();
+        let live = Live::default();
         let sink = OperationSink {
             id_json: Arc::from(Value::from(&*id).to_string()),
             id: id.clone(),

@@ -53,11 +53,12 @@ pub struct Outbox {
 
 /// Where an operation's frames may go: cleared (under the outbox's lock) when the operation
 /// ends, so not one frame of it follows, even from a delivery already under way.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Live(Arc<AtomicBool>);
 
-impl Live {
-    pub fn new() -> Self {
+impl Default for Live {
+    /// A live operation: frames go out until it is ended.
+    fn default() -> Self {
         Self(Arc::new(AtomicBool::new(true)))
     }
 }
