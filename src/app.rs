@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::keys::{self, KeySet};
@@ -14,7 +15,7 @@ use crate::db;
 use crate::domain::Store;
 use crate::events::EventHub;
 use crate::graphql::{Limits, LiveOperations, build_schema};
-use crate::http::{self, AppState, Throttle};
+use crate::http::{self, AppState, RevocationWatch, Throttle};
 use crate::metrics::Metrics;
 
 pub struct Application {
@@ -83,6 +84,7 @@ impl Application {
                 std::time::Duration::from_secs(config.event_gap_timeout_secs),
             )
             .await?;
+        let revocations = RevocationWatch::spawn(background.clone());
         spawn_housekeeping(
             background,
             chrono::Duration::days(i64::from(config.event_retention_days)),
@@ -119,6 +121,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             shutdown: stopping_rx,
             sockets: sockets.clone(),
+            revocations,
         };
         let router = http::router(state, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await?;
@@ -146,8 +149,15 @@ impl Application {
             shutdown.await;
             let _ = stopping.send(true);
         };
+        // Without TCP_NODELAY a small reply (every WebSocket frame) waits for the client's
+        // delayed ACK, ~40 ms on Linux.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "TCP_NODELAY not set");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

@@ -14,6 +14,52 @@ pub const MAX_IN_VALUES: usize = 100;
 pub const MAX_NESTING: usize = 5;
 /// Most operands of one `and` / `or`.
 pub const MAX_OPERANDS: usize = 20;
+/// Longest text a filter compares with (SQLite refuses long LIKE patterns, and no stored
+/// value a filter can match is longer than a subject).
+pub const MAX_FILTER_TEXT: usize = 500;
+/// Timestamps a filter may compare with: what both databases can represent.
+const FILTER_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// The schema's name of a column (`last_activity_at` -> `lastActivityAt`), for messages.
+fn field_name<C: ColumnTrait>(column: C) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in column.as_str().chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Refuses filter text the database would choke on, naming the filter field.
+pub fn check_text(field: &str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::BadArgument(format!(
+            "filter `{field}` contains a NUL character"
+        )));
+    }
+    if text.chars().count() > MAX_FILTER_TEXT {
+        return Err(Error::BadArgument(format!(
+            "filter `{field}` takes at most {MAX_FILTER_TEXT} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_time(field: &str, t: &DateTime<Utc>) -> Result<Value> {
+    if !FILTER_YEARS.contains(&chrono::Datelike::year(t)) {
+        return Err(Error::BadArgument(format!(
+            "filter `{field}` takes timestamps between the years 1 and 9999"
+        )));
+    }
+    Ok(Value::from(*t))
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TextOps {
@@ -64,7 +110,10 @@ pub fn contains(col: SimpleExpr, needle: &str) -> SimpleExpr {
     lower(col).like(LikeExpr::new(pattern).escape('\\'))
 }
 
-fn check_in<T>(values: &[T]) -> Result<()> {
+fn check_in(field: &str, values: &[String]) -> Result<()> {
+    for v in values {
+        check_text(field, v)?;
+    }
     if values.len() > MAX_IN_VALUES {
         return Err(Error::BadArgument(format!(
             "an `in` filter takes at most {MAX_IN_VALUES} values"
@@ -85,19 +134,23 @@ fn null_check(col: SimpleExpr, is_null: Option<bool>) -> Option<SimpleExpr> {
 
 impl TextOps {
     pub fn condition<C: ColumnTrait>(&self, column: C) -> Result<Condition> {
+        let field = field_name(column);
         let col = || Expr::col(column);
         let mut cond = Condition::all();
         if let Some(v) = &self.eq {
+            check_text(&field, v)?;
             cond = cond.add(col().eq(v.clone()));
         }
         if let Some(vs) = &self.in_ {
-            check_in(vs)?;
+            check_in(&field, vs)?;
             cond = cond.add(col().is_in(vs.iter().cloned()));
         }
         if let Some(v) = &self.contains {
+            check_text(&field, v)?;
             cond = cond.add(contains(col(), v));
         }
         if let Some(v) = &self.starts_with {
+            check_text(&field, v)?;
             let pattern = format!("{}%", like_escape(&v.to_lowercase()));
             cond = cond.add(lower(col()).like(LikeExpr::new(pattern).escape('\\')));
         }
@@ -110,23 +163,24 @@ impl TextOps {
 
 impl TimeOps {
     pub fn condition<C: ColumnTrait>(&self, column: C) -> Result<Condition> {
+        let field = field_name(column);
         let col = || Expr::col(column);
-        let val = |t: &DateTime<Utc>| Value::from(*t);
+        let val = |t: &DateTime<Utc>| check_time(&field, t);
         let mut cond = Condition::all();
         if let Some(t) = &self.eq {
-            cond = cond.add(col().eq(val(t)));
+            cond = cond.add(col().eq(val(t)?));
         }
         if let Some(t) = &self.gt {
-            cond = cond.add(col().gt(val(t)));
+            cond = cond.add(col().gt(val(t)?));
         }
         if let Some(t) = &self.gte {
-            cond = cond.add(col().gte(val(t)));
+            cond = cond.add(col().gte(val(t)?));
         }
         if let Some(t) = &self.lt {
-            cond = cond.add(col().lt(val(t)));
+            cond = cond.add(col().lt(val(t)?));
         }
         if let Some(t) = &self.lte {
-            cond = cond.add(col().lte(val(t)));
+            cond = cond.add(col().lte(val(t)?));
         }
         if let Some(e) = null_check(col(), self.is_null) {
             cond = cond.add(e);
@@ -137,13 +191,15 @@ impl TimeOps {
 
 impl EqOps {
     pub fn condition<C: ColumnTrait>(&self, column: C) -> Result<Condition> {
+        let field = field_name(column);
         let col = || Expr::col(column);
         let mut cond = Condition::all();
         if let Some(v) = &self.eq {
+            check_text(&field, v)?;
             cond = cond.add(col().eq(v.clone()));
         }
         if let Some(vs) = &self.in_ {
-            check_in(vs)?;
+            check_in(&field, vs)?;
             cond = cond.add(col().is_in(vs.iter().cloned()));
         }
         if let Some(e) = null_check(col(), self.is_null) {

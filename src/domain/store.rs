@@ -26,6 +26,9 @@ pub struct Store {
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _slot: Option<OwnedMutexGuard<()>>,
+    /// Users this transaction created, remembered only once it commits: a user row that
+    /// rolled back must not be taken for an existing one.
+    pub(crate) new_users: std::sync::Mutex<Vec<((String, String), String)>>,
 }
 
 impl Deref for WriteTxn {
@@ -59,7 +62,18 @@ impl Store {
 
     /// Commits a write and wakes the event tailer.
     pub async fn commit(&self, txn: WriteTxn) -> Result<(), DbErr> {
+        let new_users = std::mem::take(
+            &mut *txn
+                .new_users
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         txn.commit().await?;
+        if !new_users.is_empty()
+            && let Ok(mut known) = self.known_users.write()
+        {
+            known.extend(new_users);
+        }
         self.events.written();
         Ok(())
     }
@@ -73,6 +87,7 @@ impl Store {
         Ok(WriteTxn {
             txn: self.db.begin().await?,
             _slot: slot,
+            new_users: Default::default(),
         })
     }
 }

@@ -6,6 +6,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::ids::{IdKind, new_id};
+use super::store::WriteTxn;
 use super::{Result, Store, now};
 use crate::auth::Principal;
 
@@ -28,8 +29,9 @@ impl From<users::Model> for User {
     }
 }
 
-/// The id of the principal's user row, creating it on first use.
-pub async fn ensure(store: &Store, conn: &impl ConnectionTrait, who: &Principal) -> Result<String> {
+/// The id of the principal's user row, creating it on first use (remembered once `txn`
+/// commits).
+pub async fn ensure(store: &Store, txn: &WriteTxn, who: &Principal) -> Result<String> {
     let key = (who.org.clone(), who.sub.clone());
     if let Ok(known) = store.known_users.read()
         && let Some(id) = known.get(&key)
@@ -51,11 +53,12 @@ pub async fn ensure(store: &Store, conn: &impl ConnectionTrait, who: &Principal)
                 .update_column(users::Column::Subject)
                 .to_owned(),
         )
-        .exec_with_returning(conn)
+        .exec_with_returning(&**txn)
         .await?;
-    if let Ok(mut known) = store.known_users.write() {
-        known.insert(key, model.id.clone());
-    }
+    txn.new_users
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((key, model.id.clone()));
     Ok(model.id)
 }
 

@@ -14,6 +14,7 @@ use async_graphql::{Name, PathSegment, Response, ServerError, ServerResult, Valu
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
+use super::limits::Rejection;
 use crate::auth::Scope;
 use crate::domain;
 
@@ -34,6 +35,9 @@ pub enum ApiError {
     Unauthenticated,
     #[error("the token lacks the `{0}` scope")]
     Forbidden(Scope),
+    /// An argument uses an input field (a filter on a guarded field) the token may not read.
+    #[error("`{input}` needs the `{scope}` scope")]
+    ForbiddenInput { input: String, scope: Scope },
 }
 
 pub struct ErrorMapping;
@@ -131,7 +135,16 @@ fn classify(err: &mut ServerError) {
     if let Some(api) = err.source::<ApiError>() {
         let code = match api {
             ApiError::Unauthenticated => codes::UNAUTHENTICATED,
-            ApiError::Forbidden(_) => codes::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForbiddenInput { .. } => codes::FORBIDDEN,
+        };
+        set_code(err, code);
+        return;
+    }
+    if let Some(rejection) = err.source::<Rejection>() {
+        let code = if rejection.is_input() {
+            codes::BAD_USER_INPUT
+        } else {
+            codes::VALIDATION_FAILED
         };
         set_code(err, code);
         return;
@@ -165,19 +178,22 @@ fn classify(err: &mut ServerError) {
     }
 }
 
-/// Whether a response failed before execution (parse or validation), which the
-/// GraphQL-over-HTTP spec answers with 400 under `application/graphql-response+json`.
+/// Whether a response failed before execution (parse, validation, or an input refused
+/// before anything ran), which the GraphQL-over-HTTP spec answers with 400 under
+/// `application/graphql-response+json`.
 pub fn is_request_error(response: &Response) -> bool {
     !response.errors.is_empty()
         && response.data == async_graphql::Value::Null
         && response.errors.iter().all(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .is_some_and(|c| {
-                    *c == async_graphql::Value::from(codes::PARSE_FAILED)
-                        || *c == async_graphql::Value::from(codes::VALIDATION_FAILED)
-                })
+            e.path.is_empty()
+                && e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .is_some_and(|c| {
+                        [codes::PARSE_FAILED, codes::VALIDATION_FAILED, codes::BAD_USER_INPUT]
+                            .iter()
+                            .any(|code| *c == async_graphql::Value::from(*code))
+                    })
         })
 }
 

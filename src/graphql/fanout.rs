@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response, Variables};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -299,16 +299,8 @@ fn deliver_to(recipients: &[(u64, Arc<dyn Recipient>)], result: &LiveResult) -> 
 /// Whether the operation the request selects is a subscription. One that does not parse
 /// runs alone, which reports why.
 fn is_subscription(request: &LiveRequest) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return false;
-    };
-    let operation = match (&document.operations, &request.operation_name) {
-        (DocumentOperations::Single(op), None) => Some(op),
-        (DocumentOperations::Single(_), Some(_)) => None,
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    operation.is_some_and(|op| op.node.ty == OperationType::Subscription)
+    super::operation_type(&request.query, request.operation_name.as_deref())
+        == Some(OperationType::Subscription)
 }
 
 fn render(response: &Response, first: bool) -> LiveResult {

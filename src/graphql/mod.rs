@@ -8,9 +8,11 @@ mod clients;
 mod connection;
 mod context;
 mod customers;
+mod document;
 mod errors;
 mod fanout;
 mod filters;
+mod limits;
 mod loaders;
 mod node;
 mod permissions;
@@ -24,6 +26,8 @@ use async_graphql::{MergedObject, Schema};
 pub use context::RequestAuth;
 pub use errors::{ErrorMapping, codes, is_request_error};
 pub use fanout::{LiveOperations, LiveRequest, LiveResult, Membership, Recipient};
+pub use document::operation_type;
+pub use limits::{Limits, Rejection};
 pub use loaders::Loaders;
 
 use crate::domain::Store;
@@ -51,35 +55,21 @@ pub use subscriptions::SubscriptionRoot;
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Limits a hostile query cannot get past.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub max_depth: usize,
-    pub max_complexity: usize,
-    pub introspection: bool,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_depth: 12,
-            max_complexity: 50_000,
-            introspection: true,
-        }
-    }
-}
-
 pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
-    let permissions = permissions::table_from_sdl(&sdl());
+    let permissions = std::sync::Arc::new(permissions::table_from_sdl(&sdl()));
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot,
     )
     .data(store)
+    .data(permissions.clone())
     .extension(ErrorMapping)
+    .extension(limits::RequestLimits::new(limits))
     .extension(permissions::ScopeEnforcement::new(permissions))
-    .limit_depth(limits.max_depth)
+    // Depth is checked by `RequestLimits`, which exempts introspection (schema tools need
+    // ~15 levels there); this stays as the backstop for everything else.
+    .limit_depth(limits::MAX_DOCUMENT_NESTING)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)
     .limit_directives(16);

@@ -7,19 +7,25 @@
 //! (Apollo's semantics): `[["a", "b"], ["c"]]` means a and b, or c.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextResolve, ResolveInfo,
 };
-use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
-use async_graphql::{PathSegment, ServerError, ServerResult, TypeDirective, Value};
+use async_graphql::parser::types::{InterfaceType, ObjectType, TypeKind, TypeSystemDefinition};
+use async_graphql::{
+    PathSegment, Request, ServerError, ServerResult, TypeDirective, Value, Variables,
+};
 
 use super::context::RequestAuth;
 use super::errors::{ApiError, codes};
 use crate::auth::{Principal, Scope};
 
-#[TypeDirective(name = "requiresScopes", location = "FieldDefinition")]
+#[TypeDirective(
+    name = "requiresScopes",
+    location = "FieldDefinition",
+    location = "InputFieldDefinition"
+)]
 pub fn requires_scopes(scopes: Vec<Vec<String>>) {}
 
 /// The argument of `@requiresScopes` for a field that needs every scope in `all`.
@@ -27,46 +33,145 @@ pub fn all_of(all: &[Scope]) -> Vec<Vec<String>> {
     vec![all.iter().map(|s| s.as_str().to_owned()).collect()]
 }
 
-/// (type, field) -> alternatives of scope sets.
-pub type PermissionTable = HashMap<(String, String), Vec<Vec<Scope>>>;
+/// Alternatives of scope sets: one of them must be held in full.
+pub type Alternatives = Vec<Vec<Scope>>;
 
-/// Reads the permission of every field from the schema's own SDL, so the table can never
-/// disagree with what clients are shown.
+/// What `@requiresScopes` declares, read from the schema's own SDL so that enforcement can
+/// never disagree with what clients are shown. An input field's scopes are those of reading
+/// the value it compares with: filtering on `email` reveals `email` as surely as selecting
+/// it does.
+#[derive(Default)]
+pub struct PermissionTable {
+    /// type -> field -> alternatives, for object and input fields alike.
+    fields: HashMap<String, HashMap<String, Alternatives>>,
+    /// type -> field -> arguments `(name, input type)` whose values can reach a guarded
+    /// input field; only fields with such arguments are listed.
+    guarded_arguments: HashMap<String, HashMap<String, Vec<(String, String)>>>,
+    /// Input types that can reach a guarded input field -> their fields' input types.
+    guarded_inputs: HashMap<String, HashMap<String, String>>,
+}
+
+impl PermissionTable {
+    pub fn get(&self, ty: &str, field: &str) -> Option<&Alternatives> {
+        self.fields.get(ty)?.get(field)
+    }
+
+    fn guarded_arguments(&self, ty: &str, field: &str) -> Option<&Vec<(String, String)>> {
+        self.guarded_arguments.get(ty)?.get(field)
+    }
+}
+
+fn named_type(ty: &async_graphql::parser::types::Type) -> &str {
+    use async_graphql::parser::types::BaseType;
+    let mut ty = ty;
+    loop {
+        match &ty.base {
+            BaseType::Named(name) => return name.as_str(),
+            BaseType::List(inner) => ty = inner,
+        }
+    }
+}
+
+fn declared_scopes(
+    directives: &[async_graphql::Positioned<async_graphql::parser::types::ConstDirective>],
+) -> Option<Alternatives> {
+    directives
+        .iter()
+        .filter(|d| d.node.name.node == "requiresScopes")
+        .find_map(|d| d.node.get_argument("scopes"))
+        .map(|arg| parse_alternatives(&arg.node))
+}
+
 pub fn table_from_sdl(sdl: &str) -> PermissionTable {
-    let mut table = PermissionTable::new();
+    let mut table = PermissionTable::default();
     let Ok(doc) = async_graphql::parser::parse_schema(sdl) else {
         return table;
     };
+    // (type, field, arguments) of every object field, and every input type's fields.
+    let mut object_fields = Vec::new();
+    let mut input_types: HashMap<String, HashMap<String, String>> = HashMap::new();
     for def in doc.definitions {
         let TypeSystemDefinition::Type(ty) = def else {
             continue;
         };
         let ty = ty.node;
-        let fields = match &ty.kind {
-            TypeKind::Object(o) => &o.fields,
-            TypeKind::Interface(i) => &i.fields,
-            _ => continue,
-        };
-        for field in fields {
-            for directive in &field.node.directives {
-                if directive.node.name.node != "requiresScopes" {
-                    continue;
+        let type_name = ty.name.node.to_string();
+        match &ty.kind {
+            TypeKind::Object(ObjectType { fields, .. })
+            | TypeKind::Interface(InterfaceType { fields, .. }) => {
+                for field in fields {
+                    let field = &field.node;
+                    if let Some(alternatives) = declared_scopes(&field.directives) {
+                        table
+                            .fields
+                            .entry(type_name.clone())
+                            .or_default()
+                            .insert(field.name.node.to_string(), alternatives);
+                    }
+                    let arguments: Vec<(String, String)> = field
+                        .arguments
+                        .iter()
+                        .map(|a| (a.node.name.node.to_string(), named_type(&a.node.ty.node).to_owned()))
+                        .collect();
+                    object_fields.push((type_name.clone(), field.name.node.to_string(), arguments));
                 }
-                let Some(arg) = directive.node.get_argument("scopes") else {
-                    continue;
-                };
-                let alternatives = parse_alternatives(&arg.node);
-                table.insert(
-                    (ty.name.node.to_string(), field.node.name.node.to_string()),
-                    alternatives,
-                );
             }
+            TypeKind::InputObject(input) => {
+                let mut fields = HashMap::new();
+                for field in &input.fields {
+                    let field = &field.node;
+                    if let Some(alternatives) = declared_scopes(&field.directives) {
+                        table
+                            .fields
+                            .entry(type_name.clone())
+                            .or_default()
+                            .insert(field.name.node.to_string(), alternatives);
+                    }
+                    fields.insert(field.name.node.to_string(), named_type(&field.ty.node).to_owned());
+                }
+                input_types.insert(type_name, fields);
+            }
+            _ => {}
         }
     }
+    // The input types that reach a guarded field, directly or through other input types.
+    let mut guarded: std::collections::HashSet<String> = input_types
+        .keys()
+        .filter(|name| table.fields.contains_key(*name))
+        .cloned()
+        .collect();
+    loop {
+        let before = guarded.len();
+        for (name, fields) in &input_types {
+            if fields.values().any(|ty| guarded.contains(ty)) {
+                guarded.insert(name.clone());
+            }
+        }
+        if guarded.len() == before {
+            break;
+        }
+    }
+    for (ty, field, arguments) in object_fields {
+        let reaching: Vec<(String, String)> = arguments
+            .into_iter()
+            .filter(|(_, arg_type)| guarded.contains(arg_type))
+            .collect();
+        if !reaching.is_empty() {
+            table
+                .guarded_arguments
+                .entry(ty)
+                .or_default()
+                .insert(field, reaching);
+        }
+    }
+    table.guarded_inputs = input_types
+        .into_iter()
+        .filter(|(name, _)| guarded.contains(name))
+        .collect();
     table
 }
 
-fn parse_alternatives(value: &Value) -> Vec<Vec<Scope>> {
+fn parse_alternatives(value: &Value) -> Alternatives {
     let names = |v: &Value| -> Vec<Scope> {
         match v {
             Value::List(items) => items
@@ -92,15 +197,27 @@ pub fn allows(who: &Principal, alternatives: &[Vec<Scope>]) -> bool {
         .any(|all| all.iter().all(|s| who.has(*s)))
 }
 
+/// Whether the caller of this request may read `ty.field` (for rules that widen what a
+/// resolver does, such as what `search` matches).
+pub fn may_read(ctx: &async_graphql::Context<'_>, ty: &str, field: &str) -> bool {
+    let Some(alternatives) = ctx
+        .data_opt::<Arc<PermissionTable>>()
+        .and_then(|table| table.get(ty, field))
+    else {
+        return true;
+    };
+    ctx.data_opt::<RequestAuth>()
+        .and_then(|auth| auth.0.as_ref())
+        .is_some_and(|who| allows(who, alternatives))
+}
+
 pub struct ScopeEnforcement {
     table: Arc<PermissionTable>,
 }
 
 impl ScopeEnforcement {
-    pub fn new(table: PermissionTable) -> Self {
-        Self {
-            table: Arc::new(table),
-        }
+    pub fn new(table: Arc<PermissionTable>) -> Self {
+        Self { table }
     }
 }
 
@@ -108,12 +225,15 @@ impl ExtensionFactory for ScopeEnforcement {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(Enforcer {
             table: self.table.clone(),
+            variables: OnceLock::new(),
         })
     }
 }
 
 struct Enforcer {
     table: Arc<PermissionTable>,
+    /// The request's variables, for arguments that reach guarded input fields.
+    variables: OnceLock<Variables>,
 }
 
 fn path_of(info: &ResolveInfo<'_>) -> Vec<PathSegment> {
@@ -136,7 +256,7 @@ pub fn path_segments(node: &async_graphql::QueryPathNode<'_>) -> Vec<PathSegment
 fn refusal(info: &ResolveInfo<'_>, err: ApiError) -> ServerError {
     let code = match err {
         ApiError::Unauthenticated => codes::UNAUTHENTICATED,
-        ApiError::Forbidden(_) => codes::FORBIDDEN,
+        ApiError::Forbidden(_) | ApiError::ForbiddenInput { .. } => codes::FORBIDDEN,
     };
     let mut error = ServerError::new(err.to_string(), None).with_path(path_of(info));
     error
@@ -146,32 +266,100 @@ fn refusal(info: &ResolveInfo<'_>, err: ApiError) -> ServerError {
     error
 }
 
+/// The first scope of the first alternative that `who` lacks, to name in the error.
+fn missing(who: &Principal, alternatives: &[Vec<Scope>]) -> Scope {
+    alternatives
+        .first()
+        .and_then(|all| all.iter().find(|s| !who.has(**s)).copied())
+        .unwrap_or(Scope::CustomersRead)
+}
+
+impl Enforcer {
+    /// The first input field in `value` (of input type `ty`) that `who` may not use.
+    fn forbidden_input(&self, who: &Principal, value: &Value, ty: &str) -> Option<ApiError> {
+        let fields = self.table.guarded_inputs.get(ty)?;
+        match value {
+            Value::List(items) => items
+                .iter()
+                .find_map(|item| self.forbidden_input(who, item, ty)),
+            Value::Object(given) => given.iter().find_map(|(name, value)| {
+                if *value == Value::Null {
+                    return None;
+                }
+                if let Some(alternatives) = self.table.get(ty, name)
+                    && !allows(who, alternatives)
+                {
+                    return Some(ApiError::ForbiddenInput {
+                        input: format!("{ty}.{name}"),
+                        scope: missing(who, alternatives),
+                    });
+                }
+                let field_type = fields.get(name.as_str())?;
+                self.forbidden_input(who, value, field_type)
+            }),
+            _ => None,
+        }
+    }
+
+    /// Arguments of the field that use input fields the caller may not read.
+    fn check_arguments(&self, who: &Principal, info: &ResolveInfo<'_>) -> Option<ApiError> {
+        let guarded = self.table.guarded_arguments(info.parent_type, info.name)?;
+        let empty = Variables::default();
+        let variables = self.variables.get().unwrap_or(&empty);
+        guarded.iter().find_map(|(argument, ty)| {
+            let (_, value) = info
+                .field
+                .arguments
+                .iter()
+                .find(|(name, _)| name.node.as_str() == argument)?;
+            let value = value
+                .node
+                .clone()
+                .into_const_with(|name| variables.get(&name).cloned().ok_or(()))
+                .ok()?;
+            self.forbidden_input(who, &value, ty)
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for Enforcer {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let _ = self.variables.set(request.variables.clone());
+        next.run(ctx, request).await
+    }
+
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        if let Some(alternatives) = self
-            .table
-            .get(&(info.parent_type.to_owned(), info.name.to_owned()))
-        {
-            let who = ctx
-                .data_opt::<RequestAuth>()
-                .and_then(|auth| auth.0.as_ref());
-            match who {
+        let who = || {
+            ctx.data_opt::<RequestAuth>()
+                .and_then(|auth| auth.0.as_ref())
+        };
+        if let Some(alternatives) = self.table.get(info.parent_type, info.name) {
+            match who() {
                 None => return Err(refusal(&info, ApiError::Unauthenticated)),
                 Some(who) if !allows(who, alternatives) => {
-                    let missing = alternatives
-                        .first()
-                        .and_then(|all| all.iter().find(|s| !who.has(**s)).copied())
-                        .unwrap_or(Scope::CustomersRead);
-                    return Err(refusal(&info, ApiError::Forbidden(missing)));
+                    return Err(refusal(
+                        &info,
+                        ApiError::Forbidden(missing(who, alternatives)),
+                    ));
                 }
                 Some(_) => {}
             }
+        }
+        if let Some(who) = who()
+            && let Some(refused) = self.check_arguments(who, &info)
+        {
+            return Err(refusal(&info, refused));
         }
         next.run(ctx, info).await
     }
@@ -184,7 +372,7 @@ mod tests {
     #[test]
     fn the_table_holds_what_the_sdl_declares() {
         let table = table_from_sdl(&crate::graphql::sdl());
-        let get = |t: &str, f: &str| table.get(&(t.to_owned(), f.to_owned())).cloned();
+        let get = |t: &str, f: &str| table.get(t, f).cloned();
         assert_eq!(get("Customer", "email"), Some(vec![vec![Scope::PiiRead]]));
         assert_eq!(
             get("Query", "customers"),
@@ -195,5 +383,11 @@ mod tests {
             Some(vec![vec![Scope::ActivitiesWrite]])
         );
         assert_eq!(get("Customer", "name"), None);
+        assert_eq!(
+            get("CustomerFilter", "email"),
+            Some(vec![vec![Scope::PiiRead]])
+        );
+        assert!(table.guarded_arguments("Query", "customers").is_some());
+        assert!(table.guarded_arguments("Query", "customer").is_none());
     }
 }

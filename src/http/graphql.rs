@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Request as GqlRequest, Variables};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::error::HttpError;
 use super::negotiate::{ResponseFormat, is_json_body, response_format, wants_html};
 use super::{AppState, auth, playground, ws};
-use crate::graphql::{Loaders, RequestAuth, is_request_error};
+use crate::graphql::{Loaders, RequestAuth, is_request_error, operation_type};
 
 /// The body of a POST, or the parameters of a GET.
 #[derive(Deserialize, Default)]
@@ -170,17 +170,6 @@ fn query_params(query: &str) -> Option<GetParams> {
     Some(params)
 }
 
-/// The type of the operation a request would run, when the document parses.
-fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let doc = async_graphql::parser::parse_query(query).ok()?;
-    match doc.operations {
-        DocumentOperations::Single(op) => Some(op.node.ty),
-        DocumentOperations::Multiple(ops) => operation_name
-            .and_then(|name| ops.get(name))
-            .map(|op| op.node.ty),
-    }
-}
-
 async fn execute(
     state: AppState,
     headers: &HeaderMap,
@@ -221,12 +210,12 @@ async fn execute(
     request = request.data(RequestAuth(principal));
 
     let started = Instant::now();
-    let span = tracing::info_span!("graphql", operation = %operation);
+    let span = tracing::info_span!("graphql", operation = ?operation);
     let response = state.schema.execute(request).instrument(span).await;
     let elapsed = started.elapsed();
     state.metrics.graphql_seconds.observe(elapsed.as_secs_f64());
     tracing::info!(
-        operation = %operation,
+        operation = ?operation,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         errors = response.errors.len(),
         "graphql executed"

@@ -8,6 +8,7 @@ mod negotiate;
 mod oauth;
 mod ops;
 mod playground;
+mod revocations;
 mod throttle;
 mod ws;
 
@@ -26,6 +27,7 @@ use crate::auth::{TokenIssuer, TokenVerifier};
 use crate::domain::Store;
 use crate::graphql::{CrmSchema, LiveOperations};
 use crate::metrics::{Metrics, StatusLabel};
+pub use revocations::RevocationWatch;
 pub use throttle::Throttle;
 
 #[derive(Clone)]
@@ -49,6 +51,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Upgraded connections, which the HTTP server's graceful shutdown does not wait for.
     pub sockets: tokio_util::task::TaskTracker,
+    /// Recent revocations, which close the WebSockets of revoked tokens.
+    pub revocations: RevocationWatch,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {

@@ -13,7 +13,7 @@ use sea_orm::{
 
 use super::scope::live;
 use super::{Activity, ActivityFilter, ActivityQuery};
-use crate::domain::filter::{add_eq, add_text, add_time, combine, contains};
+use crate::domain::filter::{add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::page::Slice;
 use crate::domain::{Result, Store};
 
@@ -146,6 +146,7 @@ fn condition(f: &ActivityFilter, depth: usize) -> Result<Condition> {
     cond = add_time(cond, &f.created_at, C::CreatedAt)?;
     cond = add_time(cond, &f.updated_at, C::UpdatedAt)?;
     if let Some(text) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        check_text("search", text)?;
         cond = cond.add(
             Condition::any()
                 .add(contains(Expr::col(C::Subject), text))

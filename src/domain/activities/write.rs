@@ -35,7 +35,7 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
             "no such customer",
         ));
     }
-    let author = users::ensure(store, &*txn, who).await?;
+    let author = users::ensure(store, &txn, who).await?;
     let at = now();
     let model = activities::ActiveModel {
         id: Set(new_id(IdKind::Activity)),
@@ -76,7 +76,7 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
         who,
         &activity,
         Op::Created,
-        events::all_fields(&snapshot),
+        events::all_fields(&snapshot, Activity::field_name),
         snapshot,
     )
     .await?;
@@ -114,10 +114,7 @@ pub async fn update(
         after.completed_at = t;
     }
     let old = Activity::try_from(before.clone())?;
-    let changed = events::changed_fields(
-        &serde_json::to_value(&old)?,
-        &serde_json::to_value(Activity::try_from(after.clone())?)?,
-    );
+    let changed = changed_fields(&old, &Activity::try_from(after.clone())?)?;
     if changed.is_empty() {
         store.commit(txn).await?;
         return Ok(old);
@@ -150,18 +147,21 @@ pub async fn delete(
     after.version = before.version + 1;
     let activity = save(&txn, &before, after).await?;
     refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
+    // `Activity` does not expose `deletedAt`: the op alone tells of the deletion.
+    let changed = changed_fields(&Activity::try_from(before)?, &activity)?;
     let snapshot = serde_json::to_value(&activity)?;
-    append(
-        &txn,
-        who,
-        &activity,
-        Op::Deleted,
-        vec!["deletedAt".to_owned()],
-        snapshot,
-    )
-    .await?;
+    append(&txn, who, &activity, Op::Deleted, changed, snapshot).await?;
     store.commit(txn).await?;
     Ok(activity)
+}
+
+/// The `changedFields` of a write from `before` to `after`: GraphQL field names.
+fn changed_fields(before: &Activity, after: &Activity) -> Result<Vec<String>> {
+    Ok(events::changed_fields(
+        &serde_json::to_value(before)?,
+        &serde_json::to_value(after)?,
+        Activity::field_name,
+    ))
 }
 
 async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<activities::Model> {

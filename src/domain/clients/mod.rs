@@ -249,6 +249,53 @@ pub async fn prune_revoked_tokens(conn: &impl sea_orm::ConnectionTrait) -> Resul
     Ok(done.rows_affected)
 }
 
+/// Tokens and clients revoked recently, for ending connections that hold them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// `jti`s of revoked tokens.
+    pub tokens: BTreeSet<String>,
+    /// Ids of revoked clients (every token they hold is revoked with them).
+    pub clients: BTreeSet<String>,
+}
+
+impl Revoked {
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty() && self.clients.is_empty()
+    }
+
+    /// Whether a token (its `jti`, issued to `client_id`) is among these.
+    pub fn covers(&self, jti: &str, client_id: &str) -> bool {
+        self.tokens.contains(jti) || self.clients.contains(client_id)
+    }
+}
+
+/// What was revoked at or after `since`, on any instance. A cross-tenant read: it names
+/// only ids, which the caller compares with the tokens it holds.
+pub async fn revoked_since(
+    conn: &impl sea_orm::ConnectionTrait,
+    since: DateTime<Utc>,
+) -> Result<Revoked> {
+    use sea_orm::QuerySelect;
+    let tokens: Vec<String> = revoked_tokens::Entity::find()
+        .select_only()
+        .column(revoked_tokens::Column::Jti)
+        .filter(revoked_tokens::Column::RevokedAt.gte(since))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let clients: Vec<String> = api_clients::Entity::find()
+        .select_only()
+        .column(api_clients::Column::Id)
+        .filter(api_clients::Column::RevokedAt.gte(since))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(Revoked {
+        tokens: tokens.into_iter().collect(),
+        clients: clients.into_iter().collect(),
+    })
+}
+
 /// Whether a token issued to an API client may still be used: neither the token nor the
 /// client was revoked.
 pub async fn token_is_live(store: &Store, jti: &str, client_id: &str) -> Result<bool> {

@@ -50,8 +50,8 @@ impl LifecycleStage {
     }
 }
 
-/// A customer as the rest of the service sees it; also the event snapshot (camelCase, the
-/// GraphQL field names, so `changedFields` speaks the client's language).
+/// A customer as the rest of the service sees it; also the event snapshot (camelCase; its
+/// keys become `changedFields` through [`Customer::field_name`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Customer {
@@ -70,6 +70,18 @@ pub struct Customer {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Customer {
+    /// The field of the GraphQL `Customer` type that shows a snapshot key, or `None` for a key
+    /// it does not expose: the one mapping from snapshot keys to `changedFields` names.
+    pub fn field_name(key: &str) -> Option<&str> {
+        match key {
+            "orgId" => None,
+            "ownerId" => Some("owner"),
+            other => Some(other),
+        }
+    }
 }
 
 impl TryFrom<customers::Model> for Customer {
@@ -175,8 +187,11 @@ pub struct CustomerFilter {
     pub created_at: Option<TimeOps>,
     pub updated_at: Option<TimeOps>,
     pub last_activity_at: Option<TimeOps>,
-    /// Free text over name, email, company and phone.
+    /// Free text over name and company, and over email and phone when `search_private`.
     pub search: Option<String>,
+    /// Whether `search` (at any level of the filter) matches email and phone: set only for
+    /// callers who may read them, or search would reveal them.
+    pub search_private: bool,
     /// Soft-deleted customers instead of live ones.
     pub deleted: Option<bool>,
     pub and: Vec<CustomerFilter>,

@@ -9,7 +9,9 @@ use sea_orm::{
 
 use super::scope::{live, scoped};
 use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
-use crate::domain::filter::{add_eq, add_text, add_time, combine, contains, like_escape};
+use crate::domain::filter::{
+    add_eq, add_text, add_time, check_text, combine, contains, like_escape,
+};
 use crate::domain::page::Slice;
 use crate::domain::{Result, Store};
 
@@ -62,12 +64,14 @@ fn filtered(org: &str, filter: &CustomerFilter) -> Result<sea_orm::Select<custom
     } else {
         C::DeletedAt.is_null()
     };
+    let private = filter.search_private;
     Ok(scoped(org)
         .filter(deleted_cond)
-        .filter(condition(filter, 0)?))
+        .filter(condition(filter, 0, private)?))
 }
 
-fn condition(f: &CustomerFilter, depth: usize) -> Result<Condition> {
+/// `private`: whether `search` may match email and phone (only for callers who may read them).
+fn condition(f: &CustomerFilter, depth: usize, private: bool) -> Result<Condition> {
     let mut cond = Condition::all();
     cond = add_eq(cond, &f.id, C::Id)?;
     cond = add_text(cond, &f.name, C::Name)?;
@@ -80,15 +84,22 @@ fn condition(f: &CustomerFilter, depth: usize) -> Result<Condition> {
     cond = add_time(cond, &f.updated_at, C::UpdatedAt)?;
     cond = add_time(cond, &f.last_activity_at, C::LastActivityAt)?;
     if let Some(tag) = &f.tag {
+        check_text("tag", tag)?;
         // Tags are a JSON array of lower-cased strings: match the quoted element.
         let quoted = serde_json::to_string(&tag.trim().to_lowercase())?;
         let pattern = format!("%{}%", like_escape(&quoted));
         cond = cond.add(Expr::col(C::Tags).like(LikeExpr::new(pattern).escape('\\')));
     }
     if let Some(text) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        check_text("search", text)?;
+        let columns: &[C] = if private {
+            &[C::Name, C::Email, C::Company, C::Phone]
+        } else {
+            &[C::Name, C::Company]
+        };
         let mut any = Condition::any();
-        for col in [C::Name, C::Email, C::Company, C::Phone] {
-            any = any.add(contains(Expr::col(col), text));
+        for col in columns {
+            any = any.add(contains(Expr::col(*col), text));
         }
         cond = cond.add(any);
     }
@@ -101,7 +112,9 @@ fn condition(f: &CustomerFilter, depth: usize) -> Result<Condition> {
             C::DeletedAt.is_null()
         });
     }
-    combine(cond, &f.and, &f.or, f.not.as_deref(), depth, condition)
+    combine(cond, &f.and, &f.or, f.not.as_deref(), depth, |f, depth| {
+        condition(f, depth, private)
+    })
 }
 
 /// External ids of the given customers (of `org`), oldest first.

@@ -24,7 +24,7 @@ use customers::Column as C;
 pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -> Result<Customer> {
     let valid: ValidCustomer = validate::new_customer(input)?;
     let txn = store.write().await?;
-    let actor = users::ensure(store, &*txn, who).await?;
+    let actor = users::ensure(store, &txn, who).await?;
     let owner = match valid.owner_id {
         Some(id) => checked_owner(&*txn, &who.org, id).await?,
         None => actor,
@@ -53,15 +53,13 @@ pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -
     insert_social_profiles(&txn, &who.org, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(
-        &txn,
-        who,
-        &customer,
-        Op::Created,
-        events::all_fields(&snapshot),
-        snapshot,
-    )
-    .await?;
+    let mut fields = events::all_fields(&snapshot, Customer::field_name);
+    add_link_fields(
+        &mut fields,
+        !valid.external_ids.is_empty(),
+        !valid.social_profiles.is_empty(),
+    );
+    append(&txn, who, &customer, Op::Created, fields, snapshot).await?;
     store.commit(txn).await?;
     Ok(customer)
 }
@@ -104,14 +102,14 @@ pub async fn update(
     if let Some(fields) = patch.custom_fields {
         after.custom_fields = fields;
     }
-    let mut links_changed = false;
+    let (mut external_ids_set, mut social_profiles_set) = (false, false);
     if let Some(ids) = patch.external_ids {
         customer_external_ids::Entity::delete_many()
             .filter(customer_external_ids::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
         insert_external_ids(&txn, &who.org, id, &ids).await?;
-        links_changed = true;
+        external_ids_set = true;
     }
     if let Some(profiles) = patch.social_profiles {
         social_profiles::Entity::delete_many()
@@ -119,17 +117,11 @@ pub async fn update(
             .exec(&*txn)
             .await?;
         insert_social_profiles(&txn, &who.org, id, &profiles).await?;
-        links_changed = true;
+        social_profiles_set = true;
     }
     let old = Customer::try_from(before.clone())?;
-    let old_snapshot = serde_json::to_value(&old)?;
-    let mut changed = events::changed_fields(
-        &old_snapshot,
-        &serde_json::to_value(Customer::try_from(after.clone())?)?,
-    );
-    if links_changed {
-        changed.push("links".to_owned());
-    }
+    let mut changed = changed_fields(&old, &Customer::try_from(after.clone())?)?;
+    add_link_fields(&mut changed, external_ids_set, social_profiles_set);
     if changed.is_empty() {
         // Nothing to write: no version bump, no event.
         store.commit(txn).await?;
@@ -159,16 +151,9 @@ pub async fn delete(
     after.updated_at = at;
     after.version = before.version + 1;
     let customer = save(&txn, &before, after).await?;
+    let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(
-        &txn,
-        who,
-        &customer,
-        Op::Deleted,
-        vec!["deletedAt".to_owned()],
-        snapshot,
-    )
-    .await?;
+    append(&txn, who, &customer, Op::Deleted, changed, snapshot).await?;
     store.commit(txn).await?;
     Ok(customer)
 }
@@ -191,18 +176,34 @@ pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Custome
     after.updated_at = now();
     after.version = before.version + 1;
     let customer = save(&txn, &before, after).await?;
+    let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(
-        &txn,
-        who,
-        &customer,
-        Op::Restored,
-        vec!["deletedAt".to_owned()],
-        snapshot,
-    )
-    .await?;
+    append(&txn, who, &customer, Op::Restored, changed, snapshot).await?;
     store.commit(txn).await?;
     Ok(customer)
+}
+
+/// The `changedFields` of a write from `before` to `after`: GraphQL field names.
+fn changed_fields(before: &Customer, after: &Customer) -> Result<Vec<String>> {
+    Ok(events::changed_fields(
+        &serde_json::to_value(before)?,
+        &serde_json::to_value(after)?,
+        Customer::field_name,
+    ))
+}
+
+/// Adds the list fields that live in tables of their own (and so not in the snapshot) when a
+/// write set them.
+fn add_link_fields(fields: &mut Vec<String>, external_ids: bool, social_profiles: bool) {
+    for (set, name) in [
+        (external_ids, "externalIds"),
+        (social_profiles, "socialProfiles"),
+    ] {
+        if set && !fields.iter().any(|f| f == name) {
+            fields.push(name.to_owned());
+        }
+    }
+    fields.sort();
 }
 
 async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<customers::Model> {

@@ -2,6 +2,8 @@ use async_graphql::types::Json;
 use async_graphql::{Enum, ID, InputObject, MaybeUndefined};
 
 use super::types::LifecycleStage;
+use crate::auth::Scope;
+use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::domain::customers::{
     CustomerFilter, CustomerOrder, CustomerPatch, CustomerSortField, NewCustomer, NewExternalId,
     NewSocialProfile,
@@ -27,7 +29,9 @@ fn stage_name(stage: LifecycleStage) -> &'static str {
 pub struct CustomerFilterInput {
     pub id: Option<IdFilter>,
     pub name: Option<StringFilter>,
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     pub email: Option<StringFilter>,
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     pub phone: Option<StringFilter>,
     pub company: Option<StringFilter>,
     pub lifecycle_stage: Option<LifecycleStageFilter>,
@@ -37,7 +41,8 @@ pub struct CustomerFilterInput {
     pub created_at: Option<DateTimeFilter>,
     pub updated_at: Option<DateTimeFilter>,
     pub last_activity_at: Option<DateTimeFilter>,
-    /// Free text, matched against name, email, company and phone, ignoring case.
+    /// Free text, matched against name and company, ignoring case; also against email and
+    /// phone for tokens that may read them (`pii:read`).
     pub search: Option<String>,
     /// `true` lists the trash (soft-deleted customers) instead of live ones.
     pub deleted: Option<bool>,
@@ -64,6 +69,8 @@ impl From<CustomerFilterInput> for CustomerFilter {
             updated_at: ops(f.updated_at),
             last_activity_at: ops(f.last_activity_at),
             search: f.search,
+            // Widened by the resolver for callers who may read email and phone.
+            search_private: false,
             deleted: f.deleted,
             and: many(f.and),
             or: many(f.or),

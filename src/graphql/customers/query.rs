@@ -6,7 +6,7 @@ use crate::auth::Scope;
 use crate::domain::customers::{self, CustomerQuery as Query};
 use crate::domain::page::PageArgs;
 use crate::graphql::context::{principal, store};
-use crate::graphql::permissions::{all_of, requires_scopes};
+use crate::graphql::permissions::{all_of, may_read, requires_scopes};
 
 #[derive(Default)]
 pub struct CustomerQuery;
@@ -40,8 +40,10 @@ impl CustomerQuery {
         order_by: Option<CustomerOrderInput>,
     ) -> Result<Option<CustomerConnection>> {
         let who = principal(ctx)?;
+        let mut filter: customers::CustomerFilter = filter.map(Into::into).unwrap_or_default();
+        filter.search_private = may_read(ctx, "Customer", "email") && may_read(ctx, "Customer", "phone");
         let query = Query {
-            filter: filter.map(Into::into).unwrap_or_default(),
+            filter,
             order: order_by.map(Into::into).unwrap_or_default(),
             page: PageArgs {
                 first,

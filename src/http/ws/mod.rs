@@ -12,8 +12,12 @@
 //! | an operation id already in use | 4409 |
 //! | a message that is not valid | 4400 |
 //! | the token expires | 4403 |
+//! | the token or its client is revoked (on any instance) | 4403 |
 //! | the client reads too slowly to keep up (a full outbox, or a write stuck for 10 s) | 1013 |
 //! | the server shuts down (after sending what was queued) | 1001 |
+//!
+//! A close frame from the client is answered with one echoing its code (RFC 6455 §5.5.1), and
+//! nothing more is sent.
 
 mod outbox;
 
@@ -173,20 +177,21 @@ pub async fn serve(
     let init_timer = sleep_until(Instant::now() + init_timeout);
     let expiry_timer = sleep_until(conn.expiry().unwrap_or(far));
     let ping_timer = sleep_until(Instant::now() + PING_EVERY);
+    let mut revocations = conn.state.revocations.subscribe();
     tokio::pin!(stopping, init_timer, expiry_timer, ping_timer);
     // This task reads, keeps time, and sends what the socket did not take at once. While it
     // waits on a slow client, what is delivered to it queues, and a full queue closes it.
-    let close = loop {
+    let close: Option<Close> = loop {
         tokio::select! {
             biased;
             () = outbox.pending() => {
                 if outbox.too_slow() {
-                    break Some(TOO_SLOW);
+                    break Some(Close::Server(TOO_SLOW.0, TOO_SLOW.1));
                 }
                 match timeout(CLOSE_GRACE, outbox.drain()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
-                    Err(_) => break Some(TOO_SLOW),
+                    Err(_) => break Some(Close::Server(TOO_SLOW.0, TOO_SLOW.1)),
                 }
             }
             Some(Done(id, serial)) = done.recv() => {
@@ -197,18 +202,24 @@ pub async fn serve(
             msg = incoming.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     if let Some(close) = conn.handle(text.as_str()).await {
-                        break Some(close);
+                        break Some(Close::Server(close.0, close.1));
                     }
                     // `connection_init` may have brought a token, and with it an expiry.
                     expiry_timer.as_mut().reset(conn.expiry().unwrap_or(far));
                 }
-                Some(Ok(Message::Binary(_))) => break Some((4400, "binary messages are not part of the protocol")),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                Some(Ok(Message::Binary(_))) => break Some(Close::Server(4400, "binary messages are not part of the protocol")),
+                Some(Ok(Message::Close(_))) => break Some(Close::Echo),
+                None | Some(Err(_)) => break None,
                 Some(Ok(_)) => {}
             },
-            () = &mut stopping => break Some((1001, "the server is shutting down")),
-            () = &mut init_timer, if !conn.acked => break Some((4408, "Connection initialisation timeout")),
-            () = &mut expiry_timer, if conn.acked && conn.auth.is_some() => break Some((4403, "the token expired")),
+            () = &mut stopping => break Some(Close::Server(1001, "the server is shutting down")),
+            () = &mut init_timer, if !conn.acked => break Some(Close::Server(4408, "Connection initialisation timeout")),
+            () = &mut expiry_timer, if conn.acked && conn.auth.is_some() => break Some(Close::Server(4403, "the token expired")),
+            Ok(revoked) = revocations.recv(), if conn.revocable() => {
+                if conn.is_revoked(&revoked) {
+                    break Some(Close::Server(4403, "the token was revoked"));
+                }
+            }
             () = &mut ping_timer, if conn.acked => {
                 ping_timer.as_mut().reset(Instant::now() + PING_EVERY);
                 let ping = match conn.protocol {
@@ -223,9 +234,21 @@ pub async fn serve(
     // its other subscribers.
     conn.operations.clear();
     drop(conn);
-    let Some((code, reason)) = close else {
-        outbox.close(true);
-        return;
+    let (code, reason) = match close {
+        None => {
+            outbox.close(true);
+            return;
+        }
+        // RFC 6455 §5.5.1: the client closed, and its close is answered with its own code
+        // (a code not allowed on the wire gets 1002); nothing else goes out after it, so what
+        // waits is dropped. tungstenite queued that answer when it read the close, and refuses
+        // to send another: flushing the socket sends it.
+        Some(Close::Echo) => {
+            outbox.close(true);
+            let _ = timeout(CLOSE_GRACE, outbox.drain()).await;
+            return;
+        }
+        Some(Close::Server(code, reason)) => (code, reason),
     };
     // What was queued before the close goes out first (a slow client gets no more).
     outbox.close(code == TOO_SLOW.0);
@@ -237,7 +260,29 @@ pub async fn serve(
     let _ = timeout(CLOSE_GRACE, outbox.send_last(Message::Close(Some(frame)))).await;
 }
 
+/// How a connection ends, when it ends with a close frame.
+enum Close {
+    /// The server closes with this code and reason.
+    Server(u16, &'static str),
+    /// The client closed; its close frame is echoed.
+    Echo,
+}
+
 impl Connection {
+    /// Whether the connection's token is one that can be revoked (issued to an API client).
+    fn revocable(&self) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|a| a.jti.is_some() && a.client_id.is_some())
+    }
+
+    fn is_revoked(&self, revoked: &crate::domain::clients::Revoked) -> bool {
+        self.auth.as_ref().is_some_and(|a| match (&a.jti, &a.client_id) {
+            (Some(jti), Some(client_id)) => revoked.covers(jti, client_id),
+            _ => false,
+        })
+    }
+
     fn expiry(&self) -> Option<Instant> {
         let exp = self.auth.as_ref()?.exp;
         let left = exp - chrono::Utc::now().timestamp();

@@ -1,0 +1,27 @@
+//! Reading a request's document outside execution (the HTTP method check, grouping of live
+//! operations): bounded before it is parsed, and the operation chosen exactly as execution
+//! will choose it.
+
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+
+use super::limits::check_nesting;
+
+/// Parses a document whose nesting was checked first, so the parser cannot overflow.
+pub fn parse_bounded(document: &str) -> Option<ExecutableDocument> {
+    check_nesting(document).ok()?;
+    async_graphql::parser::parse_query(document).ok()
+}
+
+/// The type of the operation a request would run: the named one, or the document's only
+/// one when no name is given. `None` when execution would refuse the request anyway.
+pub fn operation_type(document: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let doc = parse_bounded(document)?;
+    let operation = match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => Some(op),
+        (DocumentOperations::Single(_), Some(_)) => None,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.map(|op| op.node.ty)
+}
