@@ -16,7 +16,7 @@ use super::activities::{Activity, ActivityKind};
 use super::customers::{Customer, LifecycleStage};
 use super::ids::{IdKind, new_id};
 use super::{Result, Store, now};
-use crate::events::{Op, all_fields};
+use crate::events::{FieldNames, Op, all_fields};
 
 /// What a seed run wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -84,6 +84,7 @@ pub async fn seed(
         tags.sort();
         let customer_id = new_id(IdKind::Customer);
         let mut last_activity = None;
+        let mut activity_events = Vec::with_capacity(activities_per_customer);
         for _ in 0..activities_per_customer {
             let occurred = created + Duration::minutes(rng.random_range(0..60 * 24 * 30));
             last_activity = last_activity.max(Some(occurred));
@@ -108,11 +109,12 @@ pub async fn seed(
                 updated_at: at,
                 deleted_at: None,
             };
-            pending_events.push(event_row(
+            activity_events.push(event_row(
                 org,
                 "activity",
                 &activity.id,
                 serde_json::to_value(&activity)?,
+                Activity::field_name,
                 at,
             ));
             pending_activities.push(activity_row(activity));
@@ -134,13 +136,17 @@ pub async fn seed(
             deleted_at: None,
             name,
         };
+        // The customer's creation comes first in the log, then its activities': a consumer
+        // applying events in order never meets an activity of a customer it does not know.
         pending_events.push(event_row(
             org,
             "customer",
             &customer.id,
             serde_json::to_value(&customer)?,
+            Customer::field_name,
             at,
         ));
+        pending_events.append(&mut activity_events);
         pending_customers.push(customer_row(customer)?);
         written.customers += 1;
         written.activities += activities_per_customer;
@@ -211,6 +217,7 @@ fn event_row(
     entity: &str,
     id: &str,
     snapshot: serde_json::Value,
+    names: FieldNames,
     at: chrono::DateTime<chrono::Utc>,
 ) -> events::ActiveModel {
     events::ActiveModel {
@@ -218,7 +225,9 @@ fn event_row(
         entity: Set(entity.to_owned()),
         entity_id: Set(id.to_owned()),
         op: Set(Op::Created.as_str().to_owned()),
-        changed_fields: Set(serde_json::to_string(&all_fields(&snapshot)).unwrap_or_default()),
+        changed_fields: Set(
+            serde_json::to_string(&all_fields(&snapshot, names)).unwrap_or_default()
+        ),
         snapshot: Set(snapshot),
         actor: Set(Some("seed".to_owned())),
         created_at: Set(at),

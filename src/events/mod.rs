@@ -62,30 +62,39 @@ pub async fn append(conn: &impl ConnectionTrait, event: NewEvent<'_>) -> Result<
     Ok(saved.seq)
 }
 
-/// The top-level keys whose values differ between two snapshots, ignoring bookkeeping
-/// (`version`, `updatedAt`) that changes with every write.
-pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+/// How an entity's snapshot keys name fields of its GraphQL object type: the field that shows
+/// a key, or `None` for a key the type does not expose (such as `orgId`). Each entity has
+/// one, beside its snapshot type.
+pub type FieldNames = for<'a> fn(&'a str) -> Option<&'a str>;
+
+/// The fields whose values differ between two snapshots, by their GraphQL names, ignoring
+/// bookkeeping (`version`, `updatedAt`) that changes with every write.
+pub fn changed_fields(before: &Value, after: &Value, names: FieldNames) -> Vec<String> {
     let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
         return Vec::new();
     };
-    let mut fields: Vec<String> = after
-        .iter()
-        .filter(|(key, value)| {
+    field_names(
+        after.iter().filter(|(key, value)| {
             !matches!(key.as_str(), "version" | "updatedAt") && before.get(*key) != Some(*value)
-        })
-        .map(|(key, _)| key.clone())
-        .collect();
-    fields.sort();
-    fields
+        }),
+        names,
+    )
 }
 
-/// Every top-level key of a snapshot: what a creation changed.
-pub fn all_fields(snapshot: &Value) -> Vec<String> {
-    let mut fields: Vec<String> = snapshot
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
+/// Every field a snapshot shows, by GraphQL name: what a creation changed.
+pub fn all_fields(snapshot: &Value, names: FieldNames) -> Vec<String> {
+    field_names(snapshot.as_object().into_iter().flatten(), names)
+}
+
+fn field_names<'a>(
+    keys: impl Iterator<Item = (&'a String, &'a Value)>,
+    names: FieldNames,
+) -> Vec<String> {
+    let mut fields: Vec<String> = keys
+        .filter_map(|(key, _)| names(key).map(str::to_owned))
+        .collect();
     fields.sort();
+    fields.dedup();
     fields
 }
 

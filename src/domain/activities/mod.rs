@@ -59,7 +59,8 @@ impl ActivityKind {
     }
 }
 
-/// An activity as the rest of the service sees it; also the event snapshot.
+/// An activity as the rest of the service sees it; also the event snapshot (its keys become
+/// `changedFields` through [`Activity::field_name`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
@@ -79,6 +80,19 @@ pub struct Activity {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Activity {
+    /// The field of the GraphQL `Activity` type that shows a snapshot key, or `None` for a key
+    /// it does not expose: the one mapping from snapshot keys to `changedFields` names.
+    pub fn field_name(key: &str) -> Option<&str> {
+        match key {
+            "orgId" | "deletedAt" => None,
+            "customerId" => Some("customer"),
+            "authorId" => Some("author"),
+            other => Some(other),
+        }
+    }
 }
 
 impl TryFrom<activities::Model> for Activity {
