@@ -149,25 +149,30 @@ async fn activities_page_newest_first_by_default() {
 async fn a_cursor_survives_inserts_before_it() {
     let app = TestApp::spawn().await;
     let mut ids = Vec::new();
-    for i in 0..4 {
-        ids.push(app.customer(json!({"name": format!("c{i}")})).await);
+    for name in ["m0", "m1", "m2", "m3"] {
+        ids.push(app.customer(json!({"name": name})).await);
     }
-    let r = app
-        .gql(
-            "{ customers(first: 2) { pageInfo { endCursor } } }",
-            json!({}),
-        )
-        .await;
+    let page = "query($c: String) { customers(first: 2, after: $c, orderBy: {field: NAME}) { nodes { id } pageInfo { hasNextPage endCursor } } }";
+    let r = app.gql(page, json!({"c": null})).await;
+    r.assert_ok();
+    assert_eq!(
+        r.data("customers.nodes"),
+        &json!([{"id": ids[0]}, {"id": ids[1]}])
+    );
     let cursor = r.data("customers.pageInfo.endCursor").clone();
-    // A row sorting before the cursor appears between two requests: the next page is unchanged.
-    app.customer(json!({"name": "newcomer"})).await;
-    let r = app
-        .gql("query($c: String) { customers(first: 2, after: $c, orderBy: {field: CREATED_AT}) { nodes { id } } }", json!({"c": cursor}))
-        .await;
+    // Two rows sorting before the cursor appear between two requests. The order is now
+    // a0 a1 m0 m1 m2 m3: an OFFSET 2 page would repeat m0 and m1 (and a third request would
+    // serve m2 m3 again); the keyset page after m1 is still m2 m3, and the last.
+    for name in ["a0", "a1"] {
+        app.customer(json!({"name": name})).await;
+    }
+    let r = app.gql(page, json!({"c": cursor})).await;
+    r.assert_ok();
     assert_eq!(
         r.data("customers.nodes"),
         &json!([{"id": ids[2]}, {"id": ids[3]}])
     );
+    assert_eq!(r.data("customers.pageInfo.hasNextPage"), false);
 }
 
 #[tokio::test]
