@@ -1,11 +1,12 @@
 //! The delta feed and the event log's guarantees: a replica built from `changes` equals the
-//! lists; cursors resume exactly; out-of-order commits are neither skipped nor duplicated;
-//! on PostgreSQL, writes on one instance reach subscribers on another.
+//! lists; cursors resume exactly; and, in `needs_postgres` (ignored unless asked for, see
+//! there), out-of-order commits are neither skipped nor duplicated and writes on one instance
+//! reach subscribers on another.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
 use crate::helpers::{ALL_SCOPES, TestApp};
@@ -211,99 +212,117 @@ async fn the_feed_respects_scopes_and_refuses_bad_or_expired_cursors() {
     );
 }
 
-fn is_postgres() -> bool {
-    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
-}
+/// Tests that need PostgreSQL: concurrent writers, several instances on one database. They
+/// are `#[ignore]`d, so a run on SQLite reports them as ignored instead of passing them
+/// unseen; CI's PostgreSQL pass runs them with `cargo test -- --ignored needs_postgres::`
+/// (the module name is that filter: put any other PostgreSQL-only test in a module of the
+/// same name). Run without PostgreSQL, they fail.
+mod needs_postgres {
+    use std::time::Duration;
 
-/// Inserts an event row inside `txn` the way a write does, for a customer snapshot.
-async fn raw_event(txn: &impl ConnectionTrait, org: &str, name: &str) {
-    let id = format!("cus_01JD{:022}", rand_suffix());
-    let snapshot = json!({"id": id, "orgId": org, "name": name, "email": null, "phone": null, "company": null, "lifecycleStage": "LEAD", "ownerId": null, "tags": [], "customFields": {}, "version": 1, "lastActivityAt": null, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "deletedAt": null});
-    let sql = format!(
-        "INSERT INTO events (org_id, entity, entity_id, op, changed_fields, snapshot, actor, created_at) VALUES ('{org}', 'customer', '{id}', 'CREATED', '[\"name\"]', '{}', 'test', now())",
-        snapshot.to_string().replace('\'', "''")
-    );
-    txn.execute_unprepared(&sql).await.expect("insert event");
-    txn.execute_unprepared("NOTIFY crm_events")
-        .await
-        .expect("notify");
-}
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    use serde_json::json;
 
-fn rand_suffix() -> u128 {
-    ulid::Ulid::new().random() % 10u128.pow(22)
-}
+    use crate::helpers::TestApp;
 
-#[tokio::test]
-async fn out_of_order_commits_are_delivered_in_seq_order_without_gaps() {
-    if !is_postgres() {
-        return; // SQLite has one writer: its commits are in seq order by construction.
+    /// Fails, rather than passes, a test of this module run without PostgreSQL.
+    fn require_postgres() {
+        assert!(
+            std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()),
+            "needs PostgreSQL: set TEST_DATABASE_URL=postgres://…"
+        );
     }
-    let app = TestApp::spawn().await;
-    let mut socket = crate::ws_client::open(&app).await;
-    crate::ws_client::subscribe(
-        &mut socket,
-        &app.admin(),
-        "subscription { customerChanged { seq customer { name } } }",
-    )
-    .await;
-    let db = Database::connect(&app.db_url).await.expect("database");
-    // The earlier seq commits last: a tailer reading `seq > last` would skip it.
-    let first = db.begin().await.expect("begin");
-    raw_event(&first, &app.org, "takes its time").await;
-    let second = db.begin().await.expect("begin");
-    raw_event(&second, &app.org, "quick").await;
-    second.commit().await.expect("commit");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    first.commit().await.expect("commit");
-    let a = crate::ws_client::next(&mut socket).await;
-    let b = crate::ws_client::next(&mut socket).await;
-    let names = [
-        &a["customerChanged"]["customer"]["name"],
-        &b["customerChanged"]["customer"]["name"],
-    ];
-    assert_eq!(
-        names,
-        [&json!("takes its time"), &json!("quick")],
-        "both, in seq order"
-    );
-    let seqs: Vec<i64> = [&a, &b]
-        .iter()
-        .map(|e| {
-            e["customerChanged"]["seq"]
-                .as_str()
-                .expect("seq")
-                .parse()
-                .expect("n")
-        })
-        .collect();
-    assert_eq!(seqs[0] + 1, seqs[1]);
-    // And the feed, read after, has both too.
-    let r = app
-        .gql("{ changes { events { customer { name } } } }", json!({}))
+
+    /// Inserts an event row inside `txn` the way a write does, for a customer snapshot.
+    async fn raw_event(txn: &impl ConnectionTrait, org: &str, name: &str) {
+        let id = format!("cus_01JD{:022}", rand_suffix());
+        let snapshot = json!({"id": id, "orgId": org, "name": name, "email": null, "phone": null, "company": null, "lifecycleStage": "LEAD", "ownerId": null, "tags": [], "customFields": {}, "version": 1, "lastActivityAt": null, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "deletedAt": null});
+        let sql = format!(
+            "INSERT INTO events (org_id, entity, entity_id, op, changed_fields, snapshot, actor, created_at) VALUES ('{org}', 'customer', '{id}', 'CREATED', '[\"name\"]', '{}', 'test', now())",
+            snapshot.to_string().replace('\'', "''")
+        );
+        txn.execute_unprepared(&sql).await.expect("insert event");
+        txn.execute_unprepared("NOTIFY crm_events")
+            .await
+            .expect("notify");
+    }
+
+    fn rand_suffix() -> u128 {
+        ulid::Ulid::new().random() % 10u128.pow(22)
+    }
+
+    /// SQLite has one writer: its commits are in seq order by construction.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: TEST_DATABASE_URL=postgres://… cargo test -- --ignored needs_postgres::"]
+    async fn out_of_order_commits_are_delivered_in_seq_order_without_gaps() {
+        require_postgres();
+        let app = TestApp::spawn().await;
+        let mut socket = crate::ws_client::open(&app).await;
+        crate::ws_client::subscribe(
+            &mut socket,
+            &app.admin(),
+            "subscription { customerChanged { seq customer { name } } }",
+        )
         .await;
-    assert_eq!(r.data("changes.events").as_array().map(Vec::len), Some(2));
-}
-
-#[tokio::test]
-async fn writes_on_one_instance_reach_subscribers_on_another() {
-    if !is_postgres() {
-        return; // One process per SQLite file.
+        let db = Database::connect(&app.db_url).await.expect("database");
+        // The earlier seq commits last: a tailer reading `seq > last` would skip it.
+        let first = db.begin().await.expect("begin");
+        raw_event(&first, &app.org, "takes its time").await;
+        let second = db.begin().await.expect("begin");
+        raw_event(&second, &app.org, "quick").await;
+        second.commit().await.expect("commit");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        first.commit().await.expect("commit");
+        let a = crate::ws_client::next(&mut socket).await;
+        let b = crate::ws_client::next(&mut socket).await;
+        let names = [
+            &a["customerChanged"]["customer"]["name"],
+            &b["customerChanged"]["customer"]["name"],
+        ];
+        assert_eq!(
+            names,
+            [&json!("takes its time"), &json!("quick")],
+            "both, in seq order"
+        );
+        let seqs: Vec<i64> = [&a, &b]
+            .iter()
+            .map(|e| {
+                e["customerChanged"]["seq"]
+                    .as_str()
+                    .expect("seq")
+                    .parse()
+                    .expect("n")
+            })
+            .collect();
+        assert_eq!(seqs[0] + 1, seqs[1]);
+        // And the feed, read after, has both too.
+        let r = app
+            .gql("{ changes { events { customer { name } } } }", json!({}))
+            .await;
+        assert_eq!(r.data("changes.events").as_array().map(Vec::len), Some(2));
     }
-    let a = TestApp::spawn().await;
-    let url = a.db_url.clone();
-    let mut b = TestApp::spawn_with(|c| c.db.url = url).await;
-    b.org = a.org.clone();
-    let mut socket = crate::ws_client::open(&b).await;
-    crate::ws_client::subscribe(
-        &mut socket,
-        &b.admin(),
-        "subscription { customerChanged { op customer { name } } }",
-    )
-    .await;
-    a.customer(json!({"name": "Written on A"})).await;
-    let event = crate::ws_client::next(&mut socket).await;
-    assert_eq!(
-        event["customerChanged"],
-        json!({"op": "CREATED", "customer": {"name": "Written on A"}})
-    );
+
+    /// SQLite: one process per file.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: TEST_DATABASE_URL=postgres://… cargo test -- --ignored needs_postgres::"]
+    async fn writes_on_one_instance_reach_subscribers_on_another() {
+        require_postgres();
+        let a = TestApp::spawn().await;
+        let url = a.db_url.clone();
+        let mut b = TestApp::spawn_with(|c| c.db.url = url).await;
+        b.org = a.org.clone();
+        let mut socket = crate::ws_client::open(&b).await;
+        crate::ws_client::subscribe(
+            &mut socket,
+            &b.admin(),
+            "subscription { customerChanged { op customer { name } } }",
+        )
+        .await;
+        a.customer(json!({"name": "Written on A"})).await;
+        let event = crate::ws_client::next(&mut socket).await;
+        assert_eq!(
+            event["customerChanged"],
+            json!({"op": "CREATED", "customer": {"name": "Written on A"}})
+        );
+    }
 }
