@@ -3,8 +3,11 @@
 //! Checked on every token: the header's `alg` must be the one algorithm of the key it
 //! selects (by `kid`, which must be known); `exp`, `iss`, `aud`, `sub` and `org` are
 //! required, `exp`/`nbf`/`iat` must be numbers, `nbf` is honoured, leeway is bounded.
-//! `jku`, `x5u` and other key-locating headers are never read.
+//! `jku`, `x5u` and other key-locating headers are never read. A header with `crit` is
+//! refused: this service understands no JWS extensions (RFC 7515 §4.1.11).
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation, decode, decode_header, encode};
 use serde::{Deserialize, Serialize};
@@ -54,6 +57,8 @@ pub enum TokenError {
     Revoked,
     #[error("the access token has no usable {0} claim")]
     MissingClaim(&'static str),
+    #[error("the access token names critical header extensions this service does not support")]
+    CriticalExtension,
 }
 
 /// The most clock skew a deployment may allow.
@@ -102,6 +107,10 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        // jsonwebtoken parses `crit` but never acts on it: checked here, on the raw header.
+        if has_crit(token)? {
+            return Err(TokenError::CriticalExtension);
+        }
         // `decode_header` refuses `alg: none` and unknown algorithms outright.
         let header = decode_header(token).map_err(|_| TokenError::Invalid)?;
         let key = self
@@ -140,6 +149,20 @@ impl TokenVerifier {
             exp: claims.exp,
         })
     }
+}
+
+/// Whether the JOSE header (the first segment, base64url JSON) has a `crit` parameter, of
+/// any value: RFC 7515 §4.1.11 makes a token whose `crit` names an extension the recipient
+/// does not understand invalid, and this service understands none (an empty or malformed
+/// `crit` is invalid too). Read from the raw JSON, so no library's header type can drop it.
+fn has_crit(token: &str) -> Result<bool, TokenError> {
+    let encoded = token.split('.').next().unwrap_or_default();
+    let json = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| TokenError::Invalid)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&json).map_err(|_| TokenError::Invalid)?;
+    Ok(header.contains_key("crit"))
 }
 
 /// Mints HS256 tokens with the same secret, issuer and audience the verifier checks.

@@ -19,15 +19,24 @@ pub async fn principal(
         .map(|v| v.principal))
 }
 
-/// The verified token of the `Authorization` header, if there is one.
+/// The verified token of the `Authorization` header, if there is one. Two or more
+/// `Authorization` headers are refused with 400 before any is read (RFC 6750 §3.1: a request
+/// that repeats a credential is `invalid_request`): picking one would let a proxy that
+/// checked another and this service disagree on who is calling.
 pub async fn verified(
     headers: &HeaderMap,
     verifier: &TokenVerifier,
     store: &Store,
 ) -> Result<Option<Verified>, HttpError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(HttpError::bad_request(
+            "the request has more than one Authorization header; send exactly one",
+        ));
+    }
     bearer(value.to_str().unwrap_or_default(), verifier, store)
         .await
         .map(Some)

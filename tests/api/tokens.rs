@@ -305,3 +305,115 @@ async fn jwks_keys_verify_and_rotate_without_lookups_on_unknown_kids() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// An HS256 token, properly signed, over a header given as raw JSON.
+fn hs_with_header(header: &Value, claims: &Value) -> String {
+    let message = format!("{}.{}", b64(header), b64(claims));
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        Algorithm::HS256,
+    )
+    .expect("sign");
+    format!("{message}.{signature}")
+}
+
+#[tokio::test]
+async fn tokens_with_critical_header_parameters_are_refused() {
+    let app = TestApp::spawn().await;
+    let good = claims(&app.org);
+
+    // The control: the same header without `crit`, signed the same way, is accepted.
+    let plain = json!({"alg": "HS256", "typ": "JWT"});
+    let (status, body) = status_of(&app, &hs_with_header(&plain, &good)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // RFC 7515 §4.1.11: extensions the service does not understand make the token invalid,
+    // and it understands none, so any `crit` is refused (an empty or malformed one too).
+    for header in [
+        json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"]}),
+        json!({"alg": "HS256", "crit": ["urn:example:must-check"], "urn:example:must-check": true}),
+        json!({"alg": "HS256", "b64": false, "crit": ["b64"]}),
+        json!({"alg": "HS256", "crit": []}),
+        json!({"alg": "HS256", "crit": null}),
+    ] {
+        // `status_of` also checks the `WWW-Authenticate: Bearer error="invalid_token"`.
+        let (status, body) = status_of(&app, &hs_with_header(&header, &good)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+            "{header}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("critical")),
+            "{header}: {body}"
+        );
+        assert!(body.get("data").is_none(), "{header}");
+    }
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let app = TestApp::spawn().await;
+    let token = app.admin();
+    let post = |values: &[String]| {
+        let mut req = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(r#"{"query":"{ viewer { subject org } }"}"#);
+        for value in values {
+            // `header` appends: each value is a header line of its own.
+            req = req.header("authorization", value);
+        }
+        req.send()
+    };
+
+    // The control: one header is accepted.
+    let r = reply(post(&[format!("Bearer {token}")]).await.expect("sent")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    for values in [
+        vec![format!("Bearer {token}"), format!("Bearer {token}")],
+        vec![
+            format!("Bearer {token}"),
+            "Bearer forged.token.here".to_owned(),
+        ],
+        vec![
+            "Bearer forged.token.here".to_owned(),
+            format!("Bearer {token}"),
+        ],
+        vec![format!("Bearer {token}"), "Basic dXNlcjpwYXNz".to_owned()],
+    ] {
+        let r = reply(post(&values).await.expect("sent")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{values:?}: {}", r.body);
+        assert!(r.body.get("data").is_none(), "{}", r.body);
+        let message = r.body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("Authorization"), "{message}");
+    }
+
+    // The WebSocket upgrade is refused the same way, before any upgrade.
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    headers.insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    for value in [
+        format!("Bearer {token}"),
+        "Bearer forged.token.here".to_owned(),
+    ] {
+        headers.append("authorization", value.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::BAD_REQUEST.as_u16()),
+        Err(other) => panic!("refused without an HTTP answer: {other}"),
+        Ok(_) => panic!("two Authorization headers upgraded"),
+    }
+}
