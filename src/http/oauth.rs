@@ -112,6 +112,11 @@ fn credentials(
     headers: &HeaderMap,
     params: &std::collections::HashMap<String, String>,
 ) -> Result<(String, String), OAuthError> {
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(OAuthError::invalid_request(
+            "the request has more than one Authorization header; send exactly one",
+        ));
+    }
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -150,7 +155,8 @@ fn credentials(
     }
 }
 
-/// Authenticates the client, throttling repeated failures per client id and per peer.
+/// Authenticates the client, throttling repeated failures per client id (tightly) and per
+/// peer address (loosely: clients behind one proxy share it).
 async fn authenticate(
     state: &AppState,
     peer: SocketAddr,
@@ -158,13 +164,7 @@ async fn authenticate(
     params: &std::collections::HashMap<String, String>,
 ) -> Result<ApiClient, OAuthError> {
     let (client_id, secret) = credentials(headers, params)?;
-    let client_key = format!("client:{client_id}");
-    let peer_key = format!("peer:{}", peer.ip());
-    let wait = state
-        .throttle
-        .blocked(&client_key)
-        .or_else(|| state.throttle.blocked(&peer_key));
-    if let Some(wait) = wait {
+    if let Some(wait) = state.throttle.blocked(&client_id, peer.ip()) {
         let mut err = OAuthError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "slow_down",
@@ -185,13 +185,13 @@ async fn authenticate(
         })?;
     match found {
         Some(client) => {
-            state.throttle.succeeded(&client_key);
+            state.throttle.succeeded(&client_id);
             Ok(client)
         }
         None => {
-            tracing::warn!(client.id = %client_id, "client authentication failed");
-            state.throttle.failed(&client_key);
-            state.throttle.failed(&peer_key);
+            // Debug-formatted: the id is the caller's own text, and must not forge log lines.
+            tracing::warn!(client.id = ?client_id, "client authentication failed");
+            state.throttle.failed(&client_id, peer.ip());
             Err(OAuthError::invalid_client())
         }
     }

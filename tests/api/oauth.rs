@@ -541,3 +541,66 @@ async fn repeated_failures_are_throttled() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert!(headers.contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn a_failing_client_does_not_lock_out_others_behind_the_same_address() {
+    let app = TestApp::spawn().await;
+    let good = create_client(&app, &["customers:read"]).await;
+    let bad = create_client(&app, &["customers:read"]).await;
+    let guesser = Client {
+        id: bad.id.clone(),
+        secret: "cs_guess".to_owned(),
+    };
+    // Both clients call from 127.0.0.1, as clients behind one proxy would.
+    for _ in 0..5 {
+        assert_eq!(
+            token(&app, &guesser, None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, headers, body) = token(&app, &guesser, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "slow_down");
+    assert!(headers.contains_key("retry-after"));
+
+    // Another client at the same address still gets its token, again and again.
+    for _ in 0..3 {
+        let (status, _, body) = token(&app, &good, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["access_token"].is_string(), "{body}");
+    }
+
+    // The failing client stays throttled, even with its right secret.
+    let (status, headers, body) = token(&app, &bad, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let wait: u64 = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+}
+
+#[tokio::test]
+async fn two_authorization_headers_at_the_token_endpoint_are_refused() {
+    let app = TestApp::spawn().await;
+    let client = create_client(&app, &["customers:read"]).await;
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", client.id, client.secret))
+    );
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &basic)
+        .header("authorization", "Basic b3RoZXI6c2VjcmV0")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("sent");
+    let r = reply(res).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["error"], "invalid_request", "{}", r.body);
+    assert!(r.body.get("access_token").is_none());
+}
