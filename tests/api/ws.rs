@@ -592,3 +592,66 @@ async fn a_slow_subscriber_is_closed_while_others_keep_receiving() {
         "the slow client was cut off, not buffered without bound"
     );
 }
+
+/// Sends a close frame with `code` and returns the close frame the server answers with, or
+/// why there was none.
+async fn close_and_read_answer(socket: &mut Socket, code: u16) -> Result<Option<u16>, String> {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    socket
+        .close(Some(CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        }))
+        .await
+        .map_err(|e| format!("sending the close failed: {e}"))?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .map_err(|_| "no answer within 10 s".to_owned())?
+        {
+            Some(Ok(Message::Close(frame))) => return Ok(frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("the connection ended without a close: {e}")),
+            None => return Err("the connection ended without a close".to_owned()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_is_echoed() {
+    let app = TestApp::spawn().await;
+    let query = "subscription { customerChanged { op } }";
+
+    // Before `connection_init`, after it, and with a subscription running.
+    let mut socket = open(&app).await;
+    assert_eq!(
+        close_and_read_answer(&mut socket, 1000).await,
+        Ok(Some(1000))
+    );
+
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    assert_eq!(
+        close_and_read_answer(&mut socket, 1000).await,
+        Ok(Some(1000))
+    );
+
+    let mut socket = open(&app).await;
+    crate::ws_client::subscribe(&mut socket, &app.admin(), query).await;
+    assert_eq!(
+        close_and_read_answer(&mut socket, 1001).await,
+        Ok(Some(1001))
+    );
+
+    // An application's own code comes back as well, and on the legacy protocol too.
+    let mut socket = open_with(&app, Some("graphql-ws"), None)
+        .await
+        .expect("connected");
+    assert_eq!(
+        close_and_read_answer(&mut socket, 4000).await,
+        Ok(Some(4000))
+    );
+
+    // The subscription's operation ended with its socket.
+    await_live(&app, 0.0, 0.0).await;
+}
