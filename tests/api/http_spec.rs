@@ -343,3 +343,80 @@ async fn hostile_queries_are_refused_by_depth_and_complexity_limits() {
     let r = app.gql(wide, json!({})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
+
+/// What the server logs, captured for one test (the server runs on the test's thread).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn client_text_cannot_forge_log_lines() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The test's runtime has one thread, and the server's tasks run on it.
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn().await;
+    let forged = "Evil\n2030-01-01T00:00:00.000000Z  INFO crm: forged line: admin signed in";
+
+    // An operation name, logged with every GraphQL request (whether or not the document
+    // has an operation of that name: this one does not).
+    app.client
+        .post(app.url("/graphql"))
+        .json(&json!({"query": "query Ok { __typename }", "operationName": forged}))
+        .send()
+        .await
+        .expect("sent");
+    // A client id, logged when a client fails to authenticate.
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", forged),
+            ("client_secret", "cs_guess"),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let text = logs.text();
+    for logged in ["graphql executed", "client authentication failed"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(logged))
+            .unwrap_or_else(|| panic!("no `{logged}` line in:\n{text}"));
+        // The caller's text is on the line, escaped.
+        assert!(line.contains(r"Evil\n2030-01-01"), "{line}");
+    }
+    // And nowhere does it start a line of its own.
+    assert!(
+        text.lines()
+            .all(|l| !l.contains("forged line") || l.contains("Evil")),
+        "{text}"
+    );
+}
