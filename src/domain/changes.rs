@@ -30,7 +30,7 @@ fn decode_cursor(raw: &str) -> Result<i64> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     text.strip_prefix("seq:")
         .and_then(|n| n.parse().ok())
-        .filter(|n| *n >= 0)
+        .filter(|n| (0..i64::MAX).contains(n))
         .ok_or_else(bad)
 }
 
@@ -97,5 +97,5 @@ async fn cursor_expired(store: &Store, after: i64) -> Result<bool> {
         .one(&store.db)
         .await?
         .flatten();
-    Ok(oldest.is_some_and(|oldest| after + 1 < oldest))
+    Ok(oldest.is_some_and(|oldest| after.saturating_add(1) < oldest))
 }

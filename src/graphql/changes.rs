@@ -109,7 +109,11 @@ impl ChangesQuery {
     /// The tenant's changes after `after` (from the start of the retained log when left out),
     /// oldest first, at most `first` (up to 500). Applying them in order keeps a replica
     /// exact. `entities` defaults to every kind the token may read.
-    #[graphql(directive = requires_scopes::apply(vec![vec!["customers:read".into()], vec!["activities:read".into()]]))]
+    #[graphql(
+        directive = requires_scopes::apply(vec![vec!["customers:read".into()], vec!["activities:read".into()]]),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
+        directive = crate::graphql::limits::costs::list_size::apply(Some(100), Some(vec!["first".into()]), Some(vec!["events".into()]))
+    )]
     async fn changes(
         &self,
         ctx: &Context<'_>,

@@ -98,7 +98,11 @@ pub struct ClientQuery;
 #[Object]
 impl ClientQuery {
     /// The organization's API clients, revoked ones included.
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
+        directive = crate::graphql::limits::costs::list_size::apply(Some(100), None, None)
+    )]
     async fn api_clients(&self, ctx: &Context<'_>) -> Result<Option<Vec<ApiClientNode>>> {
         let who = principal(ctx)?;
         let clients = clients::list(store(ctx)?, &who.org).await?;
@@ -111,7 +115,10 @@ pub struct ClientMutation;
 
 #[Object]
 impl ClientMutation {
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn create_api_client(
         &self,
         ctx: &Context<'_>,
@@ -124,7 +131,10 @@ impl ClientMutation {
     }
 
     /// Issues a new secret; the old one keeps working for the grace period.
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn rotate_api_client_secret(
         &self,
         ctx: &Context<'_>,
@@ -137,7 +147,10 @@ impl ClientMutation {
         )
     }
 
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ClientsManage])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn revoke_api_client(
         &self,
         ctx: &Context<'_>,

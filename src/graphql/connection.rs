@@ -93,6 +93,7 @@ macro_rules! connection {
             }
 
             /// How many rows match the filter, across all pages.
+            #[graphql(directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT))]
             async fn total_count(
                 &self,
                 ctx: &async_graphql::Context<'_>,

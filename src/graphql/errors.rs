@@ -190,9 +190,13 @@ pub fn is_request_error(response: &Response) -> bool {
                     .as_ref()
                     .and_then(|x| x.get("code"))
                     .is_some_and(|c| {
-                        [codes::PARSE_FAILED, codes::VALIDATION_FAILED, codes::BAD_USER_INPUT]
-                            .iter()
-                            .any(|code| *c == async_graphql::Value::from(*code))
+                        [
+                            codes::PARSE_FAILED,
+                            codes::VALIDATION_FAILED,
+                            codes::BAD_USER_INPUT,
+                        ]
+                        .iter()
+                        .any(|code| *c == async_graphql::Value::from(*code))
                     })
         })
 }

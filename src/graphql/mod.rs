@@ -24,9 +24,9 @@ mod viewer;
 use async_graphql::{MergedObject, Schema};
 
 pub use context::RequestAuth;
+pub use document::operation_type;
 pub use errors::{ErrorMapping, codes, is_request_error};
 pub use fanout::{LiveOperations, LiveRequest, LiveResult, Membership, Recipient};
-pub use document::operation_type;
 pub use limits::{Limits, Rejection};
 pub use loaders::Loaders;
 
@@ -56,7 +56,8 @@ pub use subscriptions::SubscriptionRoot;
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
-    let permissions = std::sync::Arc::new(permissions::table_from_sdl(&sdl()));
+    let sdl = sdl();
+    let permissions = std::sync::Arc::new(permissions::table_from_sdl(&sdl));
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -65,12 +66,14 @@ pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
     .data(store)
     .data(permissions.clone())
     .extension(ErrorMapping)
-    .extension(limits::RequestLimits::new(limits))
+    .extension(limits::RequestLimits::new(
+        limits,
+        limits::CostTable::from_sdl(&sdl),
+    ))
     .extension(permissions::ScopeEnforcement::new(permissions))
-    // Depth is checked by `RequestLimits`, which exempts introspection (schema tools need
-    // ~15 levels there); this stays as the backstop for everything else.
+    // Depth and cost are checked by `RequestLimits` (which exempts introspection from depth,
+    // as schema tools need ~15 levels there); this stays as a backstop.
     .limit_depth(limits::MAX_DOCUMENT_NESTING)
-    .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(32)
     .limit_directives(16);
     if !limits.introspection {

@@ -63,11 +63,16 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
 #[Object]
 impl NodeQuery {
     /// Any object by its id; null when there is none (in the caller's organization).
+    #[graphql(directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT))]
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
         load(ctx, &id).await
     }
 
     /// Objects by id, in the order asked; null where there is none. At most 100 ids.
+    #[graphql(
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
+        directive = crate::graphql::limits::costs::list_size::apply(Some(100), Some(vec!["ids".into()]), None)
+    )]
     async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Option<Vec<Option<Node>>>> {
         if ids.len() > 100 {
             return Err(

@@ -61,7 +61,7 @@ impl PermissionTable {
     }
 }
 
-fn named_type(ty: &async_graphql::parser::types::Type) -> &str {
+pub(super) fn named_type(ty: &async_graphql::parser::types::Type) -> &str {
     use async_graphql::parser::types::BaseType;
     let mut ty = ty;
     loop {
@@ -111,7 +111,12 @@ pub fn table_from_sdl(sdl: &str) -> PermissionTable {
                     let arguments: Vec<(String, String)> = field
                         .arguments
                         .iter()
-                        .map(|a| (a.node.name.node.to_string(), named_type(&a.node.ty.node).to_owned()))
+                        .map(|a| {
+                            (
+                                a.node.name.node.to_string(),
+                                named_type(&a.node.ty.node).to_owned(),
+                            )
+                        })
                         .collect();
                     object_fields.push((type_name.clone(), field.name.node.to_string(), arguments));
                 }
@@ -127,7 +132,10 @@ pub fn table_from_sdl(sdl: &str) -> PermissionTable {
                             .or_default()
                             .insert(field.name.node.to_string(), alternatives);
                     }
-                    fields.insert(field.name.node.to_string(), named_type(&field.ty.node).to_owned());
+                    fields.insert(
+                        field.name.node.to_string(),
+                        named_type(&field.ty.node).to_owned(),
+                    );
                 }
                 input_types.insert(type_name, fields);
             }

@@ -61,3 +61,20 @@ impl IntoResponse for HttpError {
         res
     }
 }
+
+/// The answer to a request whose handler panicked: a bug of ours, logged, never shown (the
+/// panic's text could hold anything), and the process goes on serving everyone else.
+pub fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = cause
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = ?detail, "a request handler panicked");
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        crate::graphql::codes::INTERNAL,
+        "internal error",
+    )
+    .into_response()
+}

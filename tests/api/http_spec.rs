@@ -344,56 +344,71 @@ async fn hostile_queries_are_refused_by_depth_and_complexity_limits() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
 
-/// What the server logs, captured for one test (the server runs on the test's thread).
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
+/// Strips ANSI colour sequences from log text.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
+    out
 }
 
 #[tokio::test]
 async fn client_text_cannot_forge_log_lines() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The test's runtime has one thread, and the server's tasks run on it.
-    let _logging = tracing::subscriber::set_default(subscriber);
-    let app = TestApp::spawn().await;
+    use std::io::{BufRead, BufReader, Read};
+    // The real binary, so that what is checked is what an operator's log receives.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("CRM_LISTEN", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.path().join("crm.db").display()),
+        )
+        .env("CRM_JWT_SECRET", crate::helpers::SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("crm serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut head = String::new();
+    let base = loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).expect("read") == 0 {
+            let _ = child.kill();
+            panic!("the server stopped before listening:\n{head}");
+        }
+        let line = plain(&line);
+        head.push_str(&line);
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().trim_end_matches("/graphql").to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
     let forged = "Evil\n2030-01-01T00:00:00.000000Z  INFO crm: forged line: admin signed in";
 
     // An operation name, logged with every GraphQL request (whether or not the document
     // has an operation of that name: this one does not).
-    app.client
-        .post(app.url("/graphql"))
+    client
+        .post(format!("{base}/graphql"))
         .json(&json!({"query": "query Ok { __typename }", "operationName": forged}))
         .send()
         .await
         .expect("sent");
     // A client id, logged when a client fails to authenticate.
-    let res = app
-        .client
-        .post(app.url("/oauth/token"))
+    let res = client
+        .post(format!("{base}/oauth/token"))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", forged),
@@ -403,8 +418,16 @@ async fn client_text_cannot_forge_log_lines() {
         .await
         .expect("sent");
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-
-    let text = logs.text();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("read");
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut err).expect("read");
+    }
+    let text = plain(&format!("{head}{rest}{err}"));
     for logged in ["graphql executed", "client authentication failed"] {
         let line = text
             .lines()

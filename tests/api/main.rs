@@ -17,6 +17,7 @@ mod http_spec;
 mod oauth;
 mod pagination;
 mod realtime;
+mod robustness;
 mod schema;
 mod scopes;
 mod storage;

@@ -37,7 +37,10 @@ fn rules() -> HashMap<(String, String), Vec<Vec<String>>> {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        let lists = directive.trim_end_matches(')');
+        // Other directives (`@cost`, `@listSize`) may follow on the same line.
+        let lists = directive
+            .find("]])")
+            .map_or(directive.trim_end_matches(')'), |end| &directive[..end + 2]);
         let alternatives: Vec<Vec<String>> = lists
             .trim_start_matches('[')
             .trim_end_matches(']')

@@ -31,7 +31,10 @@ pub struct DeleteActivityPayload {
 
 #[Object]
 impl ActivityMutation {
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn log_activity(
         &self,
         ctx: &Context<'_>,
@@ -45,7 +48,10 @@ impl ActivityMutation {
         }))
     }
 
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn update_activity(
         &self,
         ctx: &Context<'_>,
@@ -61,7 +67,10 @@ impl ActivityMutation {
         }))
     }
 
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ActivitiesWrite])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn delete_activity(
         &self,
         ctx: &Context<'_>,

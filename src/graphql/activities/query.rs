@@ -12,7 +12,10 @@ pub struct ActivityQuery;
 
 #[Object]
 impl ActivityQuery {
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
+    )]
     async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ActivityNode>> {
         let who = principal(ctx)?;
         Ok(activities::get(store(ctx)?, &who.org, &id)
@@ -23,7 +26,8 @@ impl ActivityQuery {
     /// Activities across customers, newest first unless `orderBy` says otherwise.
     #[graphql(
         directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])),
-        complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
+        directive = crate::graphql::limits::costs::list_size::apply(Some(crate::graphql::limits::DEFAULT_PAGE), Some(crate::graphql::limits::page_slicing()), Some(crate::graphql::limits::page_items()))
     )]
     #[allow(clippy::too_many_arguments)]
     async fn activities(

@@ -3,7 +3,6 @@ use async_graphql::{Enum, ID, InputObject, MaybeUndefined};
 
 use super::types::LifecycleStage;
 use crate::auth::Scope;
-use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::domain::customers::{
     CustomerFilter, CustomerOrder, CustomerPatch, CustomerSortField, NewCustomer, NewExternalId,
     NewSocialProfile,
@@ -11,6 +10,7 @@ use crate::domain::customers::{
 use crate::graphql::filters::{
     DateTimeFilter, IdFilter, OrderDirection, StringFilter, enum_ops, ops,
 };
+use crate::graphql::permissions::{all_of, requires_scopes};
 
 #[derive(InputObject, Clone)]
 pub struct LifecycleStageFilter {

@@ -41,7 +41,10 @@ pub struct RestoreCustomerPayload {
 
 #[Object]
 impl CustomerMutation {
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn create_customer(
         &self,
         ctx: &Context<'_>,
@@ -56,7 +59,10 @@ impl CustomerMutation {
         }))
     }
 
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn update_customer(
         &self,
         ctx: &Context<'_>,
@@ -72,7 +78,10 @@ impl CustomerMutation {
     }
 
     /// Moves the customer to the trash; `restoreCustomer` brings it back.
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn delete_customer(
         &self,
         ctx: &Context<'_>,
@@ -88,7 +97,10 @@ impl CustomerMutation {
         }))
     }
 
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::CustomersWrite])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::WRITE)
+    )]
     async fn restore_customer(
         &self,
         ctx: &Context<'_>,

@@ -14,7 +14,10 @@ pub struct CustomerQuery;
 #[Object]
 impl CustomerQuery {
     /// A live customer by id; null when there is none (in the caller's organization).
-    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])))]
+    #[graphql(
+        directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
+    )]
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
         let who = principal(ctx)?;
         Ok(customers::get(store(ctx)?, &who.org, &id)
@@ -26,7 +29,8 @@ impl CustomerQuery {
     /// 100 a page.
     #[graphql(
         directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])),
-        complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
+        directive = crate::graphql::limits::costs::list_size::apply(Some(crate::graphql::limits::DEFAULT_PAGE), Some(crate::graphql::limits::page_slicing()), Some(crate::graphql::limits::page_items()))
     )]
     #[allow(clippy::too_many_arguments)]
     async fn customers(
@@ -41,7 +45,8 @@ impl CustomerQuery {
     ) -> Result<Option<CustomerConnection>> {
         let who = principal(ctx)?;
         let mut filter: customers::CustomerFilter = filter.map(Into::into).unwrap_or_default();
-        filter.search_private = may_read(ctx, "Customer", "email") && may_read(ctx, "Customer", "phone");
+        filter.search_private =
+            may_read(ctx, "Customer", "email") && may_read(ctx, "Customer", "phone");
         let query = Query {
             filter,
             order: order_by.map(Into::into).unwrap_or_default(),

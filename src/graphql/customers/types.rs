@@ -99,6 +99,7 @@ impl CustomerNode {
     }
 
     /// Keys of this customer in other systems.
+    #[graphql(directive = crate::graphql::limits::costs::list_size::apply(Some(10), None, None))]
     async fn external_ids(&self, ctx: &Context<'_>) -> Result<Vec<ExternalIdNode>> {
         let ids = ctx
             .data::<Loaders>()?
@@ -115,6 +116,7 @@ impl CustomerNode {
             .collect())
     }
 
+    #[graphql(directive = crate::graphql::limits::costs::list_size::apply(Some(10), None, None))]
     async fn social_profiles(&self, ctx: &Context<'_>) -> Result<Vec<SocialProfileNode>> {
         let profiles = ctx
             .data::<Loaders>()?
@@ -136,7 +138,7 @@ impl CustomerNode {
     /// The customer's activities, newest first by default; batched across customers.
     #[graphql(
         directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])),
-        complexity = "first.or(last).unwrap_or(20).max(1) as usize * child_complexity"
+        directive = crate::graphql::limits::costs::list_size::apply(Some(crate::graphql::limits::DEFAULT_PAGE), Some(crate::graphql::limits::page_slicing()), Some(crate::graphql::limits::page_items()))
     )]
     #[allow(clippy::too_many_arguments)]
     async fn activities(

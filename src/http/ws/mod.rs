@@ -277,10 +277,12 @@ impl Connection {
     }
 
     fn is_revoked(&self, revoked: &crate::domain::clients::Revoked) -> bool {
-        self.auth.as_ref().is_some_and(|a| match (&a.jti, &a.client_id) {
-            (Some(jti), Some(client_id)) => revoked.covers(jti, client_id),
-            _ => false,
-        })
+        self.auth
+            .as_ref()
+            .is_some_and(|a| match (&a.jti, &a.client_id) {
+                (Some(jti), Some(client_id)) => revoked.covers(jti, client_id),
+                _ => false,
+            })
     }
 
     fn expiry(&self) -> Option<Instant> {

@@ -1,0 +1,343 @@
+//! What a request costs, from what the schema declares beside each field, in the notation of
+//! the GraphQL cost directive specification (used by Apollo's demand control):
+//! `@cost(weight:)` for a field that does its own work (one SQL statement is 100, a write
+//! 500), and `@listSize(assumedSize:, slicingArguments:, sizedFields:)` for a field that
+//! returns many. A connection's page size multiplies what is selected under `nodes` and
+//! `edges`, not its `totalCount` or `pageInfo`; rows that dataloaders fetch for all parents in
+//! one statement cost per row, not per statement. Introspection pays for the types it lists.
+//!
+//! The document is measured once, each fragment once (a fragment spread a million times
+//! costs one lookup per spread), before any of async-graphql's own checks expand fragments.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{
+    ExecutableDocument, Field, Selection, SelectionSet, TypeKind, TypeSystemDefinition,
+};
+use async_graphql::{Name, Pos, TypeDirective, Variables};
+use async_graphql_value::{ConstValue, Value};
+
+use super::scan::check_literal;
+use super::{MAX_DOCUMENT_NESTING, MAX_SELECTIONS, Rejection};
+
+/// What one `__schema` costs: it lists every type with its fields and arguments.
+pub const SCHEMA_INTROSPECTION_COST: usize = 5_000;
+/// What one `__type(name:)` costs.
+pub const TYPE_INTROSPECTION_COST: usize = 50;
+/// A field that runs an SQL statement of its own (a root lookup or list, a count).
+pub const STATEMENT: i32 = 100;
+/// A mutation: a transaction of several statements and an event.
+pub const WRITE: i32 = 500;
+/// The page size of a connection asked for without `first` or `last`.
+pub const DEFAULT_PAGE: i32 = 20;
+
+#[TypeDirective(name = "cost", location = "FieldDefinition")]
+pub fn cost(weight: i32) {}
+
+#[TypeDirective(name = "listSize", location = "FieldDefinition")]
+pub fn list_size(
+    assumed_size: Option<i32>,
+    slicing_arguments: Option<Vec<String>>,
+    sized_fields: Option<Vec<String>>,
+) {
+}
+
+/// The slicing arguments of a connection's `@listSize`.
+pub fn page_slicing() -> Vec<String> {
+    vec!["first".into(), "last".into()]
+}
+
+/// The fields of a connection whose cost its page size multiplies.
+pub fn page_items() -> Vec<String> {
+    vec!["edges".into(), "nodes".into()]
+}
+
+#[derive(Debug, Default)]
+struct ListSize {
+    assumed: usize,
+    slicing: Vec<String>,
+    /// Empty: the field's own children are multiplied.
+    sized: Vec<String>,
+}
+
+#[derive(Debug)]
+struct FieldCost {
+    weight: usize,
+    returns: String,
+    list: Option<ListSize>,
+}
+
+/// Every field's declared cost and return type, read from the schema's own SDL.
+#[derive(Debug, Default)]
+pub struct CostTable {
+    fields: HashMap<String, HashMap<String, FieldCost>>,
+}
+
+fn int_argument(
+    directive: &async_graphql::parser::types::ConstDirective,
+    name: &str,
+) -> Option<usize> {
+    match &directive.get_argument(name)?.node {
+        ConstValue::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+        _ => None,
+    }
+}
+
+fn strings_argument(
+    directive: &async_graphql::parser::types::ConstDirective,
+    name: &str,
+) -> Vec<String> {
+    match directive.get_argument(name).map(|v| &v.node) {
+        Some(ConstValue::List(items)) => items
+            .iter()
+            .filter_map(|v| match v {
+                ConstValue::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl CostTable {
+    pub fn from_sdl(sdl: &str) -> Self {
+        let mut table = Self::default();
+        let Ok(doc) = async_graphql::parser::parse_schema(sdl) else {
+            return table;
+        };
+        for def in doc.definitions {
+            let TypeSystemDefinition::Type(ty) = def else {
+                continue;
+            };
+            let ty = ty.node;
+            let fields = match &ty.kind {
+                TypeKind::Object(o) => &o.fields,
+                TypeKind::Interface(i) => &i.fields,
+                _ => continue,
+            };
+            let entry = table.fields.entry(ty.name.node.to_string()).or_default();
+            for field in fields {
+                let field = &field.node;
+                let mut declared = FieldCost {
+                    weight: 1,
+                    returns: super::super::permissions::named_type(&field.ty.node).to_owned(),
+                    list: None,
+                };
+                for directive in &field.directives {
+                    let directive = &directive.node;
+                    match directive.name.node.as_str() {
+                        "cost" => declared.weight = int_argument(directive, "weight").unwrap_or(1),
+                        "listSize" => {
+                            declared.list = Some(ListSize {
+                                assumed: int_argument(directive, "assumedSize").unwrap_or(1),
+                                slicing: strings_argument(directive, "slicingArguments"),
+                                sized: strings_argument(directive, "sizedFields"),
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+                entry.insert(field.name.node.to_string(), declared);
+            }
+        }
+        table
+    }
+
+    fn field(&self, ty: &str, field: &str) -> Option<&FieldCost> {
+        self.fields.get(ty)?.get(field)
+    }
+}
+
+/// What a selection set asks for, fragments expanded.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Measure {
+    pub selections: usize,
+    /// Nesting of fields, not counting what lies under `__schema` / `__type`.
+    pub depth: usize,
+    pub cost: usize,
+}
+
+impl Measure {
+    pub fn add(&mut self, other: Measure) {
+        self.selections = self.selections.saturating_add(other.selections);
+        self.depth = self.depth.max(other.depth);
+        self.cost = self.cost.saturating_add(other.cost);
+    }
+}
+
+/// A refusal, and the part of the document at fault when there is one.
+pub type Refused = (Rejection, Option<Pos>);
+
+pub struct Measurer<'a> {
+    pub doc: &'a ExecutableDocument,
+    pub table: &'a CostTable,
+    pub variables: &'a Variables,
+    fragments: HashMap<&'a Name, Measure>,
+    visiting: Vec<&'a Name>,
+}
+
+/// Children of a list field whose cost its size multiplies: all of them, or only those
+/// named (a connection's `nodes` and `edges`).
+#[derive(Clone, Copy)]
+pub struct Sized<'s> {
+    fields: &'s [String],
+    size: usize,
+}
+
+impl<'a> Measurer<'a> {
+    pub fn new(
+        doc: &'a ExecutableDocument,
+        table: &'a CostTable,
+        variables: &'a Variables,
+    ) -> Self {
+        Self {
+            doc,
+            table,
+            variables,
+            fragments: HashMap::new(),
+            visiting: Vec::new(),
+        }
+    }
+
+    /// The size a list field will have: its slicing argument (a number, or a list's
+    /// length), else the size it is assumed to have.
+    fn list_size(&self, field: &Field, list: &ListSize) -> usize {
+        for name in &list.slicing {
+            let Some((_, value)) = field
+                .arguments
+                .iter()
+                .find(|(n, _)| n.node.as_str() == name)
+            else {
+                continue;
+            };
+            let value = match &value.node {
+                Value::Variable(v) => self.variables.get(v).cloned(),
+                other => other.clone().into_const(),
+            };
+            match value {
+                Some(ConstValue::Number(n)) => {
+                    return n
+                        .as_u64()
+                        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                }
+                Some(ConstValue::List(items)) => return items.len(),
+                _ => {}
+            }
+        }
+        list.assumed
+    }
+
+    fn field(
+        &mut self,
+        parent: &str,
+        field: &'a Field,
+        sized: Option<Sized<'_>>,
+    ) -> Result<Measure, Refused> {
+        for (name, value) in &field.arguments {
+            let what = || format!("argument `{}` of `{}`", name.node, field.name.node);
+            check_literal(&value.node, 0, &what).map_err(|r| (r, Some(value.pos)))?;
+        }
+        let name = field.name.node.as_str();
+        let (weight, counts_depth) = match name {
+            "__schema" => (SCHEMA_INTROSPECTION_COST, false),
+            "__type" => (TYPE_INTROSPECTION_COST, false),
+            _ => (1, true),
+        };
+        let table: &'a CostTable = self.table;
+        let declared = table.field(parent, name);
+        let returns = declared.map_or("", |d| d.returns.as_str());
+        let inner = match declared.and_then(|d| d.list.as_ref()) {
+            Some(list) => {
+                let size = self.list_size(field, list);
+                if list.sized.is_empty() {
+                    let mut one = self.selection_set(returns, &field.selection_set.node, None)?;
+                    one.cost = one.cost.saturating_mul(size);
+                    one
+                } else {
+                    let sized = Sized {
+                        fields: &list.sized,
+                        size,
+                    };
+                    self.selection_set(returns, &field.selection_set.node, Some(sized))?
+                }
+            }
+            None => self.selection_set(returns, &field.selection_set.node, None)?,
+        };
+        let own = declared.map_or(weight, |d| d.weight.max(weight));
+        let mut total = own.saturating_add(inner.cost);
+        if let Some(sized) = sized
+            && sized.fields.iter().any(|f| f == name)
+        {
+            total = total.saturating_mul(sized.size);
+        }
+        Ok(Measure {
+            selections: inner.selections.saturating_add(1),
+            depth: if counts_depth { inner.depth + 1 } else { 0 },
+            cost: total,
+        })
+    }
+
+    pub fn selection_set(
+        &mut self,
+        ty: &str,
+        set: &'a SelectionSet,
+        sized: Option<Sized<'_>>,
+    ) -> Result<Measure, Refused> {
+        let mut total = Measure::default();
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => total.add(self.field(ty, &field.node, sized)?),
+                Selection::InlineFragment(inline) => {
+                    let ty = inline
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .map_or(ty, |c| c.node.on.node.as_str());
+                    total.add(self.selection_set(ty, &inline.node.selection_set.node, sized)?);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let mut measure = self.fragment(&spread.node.fragment_name.node, sized)?;
+                    measure.selections = measure.selections.saturating_add(1);
+                    total.add(measure);
+                }
+            }
+            if total.selections > MAX_SELECTIONS {
+                return Err((Rejection::TooManySelections, Some(selection.pos)));
+            }
+        }
+        Ok(total)
+    }
+
+    /// A fragment, measured once. Inside a connection's own selection (`sized`), where the
+    /// same fragment can cost differently, it is measured where it is spread.
+    pub fn fragment(
+        &mut self,
+        name: &'a Name,
+        sized: Option<Sized<'_>>,
+    ) -> Result<Measure, Refused> {
+        if sized.is_none()
+            && let Some(known) = self.fragments.get(name)
+        {
+            return Ok(*known);
+        }
+        if self.visiting.contains(&name) {
+            return Err((Rejection::FragmentCycle(name.to_string()), None));
+        }
+        // Unknown fragments are the validator's to report.
+        let Some(fragment) = self.doc.fragments.get(name) else {
+            return Ok(Measure::default());
+        };
+        if self.visiting.len() >= MAX_DOCUMENT_NESTING {
+            return Err((Rejection::DocumentTooDeep, Some(fragment.pos)));
+        }
+        let ty = fragment.node.type_condition.node.on.node.as_str();
+        self.visiting.push(name);
+        let measure = self.selection_set(ty, &fragment.node.selection_set.node, sized);
+        self.visiting.pop();
+        let measure = measure?;
+        if sized.is_none() {
+            self.fragments.insert(name, measure);
+        }
+        Ok(measure)
+    }
+}

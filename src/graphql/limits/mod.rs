@@ -1,0 +1,245 @@
+//! What a request may ask for, checked before anything recurses over it or runs it.
+//!
+//! The parser, the validation rules and input coercion all recurse over the document and
+//! its values, and async-graphql's own checks expand every fragment spread anew (a chain of
+//! fragments that each spread the next twice costs 2^n). So the first step of every request,
+//! over HTTP or WebSocket, is a scan that recurses over nothing: the document's bracket
+//! nesting is counted without parsing it, variables are walked with an explicit stack. Only
+//! then is the document parsed (once; the parsed document is handed on to execution) and
+//! measured with every fragment measured once: selections, depth outside introspection, and a
+//! cost in which introspection pays for the work it does.
+
+pub(crate) mod costs;
+mod scan;
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::{Pos, Request, ServerError, ServerResult};
+
+pub use costs::{
+    CostTable, DEFAULT_PAGE, SCHEMA_INTROSPECTION_COST, STATEMENT, TYPE_INTROSPECTION_COST, WRITE,
+    page_items, page_slicing,
+};
+use costs::{Measure, Measurer};
+pub use scan::check_nesting;
+use scan::check_value;
+
+use super::context::RequestAuth;
+
+/// Deepest bracket nesting (`{`, `[`, `(`) of a document: far above any real query (the
+/// standard introspection query nests 11), far below what the recursive parser survives.
+pub const MAX_DOCUMENT_NESTING: usize = 64;
+/// Deepest nesting of an input value (objects and lists), in a literal or a variable.
+pub const MAX_VALUE_NESTING: usize = 32;
+/// Most field selections of a document, aliases and fragment expansions included.
+pub const MAX_SELECTIONS: usize = 1_000;
+/// The cost a request without a token may spend: one full introspection query, no more.
+pub const ANONYMOUS_BUDGET: usize = 6_000;
+
+/// Limits a hostile query cannot get past.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Deepest selection nesting, introspection excepted (schema tools need ~15 levels).
+    pub max_depth: usize,
+    /// Largest cost of a request with a token.
+    pub max_complexity: usize,
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 50_000,
+            introspection: true,
+        }
+    }
+}
+
+/// Why a request was refused before it ran. The text is for the client.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Rejection {
+    #[error("the document nests deeper than {MAX_DOCUMENT_NESTING} levels of brackets")]
+    DocumentTooDeep,
+    #[error("{0} nests deeper than {MAX_VALUE_NESTING} levels")]
+    ValueTooDeep(String),
+    #[error("{0} contains a NUL character")]
+    NulCharacter(String),
+    #[error(
+        "the document selects more than {MAX_SELECTIONS} fields (aliases and fragments included)"
+    )]
+    TooManySelections,
+    #[error("the query is nested {depth} levels deep; the limit is {limit}")]
+    TooDeep { depth: usize, limit: usize },
+    #[error(
+        "the query costs {cost}, more than the {limit} allowed{who} (a field costs 1, `__type` {TYPE_INTROSPECTION_COST}, `__schema` {SCHEMA_INTROSPECTION_COST})"
+    )]
+    TooCostly {
+        cost: usize,
+        limit: usize,
+        who: &'static str,
+    },
+    #[error("fragment `{0}` spreads itself")]
+    FragmentCycle(String),
+}
+
+impl Rejection {
+    /// Whether the fault is in an input value (BAD_USER_INPUT) rather than the document's
+    /// shape (GRAPHQL_VALIDATION_FAILED).
+    pub fn is_input(&self) -> bool {
+        matches!(self, Self::ValueTooDeep(_) | Self::NulCharacter(_))
+    }
+
+    /// The request error, with a location only where one part of the document is at fault.
+    fn at(self, pos: Option<Pos>) -> ServerError {
+        let mut err = ServerError::new(self.to_string(), pos);
+        err.source = Some(Arc::new(self));
+        err
+    }
+}
+
+/// Checks a request and parses its document; the parsed document is what will run.
+pub fn admit(
+    limits: &Limits,
+    costs: &CostTable,
+    authenticated: bool,
+    request: &Request,
+) -> Result<ExecutableDocument, ServerError> {
+    check_nesting(&request.query).map_err(|r| r.at(None))?;
+    for (name, value) in request.variables.iter() {
+        let what = || format!("variable `${name}`");
+        check_value(value, &what).map_err(|r| r.at(None))?;
+    }
+    let doc = async_graphql::parser::parse_query(&request.query)?;
+    let mut measurer = Measurer::new(&doc, costs, &request.variables);
+    let mut whole = Measure::default();
+    for (_, operation) in doc.operations.iter() {
+        let root = match operation.node.ty {
+            OperationType::Query => "Query",
+            OperationType::Mutation => "Mutation",
+            OperationType::Subscription => "Subscription",
+        };
+        let measure = measurer
+            .selection_set(root, &operation.node.selection_set.node, None)
+            .map_err(|(r, pos)| r.at(pos.or(Some(operation.pos))))?;
+        whole.add(measure);
+        if whole.selections > MAX_SELECTIONS {
+            return Err(Rejection::TooManySelections.at(Some(operation.pos)));
+        }
+    }
+    // Fragments no operation uses are still parsed and validated: their literals too.
+    for (name, _) in doc.fragments.iter() {
+        measurer
+            .fragment(name, None)
+            .map_err(|(r, pos)| r.at(pos))?;
+    }
+    if whole.depth > limits.max_depth {
+        return Err(Rejection::TooDeep {
+            depth: whole.depth,
+            limit: limits.max_depth,
+        }
+        .at(None));
+    }
+    let (limit, who) = if authenticated {
+        (limits.max_complexity, "")
+    } else {
+        (ANONYMOUS_BUDGET, " without a token")
+    };
+    if whole.cost > limit {
+        return Err(Rejection::TooCostly {
+            cost: whole.cost,
+            limit,
+            who,
+        }
+        .at(None));
+    }
+    Ok(doc)
+}
+
+/// Runs `admit` first for every request, over HTTP and WebSocket alike.
+pub struct RequestLimits {
+    limits: Arc<Limits>,
+    costs: Arc<CostTable>,
+}
+
+impl RequestLimits {
+    pub fn new(limits: Limits, costs: CostTable) -> Self {
+        Self {
+            limits: Arc::new(limits),
+            costs: Arc::new(costs),
+        }
+    }
+}
+
+impl ExtensionFactory for RequestLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Admission {
+            limits: self.limits.clone(),
+            costs: self.costs.clone(),
+        })
+    }
+}
+
+struct Admission {
+    limits: Arc<Limits>,
+    costs: Arc<CostTable>,
+}
+
+#[async_trait::async_trait]
+impl Extension for Admission {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let authenticated = request
+            .data
+            .get(&std::any::TypeId::of::<RequestAuth>())
+            .and_then(|data| data.downcast_ref::<RequestAuth>())
+            .is_some_and(|auth| auth.0.is_some());
+        let doc = admit(&self.limits, &self.costs, authenticated, &request)?;
+        request.set_parsed_query(doc);
+        next.run(ctx, request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scan::*;
+    use super::*;
+    use async_graphql_value::ConstValue;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        let deep = format!("{{{}}}", "[".repeat(70));
+        assert_eq!(check_nesting(&deep), Err(Rejection::DocumentTooDeep));
+        let quoted = format!("{{ a(s: \"{}\") }}", "{".repeat(100));
+        assert_eq!(check_nesting(&quoted), Ok(()));
+        let block = format!("{{ a(s: \"\"\"{}\\\"\"\" \"\"\") }}", "[".repeat(100));
+        assert_eq!(check_nesting(&block), Ok(()));
+        let comment = format!("# {}\n{{ a }}", "(".repeat(100));
+        assert_eq!(check_nesting(&comment), Ok(()));
+    }
+
+    #[test]
+    fn deep_variables_are_refused_without_recursion() {
+        let mut value = ConstValue::Null;
+        for _ in 0..100_000 {
+            value = ConstValue::List(vec![value]);
+        }
+        let refused = check_value(&value, &|| "variable `$x`".into());
+        assert_eq!(
+            refused,
+            Err(Rejection::ValueTooDeep("variable `$x`".into()))
+        );
+        // Dropping 100,000 levels recurses too; take it apart level by level.
+        while let ConstValue::List(mut items) = value {
+            value = items.pop().unwrap_or_default();
+        }
+    }
+}
