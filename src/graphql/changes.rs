@@ -7,7 +7,7 @@ use super::activities::ActivityNode;
 use super::context::{principal, store};
 use super::customers::CustomerNode;
 use super::errors::ApiError;
-use super::permissions::requires_scopes;
+use super::permissions::{readable_fields, requires_scopes};
 use super::subscriptions::ChangeOp;
 use crate::auth::Scope;
 use crate::domain::changes;
@@ -61,8 +61,15 @@ impl ChangeEvent {
         ChangeOp::parse(&self.0.op)
     }
 
-    async fn changed_fields(&self) -> &[String] {
-        &self.0.changed_fields
+    /// The fields whose values changed (all of them for a creation), among those the caller
+    /// may read.
+    async fn changed_fields(&self, ctx: &Context<'_>) -> Vec<String> {
+        let ty = match self.0.entity.as_str() {
+            "customer" => "Customer",
+            "activity" => "Activity",
+            other => other,
+        };
+        readable_fields(ctx, ty, &self.0.changed_fields)
     }
 
     async fn occurred_at(&self) -> DateTime<Utc> {

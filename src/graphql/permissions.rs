@@ -219,6 +219,20 @@ pub fn may_read(ctx: &async_graphql::Context<'_>, ty: &str, field: &str) -> bool
         .is_some_and(|who| allows(who, alternatives))
 }
 
+/// The names among `fields` (of type `ty`) whose values the caller may read: that a guarded
+/// field changed is itself something to hide from a caller who may not read it.
+pub fn readable_fields(
+    ctx: &async_graphql::Context<'_>,
+    ty: &str,
+    fields: &[String],
+) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|field| may_read(ctx, ty, field))
+        .cloned()
+        .collect()
+}
+
 pub struct ScopeEnforcement {
     table: Arc<PermissionTable>,
 }

@@ -17,7 +17,7 @@ use super::activities::{ActivityKind, ActivityNode};
 use super::context::{principal, store};
 use super::customers::{CustomerNode, LifecycleStage};
 use super::errors::ApiError;
-use super::permissions::{all_of, requires_scopes};
+use super::permissions::{all_of, readable_fields, requires_scopes};
 use crate::auth::Scope;
 use crate::domain::activities::Activity;
 use crate::domain::customers::Customer;
@@ -49,8 +49,9 @@ struct ChangeMeta {
     op: ChangeOp,
     /// The event's position in the log (a decimal 64-bit integer), increasing.
     seq: String,
-    /// The fields whose values changed (all of them for a creation).
-    changed_fields: Vec<String>,
+    /// Read through `changedFields`, which leaves out what the caller may not read.
+    #[graphql(skip)]
+    changed: Vec<String>,
     occurred_at: DateTime<Utc>,
 }
 
@@ -59,7 +60,7 @@ impl ChangeMeta {
         Some(Self {
             op: ChangeOp::parse(&event.op)?,
             seq: event.seq.to_string(),
-            changed_fields: event.changed_fields.clone(),
+            changed: event.changed_fields.clone(),
             occurred_at: event.created_at,
         })
     }
@@ -76,6 +77,12 @@ pub struct CustomerChange {
 
 #[ComplexObject]
 impl CustomerChange {
+    /// The fields whose values changed (all of them for a creation), among those the caller
+    /// may read.
+    async fn changed_fields(&self, ctx: &Context<'_>) -> Vec<String> {
+        readable_fields(ctx, "Customer", &self.meta.changed)
+    }
+
     /// The customer as it is after the change.
     async fn customer(&self) -> CustomerNode {
         CustomerNode(self.customer.clone())
@@ -93,6 +100,12 @@ pub struct ActivityChange {
 
 #[ComplexObject]
 impl ActivityChange {
+    /// The fields whose values changed (all of them for a creation), among those the caller
+    /// may read.
+    async fn changed_fields(&self, ctx: &Context<'_>) -> Vec<String> {
+        readable_fields(ctx, "Activity", &self.meta.changed)
+    }
+
     /// The activity as it is after the change.
     async fn activity(&self) -> ActivityNode {
         ActivityNode(self.activity.clone())

@@ -604,3 +604,52 @@ async fn two_authorization_headers_at_the_token_endpoint_are_refused() {
     assert_eq!(r.body["error"], "invalid_request", "{}", r.body);
     assert!(r.body.get("access_token").is_none());
 }
+
+/// A revoked token's open sockets close (4403) within a few seconds: by revoking the token
+/// itself, or its whole client, on any instance.
+#[tokio::test]
+async fn revocation_closes_open_websockets() {
+    use crate::ws_client::{close_code, open, subscribe};
+    let app = TestApp::spawn().await;
+    let client = create_client(&app, &["customers:read"]).await;
+    let other = create_client(&app, &["customers:read"]).await;
+    let mut tokens = Vec::new();
+    for c in [&client, &client, &other] {
+        let body = token(&app, c, None).await.2;
+        tokens.push(body["access_token"].as_str().expect("token").to_owned());
+    }
+    let [revoked, kept, of_other] = [&tokens[0], &tokens[1], &tokens[2]];
+    let subscription = "subscription { customerChanged { op } }";
+    let mut sockets = Vec::new();
+    for token in [revoked, kept, of_other] {
+        let mut socket = open(&app).await;
+        subscribe(&mut socket, token, subscription).await;
+        sockets.push(socket);
+    }
+
+    // One token revoked: its socket closes, the client's other token stays.
+    let (status, _, _) = post_form(
+        &app,
+        "/oauth/revoke",
+        Some((&client.id, &client.secret)),
+        &[("token", revoked)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    assert_eq!(close_code(&mut sockets[0]).await, Some(4403));
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+
+    // The client revoked: every socket of its tokens closes; another client's stays open.
+    let r = app
+        .gql(
+            "mutation($id: ID!) { revokeApiClient(input: {id: $id}) { apiClient { id } } }",
+            json!({"id": client.id}),
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(close_code(&mut sockets[1]).await, Some(4403));
+    app.customer(json!({"name": "Still heard"})).await;
+    let msg = crate::ws_client::recv(&mut sockets[2]).await;
+    assert_eq!(msg["type"], "next", "{msg}");
+}

@@ -374,3 +374,151 @@ async fn random_scopes_and_queries_never_return_a_forbidden_field() {
         "the rounds exercised forbidden fields ({forbidden_seen})"
     );
 }
+
+/// Customers that two tenants share in everything but what `pii:read` guards.
+const TWINS: [(&str, &str, &str); 6] = [
+    ("Ada Lovelace", "Analytical", "LEAD"),
+    ("Alan Turing", "Bletchley", "CUSTOMER"),
+    ("Grace Hopper", "Navy", "PROSPECT"),
+    ("Edsger Dijkstra", "Eindhoven", "CUSTOMER"),
+    ("Barbara Liskov", "MIT", "CHURNED"),
+    ("Ken Thompson", "Bell", "LEAD"),
+];
+
+/// One random customer filter, drawing its values from both tenants' data, guarded fields
+/// included: whatever it compares with, a token without `pii:read` must not see a difference.
+fn random_filter(rng: &mut Rng, texts: &[String], depth: usize) -> Value {
+    let text = |rng: &mut Rng| {
+        let t = &texts[(rng.next() % texts.len() as u64) as usize];
+        let cut = (rng.next() % t.len().max(1) as u64) as usize + 1;
+        t.chars().take(cut).collect::<String>()
+    };
+    let mut filter = serde_json::Map::new();
+    for _ in 0..=(rng.next() % 2) {
+        let field = rng.pick(&[
+            "name", "email", "phone", "company", "search", "tag", "stage", "nest",
+        ]);
+        let op = rng.pick(&["eq", "contains", "startsWith", "in", "isNull"]);
+        let ops = |rng: &mut Rng| match op {
+            "in" => json!({"in": [text(rng), text(rng)]}),
+            "isNull" => json!({"isNull": rng.chance(50)}),
+            _ => json!({op: text(rng)}),
+        };
+        match field {
+            "search" => {
+                filter.insert("search".into(), json!(text(rng)));
+            }
+            "tag" => {
+                filter.insert("tag".into(), json!(rng.pick(&["vip", "new"])));
+            }
+            "stage" => {
+                filter.insert(
+                    "lifecycleStage".into(),
+                    json!({"eq": rng.pick(&["LEAD", "CUSTOMER"])}),
+                );
+            }
+            "nest" if depth < 2 => {
+                let inner = random_filter(rng, texts, depth + 1);
+                let key = rng.pick(&["and", "or", "not"]);
+                let value = if key == "not" {
+                    inner
+                } else {
+                    json!([inner, random_filter(rng, texts, depth + 1)])
+                };
+                filter.insert(key.into(), value);
+            }
+            "nest" => {}
+            field => {
+                filter.insert(field.into(), ops(rng));
+            }
+        }
+    }
+    Value::Object(filter)
+}
+
+#[tokio::test]
+async fn results_never_depend_on_values_the_token_may_not_read() {
+    let app = TestApp::spawn().await;
+    let orgs = [format!("{}-a", app.org), format!("{}-b", app.org)];
+    let mut texts: Vec<String> = TWINS.iter().map(|(n, c, _)| format!("{n} {c}")).collect();
+    // Twin tenants, created in the same order: the same names, companies, stages and tags,
+    // different emails and phones; then the same email change in both.
+    for (t, org) in orgs.iter().enumerate() {
+        let admin = app.token_for(org, "owner", crate::helpers::ALL_SCOPES);
+        let mut first = None;
+        for (i, (name, company, stage)) in TWINS.iter().enumerate() {
+            let email = format!(
+                "{}{}@{}.example",
+                ["zed", "amy"][t],
+                i * 7 + t,
+                ["corp", "mail"][(i + t) % 2]
+            );
+            let phone = format!("+1202555{:04}", 100 + i * 13 + t * 5000);
+            texts.push(email.clone());
+            texts.push(phone.clone());
+            let r = app
+                .gql_as(
+                    Some(&admin),
+                    "mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } userErrors { message } } }",
+                    json!({"i": {"name": name, "company": company, "lifecycleStage": stage,
+                        "email": email, "phone": phone, "tags": if i % 2 == 0 { vec!["vip"] } else { vec!["new"] }}}),
+                )
+                .await;
+            r.assert_ok();
+            first.get_or_insert(
+                r.data("createCustomer.customer.id")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        let r = app
+            .gql_as(
+                Some(&admin),
+                "mutation($id: ID!, $e: String) { updateCustomer(input: {id: $id, email: $e}) { userErrors { message } } }",
+                json!({"id": first, "e": format!("changed{t}@x.example")}),
+            )
+            .await;
+        r.assert_ok();
+    }
+    let scopes = ["customers:read", "activities:read", "pii:read"];
+    let mut rng = Rng(0x0dd5_eed5_1234_abcd);
+    let mut compared = 0;
+    for round in 0..150 {
+        let held: Vec<&str> = scopes.iter().copied().filter(|_| rng.chance(70)).collect();
+        let filter = random_filter(&mut rng, &texts, 0);
+        let order = rng.pick(&["NAME", "CREATED_AT", "UPDATED_AT", "LAST_ACTIVITY_AT"]);
+        let direction = rng.pick(&["ASC", "DESC"]);
+        let first = 1 + rng.next() % 6;
+        let query = "query($f: CustomerFilter, $o: CustomerOrder, $n: Int) { \
+            customers(filter: $f, orderBy: $o, first: $n) { totalCount pageInfo { hasNextPage } nodes { name company lifecycleStage email phone } } \
+            changes(first: 50) { events { op changedFields customer { name email } } } }";
+        let variables =
+            json!({"f": filter, "o": {"field": order, "direction": direction}, "n": first});
+        let mut answers = Vec::new();
+        for org in &orgs {
+            let token = app.token_for(org, "reader", &held.join(" "));
+            let r = app.gql_as(Some(&token), query, variables.clone()).await;
+            assert!(r.status.is_success(), "{}", r.body);
+            assert!(
+                !r.error_codes().iter().any(|c| c == "INTERNAL"),
+                "{}",
+                r.body
+            );
+            // Sibling fields resolve concurrently: their errors come in any order.
+            let mut body = r.body;
+            if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+                errors.sort_by_key(|e| e["path"].to_string());
+            }
+            answers.push(body);
+        }
+        if !held.contains(&"pii:read") {
+            compared += 1;
+            assert_eq!(
+                answers[0], answers[1],
+                "round {round}: with {held:?}, {variables} answers differently in tenants that differ only in guarded fields"
+            );
+        }
+    }
+    assert!(compared > 30, "only {compared} rounds without pii:read");
+}

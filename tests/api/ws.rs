@@ -655,3 +655,34 @@ async fn a_close_from_the_client_is_echoed() {
     // The subscription's operation ended with its socket.
     await_live(&app, 0.0, 0.0).await;
 }
+
+/// A query over the socket is answered at once: without TCP_NODELAY the server's second
+/// small frame (`complete` after `next`) waits for the client's delayed ACK, ~40 ms on
+/// Linux, on every round trip. The fastest of ten shows it whatever else the host is doing.
+#[tokio::test]
+async fn answers_over_the_socket_do_not_wait_for_delayed_acks() {
+    let app = TestApp::spawn().await;
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    let mut fastest = Duration::MAX;
+    for i in 0..10 {
+        let id = format!("q{i}");
+        let started = std::time::Instant::now();
+        send(
+            &mut socket,
+            json!({"id": id, "type": "subscribe", "payload": {"query": "{ __typename }"}}),
+        )
+        .await;
+        loop {
+            let msg = recv(&mut socket).await;
+            if msg["type"] == "complete" && msg["id"] == id.as_str() {
+                break;
+            }
+        }
+        fastest = fastest.min(started.elapsed());
+    }
+    assert!(
+        fastest < Duration::from_millis(30),
+        "the fastest round trip took {fastest:?}"
+    );
+}
