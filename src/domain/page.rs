@@ -88,7 +88,19 @@ impl Cursor {
             return Err(bad());
         }
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
-        serde_json::from_slice(&bytes).map_err(|_| bad())
+        let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        // A forged cursor must not carry what the database would refuse to compare with.
+        let fits = !cursor.id.contains('\0')
+            && match &cursor.value {
+                CursorValue::Null => true,
+                CursorValue::Text(s) => !s.contains('\0'),
+                CursorValue::Micros(us) => DateTime::<Utc>::from_timestamp_micros(*us)
+                    .is_some_and(|t| (1..=9999).contains(&chrono::Datelike::year(&t))),
+            };
+        if !fits {
+            return Err(bad());
+        }
+        Ok(cursor)
     }
 }
 

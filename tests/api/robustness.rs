@@ -696,6 +696,24 @@ async fn text_the_database_would_refuse_is_refused_at_the_edge() {
             "",
         ),
     ];
+    // Forged cursors: a timestamp no database holds, NUL bytes inside the decoded cursor, and
+    // the largest position of the changes feed.
+    use base64::Engine;
+    let forge = |json: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string());
+    let mut cases = cases;
+    for cursor in [
+        forge(json!({"o": "createdAt", "v": 8_000_000_000_000_000_i64, "i": "cus_x"})),
+        forge(json!({"o": "name", "v": "a\u{0}", "i": "cus_x"})),
+        forge(json!({"o": "createdAt", "v": 0, "i": "cus_\u{0}"})),
+    ] {
+        let query = "query($v: String) { customers(after: $v, orderBy: {field: CREATED_AT}) { totalCount } x: customers(before: $v, orderBy: {field: NAME}) { totalCount } }";
+        cases.push((query, json!({"v": cursor}), "cursor"));
+    }
+    cases.push((
+        "{ changes(after: \"c2VxOjkyMjMzNzIwMzY4NTQ3NzU4MDc\") { endCursor } }",
+        json!({}),
+        "cursor",
+    ));
     for (query, variables, names) in cases {
         let query = query.replace("\"ID\"", &format!("\"{id}\""));
         let r = app.gql(&query, variables.clone()).await;
