@@ -12,6 +12,7 @@ mod batching;
 mod customers;
 mod events;
 mod filters;
+mod fuzz;
 mod helpers;
 mod http_spec;
 mod oauth;
