@@ -56,6 +56,21 @@ impl PermissionTable {
         self.fields.get(ty)?.get(field)
     }
 
+    /// Records the `@requiresScopes` of a field, if it has one.
+    fn declare(
+        &mut self,
+        ty: &str,
+        field: &str,
+        directives: &[async_graphql::Positioned<async_graphql::parser::types::ConstDirective>],
+    ) {
+        if let Some(alternatives) = declared_scopes(directives) {
+            self.fields
+                .entry(ty.to_owned())
+                .or_default()
+                .insert(field.to_owned(), alternatives);
+        }
+    }
+
     fn guarded_arguments(&self, ty: &str, field: &str) -> Option<&Vec<(String, String)>> {
         self.guarded_arguments.get(ty)?.get(field)
     }
@@ -101,13 +116,7 @@ pub fn table_from_sdl(sdl: &str) -> PermissionTable {
             | TypeKind::Interface(InterfaceType { fields, .. }) => {
                 for field in fields {
                     let field = &field.node;
-                    if let Some(alternatives) = declared_scopes(&field.directives) {
-                        table
-                            .fields
-                            .entry(type_name.clone())
-                            .or_default()
-                            .insert(field.name.node.to_string(), alternatives);
-                    }
+                    table.declare(&type_name, &field.name.node, &field.directives);
                     let arguments: Vec<(String, String)> = field
                         .arguments
                         .iter()
@@ -125,13 +134,7 @@ pub fn table_from_sdl(sdl: &str) -> PermissionTable {
                 let mut fields = HashMap::new();
                 for field in &input.fields {
                     let field = &field.node;
-                    if let Some(alternatives) = declared_scopes(&field.directives) {
-                        table
-                            .fields
-                            .entry(type_name.clone())
-                            .or_default()
-                            .insert(field.name.node.to_string(), alternatives);
-                    }
+                    table.declare(&type_name, &field.name.node, &field.directives);
                     fields.insert(
                         field.name.node.to_string(),
                         named_type(&field.ty.node).to_owned(),
