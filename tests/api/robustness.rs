@@ -699,7 +699,8 @@ async fn text_the_database_would_refuse_is_refused_at_the_edge() {
     // Forged cursors: a timestamp no database holds, NUL bytes inside the decoded cursor, and
     // the largest position of the changes feed.
     use base64::Engine;
-    let forge = |json: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string());
+    let forge =
+        |json: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string());
     let mut cases = cases;
     for cursor in [
         forge(json!({"o": "createdAt", "v": 8_000_000_000_000_000_i64, "i": "cus_x"})),
