@@ -2,7 +2,10 @@
 //! operations): bounded before it is parsed, and the operation chosen exactly as execution
 //! will choose it.
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::Positioned;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
 
 use super::limits::check_nesting;
 
@@ -12,16 +15,23 @@ pub fn parse_bounded(document: &str) -> Option<ExecutableDocument> {
     async_graphql::parser::parse_query(document).ok()
 }
 
-/// The type of the operation a request would run: the named one, or the document's only
-/// one when no name is given. `None` when execution would refuse the request anyway.
-pub fn operation_type(document: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let doc = parse_bounded(document)?;
-    let operation = match (&doc.operations, operation_name) {
+/// The operation a request runs: the named one, or the document's only one when no name is
+/// given. `None` when execution would refuse the request anyway.
+pub fn selected<'d>(
+    doc: &'d ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
+    match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), None) => Some(op),
         (DocumentOperations::Single(_), Some(_)) => None,
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
-    };
-    operation.map(|op| op.node.ty)
+    }
+}
+
+/// The type of the operation a request would run.
+pub fn operation_type(document: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let doc = parse_bounded(document)?;
+    selected(&doc, operation_name).map(|op| op.node.ty)
 }

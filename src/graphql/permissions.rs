@@ -337,11 +337,12 @@ impl Enforcer {
                 .arguments
                 .iter()
                 .find(|(name, _)| name.node.as_str() == argument)?;
-            let value = value
-                .node
-                .clone()
-                .into_const_with(|name| variables.get(&name).cloned().ok_or(()))
-                .ok()?;
+            // A variable not given (and without a default) is null: it uses nothing, but the
+            // rest of the value must still be checked.
+            let value = value.node.clone().into_const_with(|name| {
+                Ok::<_, std::convert::Infallible>(variables.get(&name).cloned().unwrap_or_default())
+            });
+            let Ok(value) = value;
             self.forbidden_input(who, &value, ty)
         })
     }

@@ -519,6 +519,31 @@ async fn aliases_and_introspection_pay_for_their_work_before_anything_runs() {
             Some(app.admin()),
             aliased(3_000, "customers(first: 1) { totalCount }"),
         ),
+        // Introspection lists nested in one another multiply the answer (x3 a level here).
+        (
+            None,
+            "{ __type(name: \"Node\") { possibleTypes { name interfaces { name possibleTypes { name interfaces { name } } } } } }".to_owned(),
+        ),
+        // Page sizes given as variable defaults cost what they will fetch.
+        (
+            Some(app.admin()),
+            format!(
+                "query($n: Int = 100) {{ {} }}",
+                (0..5)
+                    .map(|i| format!("c{i}: customers(first: $n) {{ nodes {{ activities(first: $n) {{ nodes {{ id subject }} }} }} }}"))
+                    .collect::<String>()
+            ),
+        ),
+        // Statements are counted once per place in the document, whatever the parents.
+        (
+            Some(app.admin()),
+            format!(
+                "{{ customer(id: \"{id}\") {{ {} }} }}",
+                (0..400)
+                    .map(|i| format!("a{i}: activities {{ totalCount }} "))
+                    .collect::<String>()
+            ),
+        ),
         // Under the selection cap, over the cost: each is two statements.
         (
             Some(app.admin()),
@@ -567,6 +592,22 @@ async fn aliases_and_introspection_pay_for_their_work_before_anything_runs() {
         );
         assert!(took < Duration::from_secs(3), "refused in {took:?}");
     }
+    // What the budget admits runs about the statements its cost says (100 a statement).
+    let distinct_filters: String = (0..200)
+        .map(|i| format!("a{i}: activities(filter: {{subject: {{contains: \"x{i}\"}}}}) {{ nodes {{ id }} }} "))
+        .collect();
+    let before = app.statements().await;
+    app.gql(
+        &format!("{{ customer(id: \"{id}\") {{ {distinct_filters} }} }}"),
+        json!({}),
+    )
+    .await
+    .assert_ok();
+    let ran = app.statements().await - before;
+    assert!(
+        ran <= 2 * 200 + 5,
+        "{ran} statements for a cost of about 20,000"
+    );
     // Within the budget, aliases work.
     app.gql(
         &aliased(50, &format!("customer(id: \"{id}\") {{ id }}")),
@@ -663,6 +704,17 @@ async fn text_the_database_would_refuse_is_refused_at_the_edge() {
             "{ customers(filter: {name: {eq: \"a\\u0000b\"}}) { totalCount } }",
             json!({}),
             "filter",
+        ),
+        // The same in the defaults of variables.
+        (
+            "query($i: ID! = \"cus_\\u0000\") { customer(id: $i) { id } }",
+            json!({}),
+            "$i",
+        ),
+        (
+            "mutation($c: JSON = {k: \"v\\u0000\"}) { createCustomer(input: {name: \"x\", customFields: $c}) { customer { id } } }",
+            json!({}),
+            "$c",
         ),
         (
             "mutation { updateCustomer(input: {id: \"ID\", name: \"a\\u0000\"}) { customer { id } } }",
@@ -793,6 +845,25 @@ async fn guarded_fields_cannot_be_filtered_or_searched_without_their_scope() {
         let r = app.gql_as(Some(&pii), query, json!({"f": filter})).await;
         r.assert_ok();
         assert_eq!(r.data("customers.totalCount"), 1, "{filter}");
+    }
+    // Variables left out, or given only a default in the document, are checked as well.
+    for (query, label) in [
+        (
+            "query($x: String) { customers(filter: {email: {startsWith: \"ada\"}, name: {contains: $x}}) { totalCount } }",
+            "a variable left out",
+        ),
+        (
+            "query($f: CustomerFilter = {email: {startsWith: \"ada\"}}) { customers(filter: $f) { totalCount } }",
+            "a filter as a variable's default",
+        ),
+        (
+            "query($p: String = \"+442079460958\") { customers(filter: {phone: {eq: $p}}) { totalCount } }",
+            "a value as a variable's default",
+        ),
+    ] {
+        let r = app.gql_as(Some(&reader), query, json!({})).await;
+        assert_eq!(r.error_codes(), ["FORBIDDEN"], "{label}: {}", r.body);
+        assert!(r.data("customers").is_null(), "{label}: {}", r.body);
     }
     // `search` matches email and phone only for a token that may read them.
     for text in ["secret.example", "2079460958"] {

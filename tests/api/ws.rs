@@ -686,3 +686,41 @@ async fn answers_over_the_socket_do_not_wait_for_delayed_acks() {
         "the fastest round trip took {fastest:?}"
     );
 }
+
+/// One socket cannot multiply everyone's work without bound: past 256 operations at once, a
+/// new one is refused with an `error` for its id, and the connection and its other
+/// operations go on.
+#[tokio::test]
+async fn a_connection_runs_at_most_256_operations() {
+    let app = TestApp::spawn().await;
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    for i in 0..257 {
+        send(
+            &mut socket,
+            json!({"id": format!("s{i}"), "type": "subscribe",
+                   "payload": {"query": format!("subscription {{ a{i}: customerChanged {{ op }} }}")}}),
+        )
+        .await;
+    }
+    let refused = recv(&mut socket).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "s256");
+    assert!(
+        refused["payload"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("256")),
+        "{refused}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.customer(json!({"name": "Heard by all the others"}))
+        .await;
+    let mut heard = std::collections::HashSet::new();
+    while heard.len() < 256 {
+        let msg = recv(&mut socket).await;
+        if msg["type"] == "next" {
+            heard.insert(msg["id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert!(!heard.contains("s256"));
+}

@@ -83,7 +83,10 @@ impl ActivityNode {
 
     /// The customer it was logged against; null once that customer is in the trash or when
     /// the caller may not read customers.
-    #[graphql(directive = crate::graphql::permissions::requires_scopes::apply(crate::graphql::permissions::all_of(&[crate::auth::Scope::CustomersRead])))]
+    #[graphql(
+        directive = crate::graphql::permissions::requires_scopes::apply(crate::graphql::permissions::all_of(&[crate::auth::Scope::CustomersRead])),
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
+    )]
     async fn customer(&self, ctx: &Context<'_>) -> Result<Option<CustomerNode>> {
         let customer = ctx
             .data::<Loaders>()?
@@ -93,6 +96,7 @@ impl ActivityNode {
         Ok(customer.map(CustomerNode))
     }
 
+    #[graphql(directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT))]
     async fn author(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
         let Some(author) = &self.0.author_id else {
             return Ok(None);

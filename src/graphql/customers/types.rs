@@ -90,6 +90,7 @@ impl CustomerNode {
         self.0.deleted_at
     }
 
+    #[graphql(directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT))]
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
         let Some(owner) = &self.0.owner_id else {
             return Ok(None);
@@ -99,7 +100,10 @@ impl CustomerNode {
     }
 
     /// Keys of this customer in other systems.
-    #[graphql(directive = crate::graphql::limits::costs::list_size::apply(Some(10), None, None))]
+    #[graphql(
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
+        directive = crate::graphql::limits::costs::list_size::apply(Some(10), None, None)
+    )]
     async fn external_ids(&self, ctx: &Context<'_>) -> Result<Vec<ExternalIdNode>> {
         let ids = ctx
             .data::<Loaders>()?
@@ -116,7 +120,10 @@ impl CustomerNode {
             .collect())
     }
 
-    #[graphql(directive = crate::graphql::limits::costs::list_size::apply(Some(10), None, None))]
+    #[graphql(
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
+        directive = crate::graphql::limits::costs::list_size::apply(Some(10), None, None)
+    )]
     async fn social_profiles(&self, ctx: &Context<'_>) -> Result<Vec<SocialProfileNode>> {
         let profiles = ctx
             .data::<Loaders>()?
@@ -137,6 +144,7 @@ impl CustomerNode {
 
     /// The customer's activities, newest first by default; batched across customers.
     #[graphql(
+        directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT),
         directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])),
         directive = crate::graphql::limits::costs::list_size::apply(Some(crate::graphql::limits::DEFAULT_PAGE), Some(crate::graphql::limits::page_slicing()), Some(crate::graphql::limits::page_items()))
     )]
@@ -187,6 +195,8 @@ pub struct SocialProfileNode {
     #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     pub handle: String,
     pub network_user_id: Option<String>,
+    /// Usually holds the handle, so it is guarded like it.
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     pub url: Option<String>,
 }
 

@@ -24,6 +24,10 @@ use super::{MAX_DOCUMENT_NESTING, MAX_SELECTIONS, Rejection};
 pub const SCHEMA_INTROSPECTION_COST: usize = 5_000;
 /// What one `__type(name:)` costs.
 pub const TYPE_INTROSPECTION_COST: usize = 50;
+/// The most introspection lists one path may nest: the standard introspection query nests
+/// three (`types { fields { args } }`); each more multiplies the answer (`possibleTypes {
+/// interfaces { possibleTypes … } }` triples per level).
+pub const MAX_INTROSPECTION_LISTS: usize = 3;
 /// A field that runs an SQL statement of its own (a root lookup or list, a count).
 pub const STATEMENT: i32 = 100;
 /// A mutation: a transaction of several statements and an event.
@@ -151,10 +155,18 @@ impl CostTable {
 /// What a selection set asks for, fragments expanded.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Measure {
+    /// Fields, arguments and directives, fragments expanded.
     pub selections: usize,
     /// Nesting of fields, not counting what lies under `__schema` / `__type`.
     pub depth: usize,
+    /// What the rows cost: multiplied by the size of every list they are in.
     pub cost: usize,
+    /// What statements cost: once per place in the document, because a field under a list
+    /// is loaded for every parent at once (a dataloader's one statement per level).
+    pub flat: usize,
+    /// The most introspection lists (`types`, `fields`, `possibleTypes`…) nested in one
+    /// another: each multiplies what is inside it.
+    pub lists: usize,
 }
 
 impl Measure {
@@ -162,7 +174,33 @@ impl Measure {
         self.selections = self.selections.saturating_add(other.selections);
         self.depth = self.depth.max(other.depth);
         self.cost = self.cost.saturating_add(other.cost);
+        self.flat = self.flat.saturating_add(other.flat);
+        self.lists = self.lists.max(other.lists);
     }
+
+    /// The whole cost.
+    pub fn total(&self) -> usize {
+        self.cost.saturating_add(self.flat)
+    }
+}
+
+/// The fields of the introspection types: what each returns, and whether it is a list.
+fn introspection_field(parent: &str, field: &str) -> Option<(&'static str, bool)> {
+    Some(match (parent, field) {
+        (_, "__schema") => ("__Schema", false),
+        (_, "__type") => ("__Type", false),
+        ("__Schema", "types") => ("__Type", true),
+        ("__Schema", "queryType" | "mutationType" | "subscriptionType") => ("__Type", false),
+        ("__Schema", "directives") => ("__Directive", true),
+        ("__Type", "fields") => ("__Field", true),
+        ("__Type", "interfaces" | "possibleTypes") => ("__Type", true),
+        ("__Type", "enumValues") => ("__EnumValue", true),
+        ("__Type", "inputFields") => ("__InputValue", true),
+        ("__Type", "ofType") => ("__Type", false),
+        ("__Field" | "__Directive", "args") => ("__InputValue", true),
+        ("__Field" | "__InputValue", "type") => ("__Type", false),
+        _ => return None,
+    })
 }
 
 /// A refusal, and the part of the document at fault when there is one.
@@ -238,15 +276,20 @@ impl<'a> Measurer<'a> {
             check_literal(&value.node, 0, &what).map_err(|r| (r, Some(value.pos)))?;
         }
         let name = field.name.node.as_str();
-        let (weight, counts_depth) = match name {
+        let (flat, counts_depth) = match name {
             "__schema" => (SCHEMA_INTROSPECTION_COST, false),
             "__type" => (TYPE_INTROSPECTION_COST, false),
-            _ => (1, true),
+            _ => (0, true),
         };
         let table: &'a CostTable = self.table;
         let declared = table.field(parent, name);
-        let returns = declared.map_or("", |d| d.returns.as_str());
-        let inner = match declared.and_then(|d| d.list.as_ref()) {
+        let introspection = introspection_field(parent, name);
+        let returns = match (declared, introspection) {
+            (Some(d), _) => d.returns.as_str(),
+            (None, Some((returns, _))) => returns,
+            (None, None) => "",
+        };
+        let mut inner = match declared.and_then(|d| d.list.as_ref()) {
             Some(list) => {
                 let size = self.list_size(field, list);
                 if list.sized.is_empty() {
@@ -263,17 +306,29 @@ impl<'a> Measurer<'a> {
             }
             None => self.selection_set(returns, &field.selection_set.node, None)?,
         };
-        let own = declared.map_or(weight, |d| d.weight.max(weight));
-        let mut total = own.saturating_add(inner.cost);
+        if introspection.is_some_and(|(_, list)| list) {
+            inner.lists += 1;
+        }
+        if matches!(name, "__schema" | "__type") && inner.lists > MAX_INTROSPECTION_LISTS {
+            return Err((Rejection::IntrospectionTooDeep, Some(field.name.pos)));
+        }
+        // A declared `@cost` is a statement, run once for all parents; every field also
+        // costs 1 per row it appears in.
+        let statement = declared.map_or(0, |d| if d.weight > 1 { d.weight } else { 0 });
+        let mut rows = inner.cost.saturating_add(1);
         if let Some(sized) = sized
             && sized.fields.iter().any(|f| f == name)
         {
-            total = total.saturating_mul(sized.size);
+            rows = rows.saturating_mul(sized.size);
         }
         Ok(Measure {
-            selections: inner.selections.saturating_add(1),
+            selections: inner
+                .selections
+                .saturating_add(1 + field.arguments.len() + field.directives.len()),
             depth: if counts_depth { inner.depth + 1 } else { 0 },
-            cost: total,
+            cost: rows,
+            flat: inner.flat.saturating_add(flat).saturating_add(statement),
+            lists: inner.lists,
         })
     }
 

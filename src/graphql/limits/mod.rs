@@ -21,14 +21,15 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Pos, Request, ServerError, ServerResult};
 
 pub use costs::{
-    CostTable, DEFAULT_PAGE, SCHEMA_INTROSPECTION_COST, STATEMENT, TYPE_INTROSPECTION_COST, WRITE,
-    page_items, page_slicing,
+    CostTable, DEFAULT_PAGE, MAX_INTROSPECTION_LISTS, SCHEMA_INTROSPECTION_COST, STATEMENT,
+    TYPE_INTROSPECTION_COST, WRITE, page_items, page_slicing,
 };
 use costs::{Measure, Measurer};
 pub use scan::check_nesting;
 use scan::check_value;
 
 use super::context::RequestAuth;
+use super::document::selected;
 
 /// Deepest bracket nesting (`{`, `[`, `(`) of a document: far above any real query (the
 /// standard introspection query nests 11), far below what the recursive parser survives.
@@ -70,13 +71,13 @@ pub enum Rejection {
     #[error("{0} contains a NUL character")]
     NulCharacter(String),
     #[error(
-        "the document selects more than {MAX_SELECTIONS} fields (aliases and fragments included)"
+        "the document selects more than {MAX_SELECTIONS} fields, arguments and directives (aliases and fragments included)"
     )]
     TooManySelections,
     #[error("the query is nested {depth} levels deep; the limit is {limit}")]
     TooDeep { depth: usize, limit: usize },
     #[error(
-        "the query costs {cost}, more than the {limit} allowed{who} (a field costs 1, `__type` {TYPE_INTROSPECTION_COST}, `__schema` {SCHEMA_INTROSPECTION_COST})"
+        "the query costs {cost}, more than the {limit} allowed{who} (see the @cost and @listSize directives of the schema; `__type` costs {TYPE_INTROSPECTION_COST}, `__schema` {SCHEMA_INTROSPECTION_COST})"
     )]
     TooCostly {
         cost: usize,
@@ -85,6 +86,10 @@ pub enum Rejection {
     },
     #[error("fragment `{0}` spreads itself")]
     FragmentCycle(String),
+    #[error(
+        "introspection nests more than {MAX_INTROSPECTION_LISTS} lists (`types`, `fields`, `possibleTypes`…) in one another"
+    )]
+    IntrospectionTooDeep,
 }
 
 impl Rejection {
@@ -102,21 +107,46 @@ impl Rejection {
     }
 }
 
-/// Checks a request and parses its document; the parsed document is what will run.
+/// Checks a request and parses its document; the parsed document is what will run. The
+/// defaults of the operation's variables are filled in, so that what is checked (and what
+/// later extensions see) is what will execute.
 pub fn admit(
     limits: &Limits,
     costs: &CostTable,
     authenticated: bool,
-    request: &Request,
+    request: &mut Request,
 ) -> Result<ExecutableDocument, ServerError> {
     check_nesting(&request.query).map_err(|r| r.at(None))?;
+    let doc = async_graphql::parser::parse_query(&request.query)?;
+    let mut items = 0usize;
+    for (_, operation) in doc.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            items = items.saturating_add(1);
+            if let Some(default) = &definition.node.default_value {
+                let what = || format!("the default of `${}`", definition.node.name.node);
+                check_value(&default.node, &what).map_err(|r| r.at(Some(default.pos)))?;
+            }
+        }
+    }
+    if let Some(operation) = selected(&doc, request.operation_name.as_deref()) {
+        for definition in &operation.node.variable_definitions {
+            let name = &definition.node.name.node;
+            if let Some(default) = &definition.node.default_value
+                && request.variables.get(name).is_none()
+            {
+                request.variables.insert(name.clone(), default.node.clone());
+            }
+        }
+    }
     for (name, value) in request.variables.iter() {
         let what = || format!("variable `${name}`");
         check_value(value, &what).map_err(|r| r.at(None))?;
     }
-    let doc = async_graphql::parser::parse_query(&request.query)?;
     let mut measurer = Measurer::new(&doc, costs, &request.variables);
-    let mut whole = Measure::default();
+    let mut whole = Measure {
+        selections: items,
+        ..Measure::default()
+    };
     for (_, operation) in doc.operations.iter() {
         let root = match operation.node.ty {
             OperationType::Query => "Query",
@@ -131,11 +161,16 @@ pub fn admit(
             return Err(Rejection::TooManySelections.at(Some(operation.pos)));
         }
     }
-    // Fragments no operation uses are still parsed and validated: their literals too.
-    for (name, _) in doc.fragments.iter() {
-        measurer
+    // Fragments no operation uses are parsed and validated all the same: they count, and
+    // their literals are checked.
+    for (name, fragment) in doc.fragments.iter() {
+        let measure = measurer
             .fragment(name, None)
             .map_err(|(r, pos)| r.at(pos))?;
+        whole.selections = whole.selections.saturating_add(measure.selections.min(1));
+        if whole.selections > MAX_SELECTIONS {
+            return Err(Rejection::TooManySelections.at(Some(fragment.pos)));
+        }
     }
     if whole.depth > limits.max_depth {
         return Err(Rejection::TooDeep {
@@ -149,9 +184,9 @@ pub fn admit(
     } else {
         (ANONYMOUS_BUDGET, " without a token")
     };
-    if whole.cost > limit {
+    if whole.total() > limit {
         return Err(Rejection::TooCostly {
-            cost: whole.cost,
+            cost: whole.total(),
             limit,
             who,
         }
@@ -202,7 +237,7 @@ impl Extension for Admission {
             .get(&std::any::TypeId::of::<RequestAuth>())
             .and_then(|data| data.downcast_ref::<RequestAuth>())
             .is_some_and(|auth| auth.0.is_some());
-        let doc = admit(&self.limits, &self.costs, authenticated, &request)?;
+        let doc = admit(&self.limits, &self.costs, authenticated, &mut request)?;
         request.set_parsed_query(doc);
         next.run(ctx, request).await
     }
@@ -241,5 +276,38 @@ mod tests {
         while let ConstValue::List(mut items) = value {
             value = items.pop().unwrap_or_default();
         }
+    }
+}
+
+#[cfg(test)]
+mod cost_examples {
+    use super::*;
+
+    fn cost_of(query: &str) -> Result<usize, String> {
+        let costs = CostTable::from_sdl(&crate::graphql::sdl());
+        let limits = Limits {
+            max_complexity: usize::MAX,
+            ..Limits::default()
+        };
+        let mut request = Request::new(query);
+        let doc = admit(&limits, &costs, true, &mut request).map_err(|e| e.message)?;
+        let mut measurer = Measurer::new(&doc, &costs, &request.variables);
+        let mut whole = Measure::default();
+        for (_, op) in doc.operations.iter() {
+            let measure = measurer
+                .selection_set("Query", &op.node.selection_set.node, None)
+                .map_err(|(r, _)| r.to_string())?;
+            whole.add(measure);
+        }
+        Ok(whole.total())
+    }
+
+    #[test]
+    fn the_readme_example_costs_what_it_says() {
+        let nested = "{ customers(first: 50) { nodes { name activities(first: 10) { nodes { subject } } } } }";
+        assert_eq!(cost_of(nested), Ok(1_351));
+        // A statement counts once however many parents share it; rows count per parent.
+        let with_owner = "{ customers(first: 50) { nodes { name owner { id } } } }";
+        assert_eq!(cost_of(with_owner), Ok(100 + 1 + 50 * (1 + 1 + 2) + 100));
     }
 }

@@ -147,6 +147,9 @@ struct Connection {
 
 const TOO_SLOW: (u16, &str) = (1013, "the client reads too slowly");
 
+/// Operations one connection may run at once.
+pub const MAX_OPERATIONS: usize = 256;
+
 pub async fn serve(
     socket: WebSocket,
     state: AppState,
@@ -374,6 +377,18 @@ impl Connection {
         if self.operations.contains_key(id) {
             // The reason must name the id, and a static reason cannot; the code is what counts.
             return Some((4409, "Subscriber for this id already exists"));
+        }
+        if self.operations.len() >= MAX_OPERATIONS {
+            // Each operation runs on every event: one socket must not multiply everyone's
+            // writes. The operation is refused; the connection and its others go on.
+            let errors = serde_json::json!([{
+                "message": format!("a connection runs at most {MAX_OPERATIONS} operations at once"),
+                "extensions": {"code": crate::graphql::codes::VALIDATION_FAILED},
+            }]);
+            let id_json = Value::from(id).to_string();
+            let frame = result_frame(&id_json, "error", Some(&errors.to_string()));
+            let _ = self.outbox.send(frame);
+            return None;
         }
         let variables = match payload.get("variables") {
             None | Some(Value::Null) => Value::Null,
