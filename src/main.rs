@@ -144,7 +144,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 scopes: Scope::ALL.into_iter().collect(),
             };
             let scopes: Vec<String> = args.scope.split_whitespace().map(str::to_owned).collect();
-            match crm::domain::clients::create(&store, &operator, &args.name, &scopes).await {
+            match crm::domain::clients::create(&store.tenant(&operator), &args.name, &scopes).await
+            {
                 Ok(issued) => {
                     println!("client_id={}", issued.client.id);
                     println!("client_secret={}", issued.secret);

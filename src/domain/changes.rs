@@ -5,9 +5,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entity::events;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Error, Result, Store};
+use super::{Error, Result, Store, Tenant};
 use crate::events::Event;
 
 pub const MAX_PAGE: u64 = 500;
@@ -36,8 +36,7 @@ fn decode_cursor(raw: &str) -> Result<i64> {
 
 /// `entities` names the entity kinds wanted (`customer`, `activity`).
 pub async fn list(
-    store: &Store,
-    org: &str,
+    t: &Tenant,
     after: Option<&str>,
     first: u64,
     entities: &[&'static str],
@@ -51,6 +50,7 @@ pub async fn list(
             "`first` must be at most {MAX_PAGE}"
         )));
     }
+    let store = t.store();
     if after > 0 && cursor_expired(store, after).await? {
         return Err(Error::BadArgument(
             "the cursor is older than the event retention: resync from the lists, then follow the feed from a fresh cursor"
@@ -58,14 +58,14 @@ pub async fn list(
         ));
     }
     let horizon = store.events.horizon();
-    let rows = events::Entity::find()
-        .filter(events::Column::OrgId.eq(org))
+    let rows = t
+        .find::<events::Entity>()
         .filter(events::Column::Seq.gt(after))
         .filter(events::Column::Seq.lte(horizon))
         .filter(events::Column::Entity.is_in(entities.iter().copied()))
         .order_by_asc(events::Column::Seq)
         .limit(first + 1)
-        .all(&store.db)
+        .all(t.db())
         .await?;
     let has_more = rows.len() as u64 > first;
     let events: Vec<Event> = rows
@@ -90,11 +90,14 @@ pub async fn list(
 /// Whether events after `after` were pruned by retention, so a cursor from before then
 /// cannot be continued exactly. Only a resumed feed asks, never a fresh one.
 async fn cursor_expired(store: &Store, after: i64) -> Result<bool> {
-    let oldest: Option<i64> = events::Entity::find()
+    // Retention prunes by age across tenants: the log's oldest event says what is gone.
+    let every = store.cross_tenant();
+    let oldest: Option<i64> = every
+        .find_in_every_tenant::<events::Entity>()
         .select_only()
         .column_as(events::Column::Seq.min(), "min")
         .into_tuple::<Option<i64>>()
-        .one(&store.db)
+        .one(every.conn())
         .await?
         .flatten();
     Ok(oldest.is_some_and(|oldest| after.saturating_add(1) < oldest))

@@ -14,12 +14,14 @@ pub mod ids;
 pub mod page;
 pub mod seed;
 mod store;
+mod tenant;
 pub mod users;
 pub mod validate;
 mod versioning;
 
 pub use error::{Error, FieldViolation, Result, ViolationCode, is_unique_violation};
 pub use store::{Store, WriteTxn};
+pub use tenant::{OrgId, Tenant, TenantTable};
 
 use chrono::{DateTime, SubsecRound, Utc};
 

@@ -10,7 +10,9 @@ use crate::events::EventHub;
 /// The database handle and the small process-local state the domain keeps beside it.
 #[derive(Clone)]
 pub struct Store {
-    pub db: DatabaseConnection,
+    /// Private: domain code reaches tenant tables through a `Tenant`, and the few
+    /// cross-tenant readers through `CrossTenant`.
+    db: DatabaseConnection,
     /// (org, subject) -> user id. Users are never deleted, so a hit never goes stale and
     /// writes after the first skip the user upsert.
     pub(crate) known_users: Arc<RwLock<HashMap<(String, String), String>>>,
@@ -58,6 +60,16 @@ impl Store {
             sqlite_writer,
             events,
         }
+    }
+
+    pub(super) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Whether the database answers (for readiness).
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        use sea_orm::ConnectionTrait;
+        self.db.execute_unprepared("SELECT 1").await.map(|_| ())
     }
 
     /// Commits a write and wakes the event tailer.

@@ -7,8 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::ids::{IdKind, new_id};
 use super::store::WriteTxn;
-use super::{Result, Store, now};
-use crate::auth::Principal;
+use super::{Result, Tenant, now};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -31,21 +30,22 @@ impl From<users::Model> for User {
 
 /// The id of the principal's user row, creating it on first use (remembered once `txn`
 /// commits).
-pub async fn ensure(store: &Store, txn: &WriteTxn, who: &Principal) -> Result<String> {
+pub async fn ensure(t: &Tenant, txn: &WriteTxn) -> Result<String> {
+    let (store, who) = (t.store(), t.who());
     let key = (who.org.clone(), who.sub.clone());
     if let Ok(known) = store.known_users.read()
         && let Some(id) = known.get(&key)
     {
         return Ok(id.clone());
     }
-    let row = users::ActiveModel {
+    let row = t.stamp(users::ActiveModel {
         id: Set(new_id(IdKind::User)),
-        org_id: Set(who.org.clone()),
         subject: Set(who.sub.clone()),
         name: Set(None),
         email: Set(None),
         created_at: Set(now()),
-    };
+        ..Default::default()
+    });
     // Concurrent first writes of one subject race here; the upsert makes both see one row.
     let model = users::Entity::insert(row)
         .on_conflict(
@@ -62,20 +62,21 @@ pub async fn ensure(store: &Store, txn: &WriteTxn, who: &Principal) -> Result<St
     Ok(model.id)
 }
 
-/// The users among `ids` that belong to `org`.
-pub async fn by_ids(store: &Store, org: &str, ids: &[String]) -> Result<Vec<User>> {
-    let rows = users::Entity::find()
-        .filter(users::Column::OrgId.eq(org))
+/// The tenant's users among `ids`.
+pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<User>> {
+    let rows = t
+        .find::<users::Entity>()
         .filter(users::Column::Id.is_in(ids.iter().cloned()))
-        .all(&store.db)
+        .all(t.db())
         .await?;
     Ok(rows.into_iter().map(User::from).collect())
 }
 
-/// Whether `id` names a user of `org` (for owner references in input).
-pub async fn exists(conn: &impl ConnectionTrait, org: &str, id: &str) -> Result<bool> {
-    let found = users::Entity::find_by_id(id.to_owned())
-        .filter(users::Column::OrgId.eq(org))
+/// Whether `id` names a user of the tenant (for owner references in input).
+pub async fn exists(conn: &impl ConnectionTrait, t: &Tenant, id: &str) -> Result<bool> {
+    let found = t
+        .find::<users::Entity>()
+        .filter(users::Column::Id.eq(id))
         .one(conn)
         .await?;
     Ok(found.is_some())

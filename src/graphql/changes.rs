@@ -4,7 +4,7 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::activities::ActivityNode;
-use super::context::{principal, store};
+use super::context::{principal, tenant};
 use super::customers::CustomerNode;
 use super::errors::ApiError;
 use super::permissions::{readable_fields, requires_scopes};
@@ -142,7 +142,7 @@ impl ChangesQuery {
         let first = u64::try_from(first).map_err(|_| {
             crate::domain::Error::BadArgument("`first` must not be negative".into())
         })?;
-        let page = changes::list(store(ctx)?, &who.org, after.as_deref(), first, &names).await?;
+        let page = changes::list(&tenant(ctx)?, after.as_deref(), first, &names).await?;
         Ok(Some(ChangeFeed {
             events: page.events.into_iter().map(ChangeEvent).collect(),
             end_cursor: page.end_cursor,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::Scope;
 use crate::domain::clients::{self, ApiClient, IssuedSecret};
-use crate::graphql::context::{principal, store};
+use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::user_errors::{UserError, split};
 
@@ -104,8 +104,7 @@ impl ClientQuery {
         directive = crate::graphql::limits::costs::list_size::apply(Some(100), None, None)
     )]
     async fn api_clients(&self, ctx: &Context<'_>) -> Result<Option<Vec<ApiClientNode>>> {
-        let who = principal(ctx)?;
-        let clients = clients::list(store(ctx)?, &who.org).await?;
+        let clients = clients::list(&tenant(ctx)?).await?;
         Ok(Some(clients.into_iter().map(ApiClientNode).collect()))
     }
 }
@@ -124,9 +123,8 @@ impl ClientMutation {
         ctx: &Context<'_>,
         input: CreateApiClientInput,
     ) -> Result<Option<ApiClientSecretPayload>> {
-        let who = principal(ctx)?;
         ApiClientSecretPayload::from(
-            clients::create(store(ctx)?, who, &input.name, &input.scopes).await,
+            clients::create(&tenant(ctx)?, &input.name, &input.scopes).await,
         )
     }
 
@@ -140,11 +138,8 @@ impl ClientMutation {
         ctx: &Context<'_>,
         input: RotateApiClientSecretInput,
     ) -> Result<Option<ApiClientSecretPayload>> {
-        let who = principal(ctx)?;
         let grace = Duration::seconds(i64::from(input.grace_period_seconds));
-        ApiClientSecretPayload::from(
-            clients::rotate_secret(store(ctx)?, who, &input.id, grace).await,
-        )
+        ApiClientSecretPayload::from(clients::rotate_secret(&tenant(ctx)?, &input.id, grace).await)
     }
 
     #[graphql(
@@ -156,8 +151,7 @@ impl ClientMutation {
         ctx: &Context<'_>,
         input: RevokeApiClientInput,
     ) -> Result<Option<RevokeApiClientPayload>> {
-        let who = principal(ctx)?;
-        let (client, user_errors) = split(clients::revoke(store(ctx)?, who, &input.id).await)?;
+        let (client, user_errors) = split(clients::revoke(&tenant(ctx)?, &input.id).await)?;
         Ok(Some(RevokeApiClientPayload {
             api_client: client.map(ApiClientNode),
             user_errors,

@@ -4,7 +4,7 @@ use async_graphql::{Context, Result};
 
 use super::errors::ApiError;
 use crate::auth::Principal;
-use crate::domain::Store;
+use crate::domain::{Store, Tenant};
 
 /// The verified caller of the request, or `None` for an anonymous one.
 #[derive(Clone, Debug, Default)]
@@ -19,4 +19,9 @@ pub fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
 
 pub fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store> {
     ctx.data::<Store>()
+}
+
+/// The caller's tenant: the only way a resolver reaches tenant data.
+pub fn tenant(ctx: &Context<'_>) -> Result<Tenant> {
+    Ok(store(ctx)?.tenant(principal(ctx)?))
 }

@@ -278,8 +278,7 @@ impl LiveOperations {
         }
         if let Some(who) = caller {
             request = request.data(Loaders::uncached(
-                &self.inner.store,
-                &who.org,
+                &self.inner.store.tenant(who),
                 self.inner.batch_window,
             ));
         }

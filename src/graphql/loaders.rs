@@ -12,7 +12,7 @@ use crate::domain::activities::{self, Activity, ActivityFilter, ActivityQuery};
 use crate::domain::customers::{self, Customer, ExternalId, SocialProfile};
 use crate::domain::page::Slice;
 use crate::domain::users::{self, User};
-use crate::domain::{self, Store};
+use crate::domain::{self, Tenant};
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<domain::Error>>;
 
@@ -37,11 +37,8 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(store: &Store, org: &str, window: Duration) -> Self {
-        let scope = || Scoped {
-            store: store.clone(),
-            org: org.to_owned(),
-        };
+    pub fn new(tenant: &Tenant, window: Duration) -> Self {
+        let scope = || Scoped(tenant.clone());
         Self {
             customers: cached(CustomerById(scope()), window),
             activities: cached(ActivityById(scope()), window),
@@ -55,8 +52,8 @@ impl Loaders {
 
     /// Loaders that batch but never remember: a live subscription lasts for hours, and a
     /// cache would answer its later events with what was true at its first.
-    pub fn uncached(store: &Store, org: &str, window: Duration) -> Self {
-        let loaders = Self::new(store, org, window);
+    pub fn uncached(tenant: &Tenant, window: Duration) -> Self {
+        let loaders = Self::new(tenant, window);
         loaders.customers.enable_all_cache(false);
         loaders.activities.enable_all_cache(false);
         loaders.users.enable_all_cache(false);
@@ -68,10 +65,8 @@ impl Loaders {
     }
 }
 
-pub struct Scoped {
-    store: Store,
-    org: String,
-}
+/// The tenant every loader reads within.
+pub struct Scoped(Tenant);
 
 pub struct CustomerById(Scoped);
 pub struct ActivityById(Scoped);
@@ -88,7 +83,7 @@ impl Loader<String> for CustomerById {
     type Error = Arc<domain::Error>;
 
     async fn load(&self, ids: &[String]) -> LoadResult<String, Customer> {
-        let rows = customers::by_ids(&self.0.store, &self.0.org, ids).await?;
+        let rows = customers::by_ids(&self.0.0, ids).await?;
         Ok(rows.into_iter().map(|c| (c.id.clone(), c)).collect())
     }
 }
@@ -98,7 +93,7 @@ impl Loader<String> for ActivityById {
     type Error = Arc<domain::Error>;
 
     async fn load(&self, ids: &[String]) -> LoadResult<String, Activity> {
-        let rows = activities::by_ids(&self.0.store, &self.0.org, ids).await?;
+        let rows = activities::by_ids(&self.0.0, ids).await?;
         Ok(rows.into_iter().map(|a| (a.id.clone(), a)).collect())
     }
 }
@@ -108,7 +103,7 @@ impl Loader<String> for UserById {
     type Error = Arc<domain::Error>;
 
     async fn load(&self, ids: &[String]) -> LoadResult<String, User> {
-        let rows = users::by_ids(&self.0.store, &self.0.org, ids).await?;
+        let rows = users::by_ids(&self.0.0, ids).await?;
         Ok(rows.into_iter().map(|u| (u.id.clone(), u)).collect())
     }
 }
@@ -128,7 +123,7 @@ impl Loader<String> for ExternalIdsByCustomer {
     type Error = Arc<domain::Error>;
 
     async fn load(&self, ids: &[String]) -> LoadResult<String, Vec<ExternalId>> {
-        let rows = customers::external_ids_of(&self.0.store, &self.0.org, ids).await?;
+        let rows = customers::external_ids_of(&self.0.0, ids).await?;
         Ok(group(ids, rows, |x| &x.customer_id))
     }
 }
@@ -138,7 +133,7 @@ impl Loader<String> for SocialProfilesByCustomer {
     type Error = Arc<domain::Error>;
 
     async fn load(&self, ids: &[String]) -> LoadResult<String, Vec<SocialProfile>> {
-        let rows = customers::social_profiles_of(&self.0.store, &self.0.org, ids).await?;
+        let rows = customers::social_profiles_of(&self.0.0, ids).await?;
         Ok(group(ids, rows, |p| &p.customer_id))
     }
 }
@@ -163,8 +158,7 @@ impl Loader<(String, ActivityQuery)> for ActivityPages {
     ) -> LoadResult<(String, ActivityQuery), Slice<Activity>> {
         let mut out = HashMap::with_capacity(keys.len());
         for (query, ids) in by_args(keys) {
-            let pages =
-                activities::list_for_customers(&self.0.store, &self.0.org, &ids, &query).await?;
+            let pages = activities::list_for_customers(&self.0.0, &ids, &query).await?;
             out.extend(
                 pages
                     .into_iter()
@@ -185,8 +179,7 @@ impl Loader<(String, ActivityFilter)> for ActivityCounts {
     ) -> LoadResult<(String, ActivityFilter), u64> {
         let mut out = HashMap::with_capacity(keys.len());
         for (filter, ids) in by_args(keys) {
-            let counts =
-                activities::count_for_customers(&self.0.store, &self.0.org, &ids, &filter).await?;
+            let counts = activities::count_for_customers(&self.0.0, &ids, &filter).await?;
             out.extend(ids.into_iter().map(|id| {
                 let n = counts.get(&id).copied().unwrap_or(0);
                 ((id, filter.clone()), n)

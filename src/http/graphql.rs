@@ -205,7 +205,7 @@ async fn execute(
         request = request.operation_name(name);
     }
     if let Some(who) = &principal {
-        request = request.data(Loaders::new(&state.store, &who.org, state.batch_window));
+        request = request.data(Loaders::new(&state.store.tenant(who), state.batch_window));
     }
     request = request.data(RequestAuth(principal));
 

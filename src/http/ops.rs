@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use sea_orm::ConnectionTrait;
 
 use super::AppState;
 
@@ -12,7 +11,7 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.db.execute_unprepared("SELECT 1").await {
+    match state.store.ping().await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(err) => {
             tracing::warn!(error = %err, "database not ready");

@@ -21,6 +21,7 @@ mod realtime;
 mod robustness;
 mod schema;
 mod scopes;
+mod scoping;
 mod storage;
 mod tenancy;
 mod tokens;

@@ -8,42 +8,42 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, WindowStatement,
 };
 use sea_orm::{
-    ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, FromQueryResult, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 
 use super::scope::live;
 use super::{Activity, ActivityFilter, ActivityQuery};
 use crate::domain::filter::{add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::page::Slice;
-use crate::domain::{Result, Store};
+use crate::domain::{Result, Tenant};
 
 use activities::Column as C;
 
-pub async fn get(store: &Store, org: &str, id: &str) -> Result<Option<Activity>> {
-    live(org)
+pub async fn get(t: &Tenant, id: &str) -> Result<Option<Activity>> {
+    live(t)
         .filter(C::Id.eq(id))
-        .one(&store.db)
+        .one(t.db())
         .await?
         .map(Activity::try_from)
         .transpose()
 }
 
-pub async fn by_ids(store: &Store, org: &str, ids: &[String]) -> Result<Vec<Activity>> {
-    live(org)
+pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Activity>> {
+    live(t)
         .filter(C::Id.is_in(ids.iter().cloned()))
-        .all(&store.db)
+        .all(t.db())
         .await?
         .into_iter()
         .map(Activity::try_from)
         .collect()
 }
 
-pub async fn list(store: &Store, org: &str, query: &ActivityQuery) -> Result<Slice<Activity>> {
+pub async fn list(t: &Tenant, query: &ActivityQuery) -> Result<Slice<Activity>> {
     let spec = query.order.spec();
     let page = query.page.validate(&spec)?;
-    let mut select = filtered(org, &query.filter)?.filter(spec.bounds(&page));
+    let mut select = filtered(t, &query.filter)?.filter(spec.bounds(&page));
     spec.order(QueryTrait::query(&mut select), page.backward);
-    let rows = select.limit(page.fetch()).all(&store.db).await?;
+    let rows = select.limit(page.fetch()).all(t.db()).await?;
     let rows = rows
         .into_iter()
         .map(|m| (spec.cursor(m.get(spec.column), &m.id), m))
@@ -51,22 +51,21 @@ pub async fn list(store: &Store, org: &str, query: &ActivityQuery) -> Result<Sli
     page.finish(rows).map(Activity::try_from)
 }
 
-pub async fn count(store: &Store, org: &str, filter: &ActivityFilter) -> Result<u64> {
-    Ok(filtered(org, filter)?.count(&store.db).await?)
+pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {
+    Ok(filtered(t, filter)?.count(t.db()).await?)
 }
 
 /// One page of activities for each of many customers, in a single statement: the rows are
 /// numbered per customer by a window function and cut at the page size in SQL, so neither
 /// the statement count nor the rows read grow with the number of parents beyond the page.
 pub async fn list_for_customers(
-    store: &Store,
-    org: &str,
+    t: &Tenant,
     customer_ids: &[String],
     query: &ActivityQuery,
 ) -> Result<HashMap<String, Slice<Activity>>> {
     let spec = query.order.spec();
     let page = query.page.validate(&spec)?;
-    let mut inner = filtered(org, &query.filter)?
+    let mut inner = filtered(t, &query.filter)?
         .filter(C::CustomerId.is_in(customer_ids.iter().cloned()))
         .filter(spec.bounds(&page))
         .into_query();
@@ -83,10 +82,10 @@ pub async fn list_for_customers(
         .and_where(Expr::col(row_number.clone()).lte(page.fetch()))
         .order_by(C::CustomerId, Order::Asc)
         .order_by(row_number, Order::Asc);
-    let stmt = store.db.get_database_backend().build(&outer);
-    let rows = activities::Entity::find()
-        .from_raw_sql(stmt)
-        .all(&store.db)
+    let stmt = t.db().get_database_backend().build(&outer);
+    // The statement wraps `filtered(t, …)`, the tenant's rows.
+    let rows = activities::Model::find_by_statement(stmt)
+        .all(t.db())
         .await?;
 
     let mut grouped: HashMap<String, Vec<(String, activities::Model)>> = HashMap::new();
@@ -108,19 +107,18 @@ pub async fn list_for_customers(
 
 /// How many activities match `filter` for each of many customers, in one statement.
 pub async fn count_for_customers(
-    store: &Store,
-    org: &str,
+    t: &Tenant,
     customer_ids: &[String],
     filter: &ActivityFilter,
 ) -> Result<HashMap<String, u64>> {
-    let counts: Vec<(String, i64)> = filtered(org, filter)?
+    let counts: Vec<(String, i64)> = filtered(t, filter)?
         .filter(C::CustomerId.is_in(customer_ids.iter().cloned()))
         .select_only()
         .column(C::CustomerId)
         .column_as(C::Id.count(), "n")
         .group_by(C::CustomerId)
         .into_tuple()
-        .all(&store.db)
+        .all(t.db())
         .await?;
     Ok(counts
         .into_iter()
@@ -128,8 +126,8 @@ pub async fn count_for_customers(
         .collect())
 }
 
-fn filtered(org: &str, filter: &ActivityFilter) -> Result<sea_orm::Select<activities::Entity>> {
-    Ok(live(org).filter(condition(filter, 0)?))
+fn filtered(t: &Tenant, filter: &ActivityFilter) -> Result<sea_orm::Select<activities::Entity>> {
+    Ok(live(t).filter(condition(filter, 0)?))
 }
 
 fn condition(f: &ActivityFilter, depth: usize) -> Result<Condition> {

@@ -1,11 +1,12 @@
-//! The tenant boundary for activities: every read starts here.
+//! Where every activity read starts: the tenant's rows, through its `Tenant`.
 
 use entity::activities;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, QueryFilter, Select};
 
-/// The org's activities that are not deleted.
-pub fn live(org: &str) -> Select<activities::Entity> {
-    activities::Entity::find()
-        .filter(activities::Column::OrgId.eq(org))
+use crate::domain::Tenant;
+
+/// The tenant's activities that are not deleted.
+pub fn live(t: &Tenant) -> Select<activities::Entity> {
+    t.find::<activities::Entity>()
         .filter(activities::Column::DeletedAt.is_null())
 }

@@ -2,9 +2,9 @@
 //! `last_activity_at` recomputed in the same transaction.
 
 use entity::{activities, customers};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, QueryFilter, QuerySelect, QueryTrait, Set,
 };
 
 use super::scope::live;
@@ -13,17 +13,17 @@ use super::{Activity, ActivityPatch, NewActivity};
 use crate::auth::Principal;
 use crate::domain::ids::{IdKind, new_id};
 use crate::domain::versioning;
-use crate::domain::{Error, Result, Store, ViolationCode, is_unique_violation, now, users};
+use crate::domain::{Error, Result, Tenant, ViolationCode, is_unique_violation, now, users};
 use crate::events::{self, NewEvent, Op};
 
 use activities::Column as C;
 
-pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<Activity> {
+pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
     let input = validate::new_activity(input)?;
-    let txn = store.write().await?;
-    let customer_exists = customers::Entity::find()
+    let txn = t.store().write().await?;
+    let customer_exists = t
+        .find::<customers::Entity>()
         .filter(customers::Column::Id.eq(&input.customer_id))
-        .filter(customers::Column::OrgId.eq(&who.org))
         .filter(customers::Column::DeletedAt.is_null())
         .one(&*txn)
         .await?
@@ -35,64 +35,60 @@ pub async fn log(store: &Store, who: &Principal, input: NewActivity) -> Result<A
             "no such customer",
         ));
     }
-    let author = users::ensure(store, &txn, who).await?;
+    let author = users::ensure(t, &txn).await?;
     let at = now();
-    let model = activities::ActiveModel {
-        id: Set(new_id(IdKind::Activity)),
-        org_id: Set(who.org.clone()),
-        customer_id: Set(input.customer_id.clone()),
-        kind: Set(input.kind.as_str().to_owned()),
-        subject: Set(input.subject),
-        body: Set(input.body),
-        occurred_at: Set(input.occurred_at.unwrap_or(at)),
-        due_at: Set(input.due_at),
-        completed_at: Set(input.completed_at),
-        author_id: Set(Some(author)),
-        source: Set(input.source),
-        external_id: Set(input.external_id),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-        deleted_at: Set(None),
-    }
-    .insert(&*txn)
-    .await
-    .map_err(|err| {
-        if is_unique_violation(&err) {
-            Error::invalid(
-                &["externalId"],
-                ViolationCode::Duplicate,
-                "an activity with this source and external id exists",
-            )
-        } else {
-            err.into()
-        }
-    })?;
-    refresh_last_activity(&txn, &who.org, &model.customer_id).await?;
+    let model = t
+        .stamp(activities::ActiveModel {
+            id: Set(new_id(IdKind::Activity)),
+            customer_id: Set(input.customer_id.clone()),
+            kind: Set(input.kind.as_str().to_owned()),
+            subject: Set(input.subject),
+            body: Set(input.body),
+            occurred_at: Set(input.occurred_at.unwrap_or(at)),
+            due_at: Set(input.due_at),
+            completed_at: Set(input.completed_at),
+            author_id: Set(Some(author)),
+            source: Set(input.source),
+            external_id: Set(input.external_id),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            deleted_at: Set(None),
+            ..Default::default()
+        })
+        .insert(&*txn)
+        .await
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                Error::invalid(
+                    &["externalId"],
+                    ViolationCode::Duplicate,
+                    "an activity with this source and external id exists",
+                )
+            } else {
+                err.into()
+            }
+        })?;
+    refresh_last_activity(&txn, t, &model.customer_id).await?;
     let activity = Activity::try_from(model)?;
     let snapshot = serde_json::to_value(&activity)?;
     append(
         &txn,
-        who,
+        t.who(),
         &activity,
         Op::Created,
         events::all_fields(&snapshot, Activity::field_name),
         snapshot,
     )
     .await?;
-    store.commit(txn).await?;
+    t.store().commit(txn).await?;
     Ok(activity)
 }
 
-pub async fn update(
-    store: &Store,
-    who: &Principal,
-    id: &str,
-    patch: ActivityPatch,
-) -> Result<Activity> {
+pub async fn update(t: &Tenant, id: &str, patch: ActivityPatch) -> Result<Activity> {
     let patch = validate::patch(patch)?;
-    let txn = store.write().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+    let txn = t.store().write().await?;
+    let before = live_row(&txn, t, id).await?;
     versioning::check(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(kind) = patch.kind {
@@ -116,42 +112,37 @@ pub async fn update(
     let old = Activity::try_from(before.clone())?;
     let changed = changed_fields(&old, &Activity::try_from(after.clone())?)?;
     if changed.is_empty() {
-        store.commit(txn).await?;
+        t.store().commit(txn).await?;
         return Ok(old);
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let activity = save(&txn, &before, after).await?;
+    let activity = save(&txn, t, &before, after).await?;
     if changed.iter().any(|f| f == "occurredAt") {
-        refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
+        refresh_last_activity(&txn, t, &activity.customer_id).await?;
     }
     let snapshot = serde_json::to_value(&activity)?;
-    append(&txn, who, &activity, Op::Updated, changed, snapshot).await?;
-    store.commit(txn).await?;
+    append(&txn, t.who(), &activity, Op::Updated, changed, snapshot).await?;
+    t.store().commit(txn).await?;
     Ok(activity)
 }
 
-pub async fn delete(
-    store: &Store,
-    who: &Principal,
-    id: &str,
-    expected_version: Option<i32>,
-) -> Result<Activity> {
-    let txn = store.write().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Result<Activity> {
+    let txn = t.store().write().await?;
+    let before = live_row(&txn, t, id).await?;
     versioning::check(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let activity = save(&txn, &before, after).await?;
-    refresh_last_activity(&txn, &who.org, &activity.customer_id).await?;
+    let activity = save(&txn, t, &before, after).await?;
+    refresh_last_activity(&txn, t, &activity.customer_id).await?;
     // `Activity` does not expose `deletedAt`: the op alone tells of the deletion.
     let changed = changed_fields(&Activity::try_from(before)?, &activity)?;
     let snapshot = serde_json::to_value(&activity)?;
-    append(&txn, who, &activity, Op::Deleted, changed, snapshot).await?;
-    store.commit(txn).await?;
+    append(&txn, t.who(), &activity, Op::Deleted, changed, snapshot).await?;
+    t.store().commit(txn).await?;
     Ok(activity)
 }
 
@@ -164,8 +155,8 @@ fn changed_fields(before: &Activity, after: &Activity) -> Result<Vec<String>> {
     ))
 }
 
-async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<activities::Model> {
-    live(org)
+async fn live_row(txn: &DatabaseTransaction, t: &Tenant, id: &str) -> Result<activities::Model> {
+    live(t)
         .filter(C::Id.eq(id))
         .lock_exclusive()
         .one(txn)
@@ -175,13 +166,14 @@ async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<acti
 
 async fn save(
     txn: &DatabaseTransaction,
+    t: &Tenant,
     before: &activities::Model,
     after: activities::Model,
 ) -> Result<Activity> {
-    let result = activities::Entity::update_many()
+    let result = t
+        .update::<activities::Entity>()
         .set(activities::ActiveModel::from(after.clone()).reset_all())
         .filter(C::Id.eq(&before.id))
-        .filter(C::OrgId.eq(&before.org_id))
         .filter(C::Version.eq(before.version))
         .exec(txn)
         .await?;
@@ -195,23 +187,20 @@ async fn save(
 /// back-dated edits keep it true.
 async fn refresh_last_activity(
     txn: &DatabaseTransaction,
-    org: &str,
+    t: &Tenant,
     customer_id: &str,
 ) -> Result<()> {
-    let latest = Query::select()
+    let latest = live(t)
+        .select_only()
         .expr(Func::max(Expr::col(C::OccurredAt)))
-        .from(activities::Entity)
-        .and_where(Expr::col(C::OrgId).eq(org))
-        .and_where(Expr::col(C::CustomerId).eq(customer_id))
-        .and_where(Expr::col(C::DeletedAt).is_null())
-        .to_owned();
-    customers::Entity::update_many()
+        .filter(C::CustomerId.eq(customer_id))
+        .into_query();
+    t.update::<customers::Entity>()
         .col_expr(
             customers::Column::LastActivityAt,
             Expr::SubQuery(None, Box::new(latest.into())),
         )
         .filter(customers::Column::Id.eq(customer_id))
-        .filter(customers::Column::OrgId.eq(org))
         .exec(txn)
         .await?;
     Ok(())

@@ -12,8 +12,9 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::ids::{IdKind, new_id};
+use super::tenant::CrossTenant;
 use super::validate::{self as v, Violations};
-use super::{Error, FieldViolation, Result, Store, ViolationCode, now};
+use super::{Error, FieldViolation, Result, Store, Tenant, ViolationCode, now};
 use crate::auth::{Principal, Scope};
 
 pub use secrets::verify_secret;
@@ -92,12 +93,8 @@ fn granted_scopes(who: &Principal, raw: &[String]) -> v::Parsed<BTreeSet<Scope>>
     Ok(out)
 }
 
-pub async fn create(
-    store: &Store,
-    who: &Principal,
-    name: &str,
-    scopes: &[String],
-) -> Result<IssuedSecret> {
+pub async fn create(t: &Tenant, name: &str, scopes: &[String]) -> Result<IssuedSecret> {
+    let who = t.who();
     let mut errs = Violations::default();
     let name = errs.take(v::required_text("name", name, 100));
     let scopes = errs.take(granted_scopes(who, scopes));
@@ -105,52 +102,48 @@ pub async fn create(
     let secret = secrets::new_secret();
     let hash = secrets::hash(&secret).await?;
     let at = now();
-    let model = api_clients::ActiveModel {
-        id: Set(new_id(IdKind::ApiClient)),
-        org_id: Set(who.org.clone()),
-        name: Set(name),
-        scopes: Set(joined(&scopes)),
-        secret_hash: Set(hash),
-        previous_secret_hash: Set(None),
-        previous_secret_expires_at: Set(None),
-        created_by: Set(who.sub.clone()),
-        created_at: Set(at),
-        secret_rotated_at: Set(at),
-        revoked_at: Set(None),
-    }
-    .insert(&store.db)
-    .await?;
+    let model = t
+        .stamp(api_clients::ActiveModel {
+            id: Set(new_id(IdKind::ApiClient)),
+            name: Set(name),
+            scopes: Set(joined(&scopes)),
+            secret_hash: Set(hash),
+            previous_secret_hash: Set(None),
+            previous_secret_expires_at: Set(None),
+            created_by: Set(who.sub.clone()),
+            created_at: Set(at),
+            secret_rotated_at: Set(at),
+            revoked_at: Set(None),
+            ..Default::default()
+        })
+        .insert(t.db())
+        .await?;
     Ok(IssuedSecret {
         client: ApiClient::from(&model),
         secret,
     })
 }
 
-pub async fn list(store: &Store, org: &str) -> Result<Vec<ApiClient>> {
-    let rows = api_clients::Entity::find()
-        .filter(api_clients::Column::OrgId.eq(org))
+pub async fn list(t: &Tenant) -> Result<Vec<ApiClient>> {
+    let rows = t
+        .find::<api_clients::Entity>()
         .order_by_asc(api_clients::Column::Id)
-        .all(&store.db)
+        .all(t.db())
         .await?;
     Ok(rows.iter().map(ApiClient::from).collect())
 }
 
-async fn live(store: &Store, org: &str, id: &str) -> Result<api_clients::Model> {
-    api_clients::Entity::find_by_id(id.to_owned())
-        .filter(api_clients::Column::OrgId.eq(org))
+async fn live(t: &Tenant, id: &str) -> Result<api_clients::Model> {
+    t.find::<api_clients::Entity>()
+        .filter(api_clients::Column::Id.eq(id))
         .filter(api_clients::Column::RevokedAt.is_null())
-        .one(&store.db)
+        .one(t.db())
         .await?
         .ok_or(Error::NotFound)
 }
 
 /// A new secret; the current one keeps working for `grace` (at most a week).
-pub async fn rotate_secret(
-    store: &Store,
-    who: &Principal,
-    id: &str,
-    grace: Duration,
-) -> Result<IssuedSecret> {
+pub async fn rotate_secret(t: &Tenant, id: &str, grace: Duration) -> Result<IssuedSecret> {
     if grace < Duration::zero() || grace > MAX_GRACE {
         return Err(Error::invalid(
             &["gracePeriodSeconds"],
@@ -158,7 +151,7 @@ pub async fn rotate_secret(
             "must be between 0 and 604800 (a week)",
         ));
     }
-    let current = live(store, &who.org, id).await?;
+    let current = live(t, id).await?;
     let secret = secrets::new_secret();
     let hash = secrets::hash(&secret).await?;
     let at = now();
@@ -167,18 +160,18 @@ pub async fn rotate_secret(
     row.previous_secret_expires_at = Set(Some(at + grace));
     row.secret_hash = Set(hash);
     row.secret_rotated_at = Set(at);
-    let model = row.update(&store.db).await?;
+    let model = row.update(t.db()).await?;
     Ok(IssuedSecret {
         client: ApiClient::from(&model),
         secret,
     })
 }
 
-pub async fn revoke(store: &Store, who: &Principal, id: &str) -> Result<ApiClient> {
-    let current = live(store, &who.org, id).await?;
+pub async fn revoke(t: &Tenant, id: &str) -> Result<ApiClient> {
+    let current = live(t, id).await?;
     let mut row: api_clients::ActiveModel = current.into();
     row.revoked_at = Set(Some(now()));
-    let model = row.update(&store.db).await?;
+    let model = row.update(t.db()).await?;
     Ok(ApiClient::from(&model))
 }
 
@@ -189,9 +182,13 @@ pub async fn authenticate(
     client_id: &str,
     secret: &str,
 ) -> Result<Option<ApiClient>> {
-    let row = api_clients::Entity::find_by_id(client_id.to_owned())
+    // A client id names its tenant: this read precedes any tenant.
+    let row = store
+        .cross_tenant()
+        .find_in_every_tenant::<api_clients::Entity>()
+        .filter(api_clients::Column::Id.eq(client_id))
         .filter(api_clients::Column::RevokedAt.is_null())
-        .one(&store.db)
+        .one(store.cross_tenant().conn())
         .await?;
     let Some(row) = row else {
         // Spend the same time as a real check, so timing does not reveal unknown ids.
@@ -232,7 +229,7 @@ pub async fn revoke_token(
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(&store.db)
+        .exec_without_returning(store.cross_tenant().conn())
         .await?;
     Ok(())
 }
@@ -283,7 +280,8 @@ pub async fn revoked_since(
         .into_tuple()
         .all(conn)
         .await?;
-    let clients: Vec<String> = api_clients::Entity::find()
+    let clients: Vec<String> = CrossTenant::on(conn)
+        .find_in_every_tenant::<api_clients::Entity>()
         .select_only()
         .column(api_clients::Column::Id)
         .filter(api_clients::Column::RevokedAt.gte(since))
@@ -299,16 +297,19 @@ pub async fn revoked_since(
 /// Whether a token issued to an API client may still be used: neither the token nor the
 /// client was revoked.
 pub async fn token_is_live(store: &Store, jti: &str, client_id: &str) -> Result<bool> {
+    let every = store.cross_tenant();
     if revoked_tokens::Entity::find_by_id(jti.to_owned())
-        .one(&store.db)
+        .one(every.conn())
         .await?
         .is_some()
     {
         return Ok(false);
     }
-    let client = api_clients::Entity::find_by_id(client_id.to_owned())
+    let client = every
+        .find_in_every_tenant::<api_clients::Entity>()
+        .filter(api_clients::Column::Id.eq(client_id))
         .filter(api_clients::Column::RevokedAt.is_null())
-        .one(&store.db)
+        .one(every.conn())
         .await?;
     Ok(client.is_some())
 }

@@ -3,8 +3,7 @@
 use entity::{customer_external_ids, customers, social_profiles};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
 use sea_orm::{
-    ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait,
+    ColumnTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::scope::{live, scoped};
@@ -13,38 +12,38 @@ use crate::domain::filter::{
     add_eq, add_text, add_time, check_text, combine, contains, like_escape,
 };
 use crate::domain::page::Slice;
-use crate::domain::{Result, Store};
+use crate::domain::{Result, Tenant};
 
 use customers::Column as C;
 
-/// A live customer of `org`, or `None` (whether it never existed, was deleted, or is
+/// A live customer of the tenant, or `None` (whether it never existed, was deleted, or is
 /// another tenant's: the caller cannot tell these apart).
-pub async fn get(store: &Store, org: &str, id: &str) -> Result<Option<Customer>> {
-    live(org)
+pub async fn get(t: &Tenant, id: &str) -> Result<Option<Customer>> {
+    live(t)
         .filter(C::Id.eq(id))
-        .one(&store.db)
+        .one(t.db())
         .await?
         .map(Customer::try_from)
         .transpose()
 }
 
-/// The live customers of `org` among `ids`, in no particular order.
-pub async fn by_ids(store: &Store, org: &str, ids: &[String]) -> Result<Vec<Customer>> {
-    live(org)
+/// The live customers of the tenant among `ids`, in no particular order.
+pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Customer>> {
+    live(t)
         .filter(C::Id.is_in(ids.iter().cloned()))
-        .all(&store.db)
+        .all(t.db())
         .await?
         .into_iter()
         .map(Customer::try_from)
         .collect()
 }
 
-pub async fn list(store: &Store, org: &str, query: &CustomerQuery) -> Result<Slice<Customer>> {
+pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> {
     let spec = query.order.spec();
     let page = query.page.validate(&spec)?;
-    let mut select = filtered(org, &query.filter)?.filter(spec.bounds(&page));
+    let mut select = filtered(t, &query.filter)?.filter(spec.bounds(&page));
     spec.order(QueryTrait::query(&mut select), page.backward);
-    let rows = select.limit(page.fetch()).all(&store.db).await?;
+    let rows = select.limit(page.fetch()).all(t.db()).await?;
     let rows = rows
         .into_iter()
         .map(|m| (spec.cursor(m.get(spec.column), &m.id), m))
@@ -52,11 +51,11 @@ pub async fn list(store: &Store, org: &str, query: &CustomerQuery) -> Result<Sli
     page.finish(rows).map(Customer::try_from)
 }
 
-pub async fn count(store: &Store, org: &str, filter: &CustomerFilter) -> Result<u64> {
-    Ok(filtered(org, filter)?.count(&store.db).await?)
+pub async fn count(t: &Tenant, filter: &CustomerFilter) -> Result<u64> {
+    Ok(filtered(t, filter)?.count(t.db()).await?)
 }
 
-fn filtered(org: &str, filter: &CustomerFilter) -> Result<sea_orm::Select<customers::Entity>> {
+fn filtered(t: &Tenant, filter: &CustomerFilter) -> Result<sea_orm::Select<customers::Entity>> {
     // Live customers unless the top-level filter asks for the deleted ones.
     let deleted = filter.deleted.unwrap_or(false);
     let deleted_cond = if deleted {
@@ -65,7 +64,7 @@ fn filtered(org: &str, filter: &CustomerFilter) -> Result<sea_orm::Select<custom
         C::DeletedAt.is_null()
     };
     let private = filter.search_private;
-    Ok(scoped(org)
+    Ok(scoped(t)
         .filter(deleted_cond)
         .filter(condition(filter, 0, private)?))
 }
@@ -117,18 +116,14 @@ fn condition(f: &CustomerFilter, depth: usize, private: bool) -> Result<Conditio
     })
 }
 
-/// External ids of the given customers (of `org`), oldest first.
-pub async fn external_ids_of(
-    store: &Store,
-    org: &str,
-    customer_ids: &[String],
-) -> Result<Vec<ExternalId>> {
+/// External ids of the given customers (of the tenant), oldest first.
+pub async fn external_ids_of(t: &Tenant, customer_ids: &[String]) -> Result<Vec<ExternalId>> {
     use customer_external_ids::Column as X;
-    let rows = customer_external_ids::Entity::find()
-        .filter(X::OrgId.eq(org))
+    let rows = t
+        .find::<customer_external_ids::Entity>()
         .filter(X::CustomerId.is_in(customer_ids.iter().cloned()))
         .order_by_asc(X::Id)
-        .all(&store.db)
+        .all(t.db())
         .await?;
     Ok(rows
         .into_iter()
@@ -141,18 +136,14 @@ pub async fn external_ids_of(
         .collect())
 }
 
-/// Social profiles of the given customers (of `org`), oldest first.
-pub async fn social_profiles_of(
-    store: &Store,
-    org: &str,
-    customer_ids: &[String],
-) -> Result<Vec<SocialProfile>> {
+/// Social profiles of the given customers (of the tenant), oldest first.
+pub async fn social_profiles_of(t: &Tenant, customer_ids: &[String]) -> Result<Vec<SocialProfile>> {
     use social_profiles::Column as S;
-    let rows = social_profiles::Entity::find()
-        .filter(S::OrgId.eq(org))
+    let rows = t
+        .find::<social_profiles::Entity>()
         .filter(S::CustomerId.is_in(customer_ids.iter().cloned()))
         .order_by_asc(S::Id)
-        .all(&store.db)
+        .all(t.db())
         .await?;
     Ok(rows
         .into_iter()

@@ -1,15 +1,16 @@
-//! The tenant boundary: every customer read starts here, so a query without the org filter
-//! cannot be written by accident.
+//! Where every customer read starts: the tenant's rows, through its `Tenant`.
 
 use entity::customers;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, QueryFilter, Select};
 
-/// All of the org's customers, soft-deleted ones included.
-pub fn scoped(org: &str) -> Select<customers::Entity> {
-    customers::Entity::find().filter(customers::Column::OrgId.eq(org))
+use crate::domain::Tenant;
+
+/// All of the tenant's customers, soft-deleted ones included.
+pub fn scoped(t: &Tenant) -> Select<customers::Entity> {
+    t.find::<customers::Entity>()
 }
 
-/// The org's live customers.
-pub fn live(org: &str) -> Select<customers::Entity> {
-    scoped(org).filter(customers::Column::DeletedAt.is_null())
+/// The tenant's live customers.
+pub fn live(t: &Tenant) -> Select<customers::Entity> {
+    scoped(t).filter(customers::Column::DeletedAt.is_null())
 }

@@ -15,42 +15,43 @@ use crate::auth::Principal;
 use crate::domain::ids::{IdKind, new_id};
 use crate::domain::versioning;
 use crate::domain::{
-    Error, FieldViolation, Result, Store, ViolationCode, is_unique_violation, now, users,
+    Error, FieldViolation, Result, Tenant, ViolationCode, is_unique_violation, now, users,
 };
 use crate::events::{self, NewEvent, Op};
 
 use customers::Column as C;
 
-pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -> Result<Customer> {
+pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     let valid: ValidCustomer = validate::new_customer(input)?;
-    let txn = store.write().await?;
-    let actor = users::ensure(store, &txn, who).await?;
+    let txn = t.store().write().await?;
+    let actor = users::ensure(t, &txn).await?;
     let owner = match valid.owner_id {
-        Some(id) => checked_owner(&*txn, &who.org, id).await?,
+        Some(id) => checked_owner(&*txn, t, id).await?,
         None => actor,
     };
     let at = now();
-    let model = customers::ActiveModel {
-        id: Set(new_id(IdKind::Customer)),
-        org_id: Set(who.org.clone()),
-        name: Set(valid.name),
-        email: Set(valid.email),
-        phone: Set(valid.phone),
-        company: Set(valid.company),
-        lifecycle_stage: Set(valid.lifecycle_stage.as_str().to_owned()),
-        owner_id: Set(Some(owner)),
-        tags: Set(serde_json::to_string(&valid.tags)?),
-        custom_fields: Set(valid.custom_fields),
-        version: Set(1),
-        last_activity_at: Set(None),
-        created_at: Set(at),
-        updated_at: Set(at),
-        deleted_at: Set(None),
-    }
-    .insert(&*txn)
-    .await?;
-    insert_external_ids(&txn, &who.org, &model.id, &valid.external_ids).await?;
-    insert_social_profiles(&txn, &who.org, &model.id, &valid.social_profiles).await?;
+    let model = t
+        .stamp(customers::ActiveModel {
+            id: Set(new_id(IdKind::Customer)),
+            name: Set(valid.name),
+            email: Set(valid.email),
+            phone: Set(valid.phone),
+            company: Set(valid.company),
+            lifecycle_stage: Set(valid.lifecycle_stage.as_str().to_owned()),
+            owner_id: Set(Some(owner)),
+            tags: Set(serde_json::to_string(&valid.tags)?),
+            custom_fields: Set(valid.custom_fields),
+            version: Set(1),
+            last_activity_at: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+            deleted_at: Set(None),
+            ..Default::default()
+        })
+        .insert(&*txn)
+        .await?;
+    insert_external_ids(&txn, t, &model.id, &valid.external_ids).await?;
+    insert_social_profiles(&txn, t, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
     let snapshot = serde_json::to_value(&customer)?;
     let mut fields = events::all_fields(&snapshot, Customer::field_name);
@@ -59,20 +60,15 @@ pub async fn create(store: &Store, who: &Principal, input: super::NewCustomer) -
         !valid.external_ids.is_empty(),
         !valid.social_profiles.is_empty(),
     );
-    append(&txn, who, &customer, Op::Created, fields, snapshot).await?;
-    store.commit(txn).await?;
+    append(&txn, t.who(), &customer, Op::Created, fields, snapshot).await?;
+    t.store().commit(txn).await?;
     Ok(customer)
 }
 
-pub async fn update(
-    store: &Store,
-    who: &Principal,
-    id: &str,
-    patch: CustomerPatch,
-) -> Result<Customer> {
+pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Customer> {
     let patch = validate::patch(patch)?;
-    let txn = store.write().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+    let txn = t.store().write().await?;
+    let before = live_row(&txn, t, id).await?;
     versioning::check(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = patch.name {
@@ -92,7 +88,7 @@ pub async fn update(
     }
     if let Some(owner) = patch.owner_id {
         after.owner_id = match owner {
-            Some(owner) => Some(checked_owner(&*txn, &who.org, owner).await?),
+            Some(owner) => Some(checked_owner(&*txn, t, owner).await?),
             None => None,
         };
     }
@@ -104,19 +100,19 @@ pub async fn update(
     }
     let (mut external_ids_set, mut social_profiles_set) = (false, false);
     if let Some(ids) = patch.external_ids {
-        customer_external_ids::Entity::delete_many()
+        t.delete::<customer_external_ids::Entity>()
             .filter(customer_external_ids::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
-        insert_external_ids(&txn, &who.org, id, &ids).await?;
+        insert_external_ids(&txn, t, id, &ids).await?;
         external_ids_set = true;
     }
     if let Some(profiles) = patch.social_profiles {
-        social_profiles::Entity::delete_many()
+        t.delete::<social_profiles::Entity>()
             .filter(social_profiles::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
-        insert_social_profiles(&txn, &who.org, id, &profiles).await?;
+        insert_social_profiles(&txn, t, id, &profiles).await?;
         social_profiles_set = true;
     }
     let old = Customer::try_from(before.clone())?;
@@ -124,62 +120,57 @@ pub async fn update(
     add_link_fields(&mut changed, external_ids_set, social_profiles_set);
     if changed.is_empty() {
         // Nothing to write: no version bump, no event.
-        store.commit(txn).await?;
+        t.store().commit(txn).await?;
         return Ok(old);
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let customer = save(&txn, &before, after).await?;
+    let customer = save(&txn, t, &before, after).await?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, who, &customer, Op::Updated, changed, snapshot).await?;
-    store.commit(txn).await?;
+    append(&txn, t.who(), &customer, Op::Updated, changed, snapshot).await?;
+    t.store().commit(txn).await?;
     Ok(customer)
 }
 
-pub async fn delete(
-    store: &Store,
-    who: &Principal,
-    id: &str,
-    expected_version: Option<i32>,
-) -> Result<Customer> {
-    let txn = store.write().await?;
-    let before = live_row(&txn, &who.org, id).await?;
+pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Result<Customer> {
+    let txn = t.store().write().await?;
+    let before = live_row(&txn, t, id).await?;
     versioning::check(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let customer = save(&txn, &before, after).await?;
+    let customer = save(&txn, t, &before, after).await?;
     let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, who, &customer, Op::Deleted, changed, snapshot).await?;
-    store.commit(txn).await?;
+    append(&txn, t.who(), &customer, Op::Deleted, changed, snapshot).await?;
+    t.store().commit(txn).await?;
     Ok(customer)
 }
 
 /// Brings a soft-deleted customer back; restoring a live one changes nothing.
-pub async fn restore(store: &Store, who: &Principal, id: &str) -> Result<Customer> {
-    let txn = store.write().await?;
-    let before = scoped(&who.org)
+pub async fn restore(t: &Tenant, id: &str) -> Result<Customer> {
+    let txn = t.store().write().await?;
+    let before = scoped(t)
         .filter(C::Id.eq(id))
         .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(Error::NotFound)?;
     if before.deleted_at.is_none() {
-        store.commit(txn).await?;
+        t.store().commit(txn).await?;
         return Customer::try_from(before);
     }
     let mut after = before.clone();
     after.deleted_at = None;
     after.updated_at = now();
     after.version = before.version + 1;
-    let customer = save(&txn, &before, after).await?;
+    let customer = save(&txn, t, &before, after).await?;
     let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
     let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, who, &customer, Op::Restored, changed, snapshot).await?;
-    store.commit(txn).await?;
+    append(&txn, t.who(), &customer, Op::Restored, changed, snapshot).await?;
+    t.store().commit(txn).await?;
     Ok(customer)
 }
 
@@ -206,8 +197,8 @@ fn add_link_fields(fields: &mut Vec<String>, external_ids: bool, social_profiles
     fields.sort();
 }
 
-async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<customers::Model> {
-    scoped(org)
+async fn live_row(txn: &DatabaseTransaction, t: &Tenant, id: &str) -> Result<customers::Model> {
+    scoped(t)
         .filter(C::Id.eq(id))
         .filter(C::DeletedAt.is_null())
         .lock_exclusive()
@@ -220,13 +211,14 @@ async fn live_row(txn: &DatabaseTransaction, org: &str, id: &str) -> Result<cust
 /// committed in between makes this a conflict rather than a lost update).
 async fn save(
     txn: &DatabaseTransaction,
+    t: &Tenant,
     before: &customers::Model,
     after: customers::Model,
 ) -> Result<Customer> {
-    let result = customers::Entity::update_many()
+    let result = t
+        .update::<customers::Entity>()
         .set(customers::ActiveModel::from(after.clone()).reset_all())
         .filter(C::Id.eq(&before.id))
-        .filter(C::OrgId.eq(&before.org_id))
         .filter(C::Version.eq(before.version))
         .exec(txn)
         .await?;
@@ -236,8 +228,8 @@ async fn save(
     Customer::try_from(after)
 }
 
-async fn checked_owner(conn: &impl ConnectionTrait, org: &str, id: String) -> Result<String> {
-    if users::exists(conn, org, &id).await? {
+async fn checked_owner(conn: &impl ConnectionTrait, t: &Tenant, id: String) -> Result<String> {
+    if users::exists(conn, t, &id).await? {
         Ok(id)
     } else {
         Err(Error::invalid(
@@ -250,19 +242,19 @@ async fn checked_owner(conn: &impl ConnectionTrait, org: &str, id: String) -> Re
 
 async fn insert_external_ids(
     txn: &DatabaseTransaction,
-    org: &str,
+    t: &Tenant,
     customer_id: &str,
     ids: &[NewExternalId],
 ) -> Result<()> {
     for (i, x) in ids.iter().enumerate() {
-        let row = customer_external_ids::ActiveModel {
+        let row = t.stamp(customer_external_ids::ActiveModel {
             id: Set(new_id(IdKind::ExternalId)),
-            org_id: Set(org.to_owned()),
             customer_id: Set(customer_id.to_owned()),
             source: Set(x.source.clone()),
             external_id: Set(x.external_id.clone()),
             created_at: Set(now()),
-        };
+            ..Default::default()
+        });
         customer_external_ids::Entity::insert(row)
             .exec_without_returning(txn)
             .await
@@ -283,21 +275,21 @@ async fn insert_external_ids(
 
 async fn insert_social_profiles(
     txn: &DatabaseTransaction,
-    org: &str,
+    t: &Tenant,
     customer_id: &str,
     profiles: &[NewSocialProfile],
 ) -> Result<()> {
     for (i, p) in profiles.iter().enumerate() {
-        let row = social_profiles::ActiveModel {
+        let row = t.stamp(social_profiles::ActiveModel {
             id: Set(new_id(IdKind::SocialProfile)),
-            org_id: Set(org.to_owned()),
             customer_id: Set(customer_id.to_owned()),
             network: Set(p.network.clone()),
             handle: Set(p.handle.clone()),
             network_user_id: Set(p.network_user_id.clone()),
             url: Set(p.url.clone()),
             created_at: Set(now()),
-        };
+            ..Default::default()
+        });
         social_profiles::Entity::insert(row)
             .exec_without_returning(txn)
             .await

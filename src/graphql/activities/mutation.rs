@@ -4,7 +4,7 @@ use super::inputs::{DeleteActivityInput, LogActivityInput, UpdateActivityInput};
 use super::types::ActivityNode;
 use crate::auth::Scope;
 use crate::domain::activities;
-use crate::graphql::context::{principal, store};
+use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::user_errors::{UserError, split};
 
@@ -40,8 +40,7 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: LogActivityInput,
     ) -> Result<Option<LogActivityPayload>> {
-        let who = principal(ctx)?;
-        let (activity, user_errors) = split(activities::log(store(ctx)?, who, input.into()).await)?;
+        let (activity, user_errors) = split(activities::log(&tenant(ctx)?, input.into()).await)?;
         Ok(Some(LogActivityPayload {
             activity: activity.map(ActivityNode),
             user_errors,
@@ -57,10 +56,8 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: UpdateActivityInput,
     ) -> Result<Option<UpdateActivityPayload>> {
-        let who = principal(ctx)?;
         let (id, patch) = input.into_parts();
-        let (activity, user_errors) =
-            split(activities::update(store(ctx)?, who, &id, patch).await)?;
+        let (activity, user_errors) = split(activities::update(&tenant(ctx)?, &id, patch).await)?;
         Ok(Some(UpdateActivityPayload {
             activity: activity.map(ActivityNode),
             user_errors,
@@ -76,8 +73,7 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: DeleteActivityInput,
     ) -> Result<Option<DeleteActivityPayload>> {
-        let who = principal(ctx)?;
-        let result = activities::delete(store(ctx)?, who, &input.id, input.expected_version).await;
+        let result = activities::delete(&tenant(ctx)?, &input.id, input.expected_version).await;
         let (activity, user_errors) = split(result)?;
         Ok(Some(DeleteActivityPayload {
             deleted_activity_id: activity.map(|a| a.id.into()),

@@ -4,7 +4,7 @@ use super::inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
 use super::types::{ActivityConnection, ActivityNode, ActivityTotal};
 use crate::auth::Scope;
 use crate::domain::activities;
-use crate::graphql::context::{principal, store};
+use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
 
 #[derive(Default)]
@@ -17,10 +17,7 @@ impl ActivityQuery {
         directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
     )]
     async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ActivityNode>> {
-        let who = principal(ctx)?;
-        Ok(activities::get(store(ctx)?, &who.org, &id)
-            .await?
-            .map(ActivityNode))
+        Ok(activities::get(&tenant(ctx)?, &id).await?.map(ActivityNode))
     }
 
     /// Activities across customers, newest first unless `orderBy` says otherwise.
@@ -40,9 +37,8 @@ impl ActivityQuery {
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
     ) -> Result<Option<ActivityConnection>> {
-        let who = principal(ctx)?;
         let query = query_of(first, after, last, before, filter, order_by);
-        let slice = activities::list(store(ctx)?, &who.org, &query).await?;
+        let slice = activities::list(&tenant(ctx)?, &query).await?;
         Ok(Some(ActivityConnection::new(
             slice,
             ActivityTotal::Matching(query.filter),

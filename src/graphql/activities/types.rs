@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::activities::{self, Activity, ActivityFilter};
 use crate::graphql::connection::connection;
-use crate::graphql::context::{principal, store};
+use crate::graphql::context::tenant;
 use crate::graphql::customers::CustomerNode;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::users::UserNode;
@@ -120,10 +120,7 @@ pub enum ActivityTotal {
 impl ActivityTotal {
     pub async fn resolve(&self, ctx: &Context<'_>) -> Result<u64> {
         match self {
-            ActivityTotal::Matching(filter) => {
-                let who = principal(ctx)?;
-                Ok(activities::count(store(ctx)?, &who.org, filter).await?)
-            }
+            ActivityTotal::Matching(filter) => Ok(activities::count(&tenant(ctx)?, filter).await?),
             ActivityTotal::OfCustomer(id, filter) => {
                 let n = ctx
                     .data::<Loaders>()?

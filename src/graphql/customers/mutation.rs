@@ -6,7 +6,7 @@ use super::inputs::{
 use super::types::CustomerNode;
 use crate::auth::Scope;
 use crate::domain::customers;
-use crate::graphql::context::{principal, store};
+use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::user_errors::{UserError, split};
 
@@ -50,9 +50,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: CreateCustomerInput,
     ) -> Result<Option<CreateCustomerPayload>> {
-        let who = principal(ctx)?;
-        let (customer, user_errors) =
-            split(customers::create(store(ctx)?, who, input.into()).await)?;
+        let (customer, user_errors) = split(customers::create(&tenant(ctx)?, input.into()).await)?;
         Ok(Some(CreateCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,
@@ -68,9 +66,8 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: UpdateCustomerInput,
     ) -> Result<Option<UpdateCustomerPayload>> {
-        let who = principal(ctx)?;
         let (id, patch) = input.into_parts();
-        let (customer, user_errors) = split(customers::update(store(ctx)?, who, &id, patch).await)?;
+        let (customer, user_errors) = split(customers::update(&tenant(ctx)?, &id, patch).await)?;
         Ok(Some(UpdateCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,
@@ -87,8 +84,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: DeleteCustomerInput,
     ) -> Result<Option<DeleteCustomerPayload>> {
-        let who = principal(ctx)?;
-        let result = customers::delete(store(ctx)?, who, &input.id, input.expected_version).await;
+        let result = customers::delete(&tenant(ctx)?, &input.id, input.expected_version).await;
         let (customer, user_errors) = split(result)?;
         Ok(Some(DeleteCustomerPayload {
             deleted_customer_id: customer.as_ref().map(|c| c.id.clone().into()),
@@ -106,8 +102,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: RestoreCustomerInput,
     ) -> Result<Option<RestoreCustomerPayload>> {
-        let who = principal(ctx)?;
-        let (customer, user_errors) = split(customers::restore(store(ctx)?, who, &input.id).await)?;
+        let (customer, user_errors) = split(customers::restore(&tenant(ctx)?, &input.id).await)?;
         Ok(Some(RestoreCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,

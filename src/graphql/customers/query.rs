@@ -5,7 +5,7 @@ use super::types::{CustomerConnection, CustomerNode, CustomerTotal};
 use crate::auth::Scope;
 use crate::domain::customers::{self, CustomerQuery as Query};
 use crate::domain::page::PageArgs;
-use crate::graphql::context::{principal, store};
+use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, may_read, requires_scopes};
 
 #[derive(Default)]
@@ -19,10 +19,7 @@ impl CustomerQuery {
         directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
     )]
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
-        let who = principal(ctx)?;
-        Ok(customers::get(store(ctx)?, &who.org, &id)
-            .await?
-            .map(CustomerNode))
+        Ok(customers::get(&tenant(ctx)?, &id).await?.map(CustomerNode))
     }
 
     /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most
@@ -43,7 +40,6 @@ impl CustomerQuery {
         filter: Option<CustomerFilterInput>,
         order_by: Option<CustomerOrderInput>,
     ) -> Result<Option<CustomerConnection>> {
-        let who = principal(ctx)?;
         let mut filter: customers::CustomerFilter = filter.map(Into::into).unwrap_or_default();
         filter.search_private =
             may_read(ctx, "Customer", "email") && may_read(ctx, "Customer", "phone");
@@ -57,7 +53,7 @@ impl CustomerQuery {
                 before,
             },
         };
-        let slice = customers::list(store(ctx)?, &who.org, &query).await?;
+        let slice = customers::list(&tenant(ctx)?, &query).await?;
         Ok(Some(CustomerConnection::new(
             slice,
             CustomerTotal(query.filter),

@@ -8,7 +8,7 @@ use crate::graphql::activities::{
     ActivityConnection, ActivityFilterInput, ActivityOrderInput, ActivityTotal,
 };
 use crate::graphql::connection::connection;
-use crate::graphql::context::{principal, store};
+use crate::graphql::context::tenant;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::users::UserNode;
@@ -205,8 +205,7 @@ pub struct CustomerTotal(pub CustomerFilter);
 
 impl CustomerTotal {
     pub async fn resolve(&self, ctx: &Context<'_>) -> Result<u64> {
-        let who = principal(ctx)?;
-        Ok(customers::count(store(ctx)?, &who.org, &self.0).await?)
+        Ok(customers::count(&tenant(ctx)?, &self.0).await?)
     }
 }
 
