@@ -88,6 +88,107 @@ pub struct EqOps {
     pub is_null: Option<bool>,
 }
 
+/// Most conditions one filter holds, all levels together: the 20 operands and 5 levels
+/// allowed to each list would otherwise multiply into thousands.
+pub const MAX_TERMS: usize = 100;
+/// Most values one filter binds (`in` lists included): far below the parameter limits of
+/// both databases.
+pub const MAX_VALUES: usize = 1_000;
+/// Most `search` terms in one filter: each scans the long text columns of every row.
+pub const MAX_SEARCHES: usize = 2;
+
+/// What a whole filter asks of the database, counted before any SQL is built.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Size {
+    terms: usize,
+    values: usize,
+    searches: usize,
+}
+
+impl Size {
+    fn term(&mut self, values: usize) {
+        self.terms = self.terms.saturating_add(1);
+        self.values = self.values.saturating_add(values);
+    }
+
+    pub fn text(&mut self, ops: &Option<TextOps>) {
+        if let Some(ops) = ops {
+            for present in [
+                ops.eq.is_some(),
+                ops.contains.is_some(),
+                ops.starts_with.is_some(),
+            ] {
+                if present {
+                    self.term(1);
+                }
+            }
+            if let Some(values) = &ops.in_ {
+                self.term(values.len());
+            }
+            if ops.is_null.is_some() {
+                self.term(0);
+            }
+        }
+    }
+
+    pub fn time(&mut self, ops: &Option<TimeOps>) {
+        if let Some(ops) = ops {
+            let bounds = [ops.eq, ops.gt, ops.gte, ops.lt, ops.lte];
+            for _ in bounds.iter().flatten() {
+                self.term(1);
+            }
+            if ops.is_null.is_some() {
+                self.term(0);
+            }
+        }
+    }
+
+    pub fn eq(&mut self, ops: &Option<EqOps>) {
+        if let Some(ops) = ops {
+            if ops.eq.is_some() {
+                self.term(1);
+            }
+            if let Some(values) = &ops.in_ {
+                self.term(values.len());
+            }
+            if ops.is_null.is_some() {
+                self.term(0);
+            }
+        }
+    }
+
+    /// A free-text term over `columns` columns.
+    pub fn search(&mut self, text: &Option<String>, columns: usize) {
+        if text.is_some() {
+            self.searches = self.searches.saturating_add(1);
+            for _ in 0..columns {
+                self.term(1);
+            }
+        }
+    }
+
+    /// Any other single condition (`tag`, `deleted`).
+    pub fn other(&mut self, present: bool) {
+        if present {
+            self.term(1);
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.terms > MAX_TERMS || self.values > MAX_VALUES {
+            return Err(Error::BadArgument(format!(
+                "a filter holds at most {MAX_TERMS} conditions and {MAX_VALUES} values in all"
+            )));
+        }
+        if self.searches > MAX_SEARCHES {
+            return Err(Error::BadArgument(format!(
+                "a filter holds at most {MAX_SEARCHES} `search` terms"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Escapes LIKE metacharacters so user text matches literally.
 pub fn like_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

@@ -76,6 +76,8 @@ const DELIVERY_CHUNK: usize = 512;
 struct Group {
     /// `None` for an operation that runs alone.
     key: Option<GroupKey>,
+    /// The tenant's count of executions, released when the group goes.
+    _slot: Option<OrgSlot>,
     members: Mutex<Members>,
     task: OnceLock<AbortHandle>,
     /// Set by whichever ends the execution first: its last member leaving, or its stream.
@@ -141,8 +143,50 @@ impl Group {
     }
 }
 
+/// Distinct executions one organization may run at once on an instance. Each runs its
+/// selection at every event, so a tenant's live operations must not multiply one write
+/// without bound; identical subscriptions share one execution and count once.
+pub const MAX_EXECUTIONS_PER_ORG: usize = 256;
+
+type OrgCounts = Arc<Mutex<HashMap<String, usize>>>;
+
+/// One execution's place in its organization's count.
+struct OrgSlot {
+    counts: OrgCounts,
+    org: String,
+}
+
+impl OrgSlot {
+    /// A slot, unless the organization has used them all.
+    fn take(counts: &OrgCounts, org: &str) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let used = map.entry(org.to_owned()).or_default();
+        if *used >= MAX_EXECUTIONS_PER_ORG {
+            return None;
+        }
+        *used += 1;
+        Some(Self {
+            counts: counts.clone(),
+            org: org.to_owned(),
+        })
+    }
+}
+
+impl Drop for OrgSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(used) = map.get_mut(&self.org) {
+            *used = used.saturating_sub(1);
+            if *used == 0 {
+                map.remove(&self.org);
+            }
+        }
+    }
+}
+
 struct Inner {
     schema: CrmSchema,
+    org_counts: OrgCounts,
     store: Store,
     batch_window: Duration,
     gauges: LiveGauges,
@@ -205,6 +249,7 @@ impl LiveOperations {
         Self {
             inner: Arc::new(Inner {
                 schema,
+                org_counts: OrgCounts::default(),
                 store,
                 batch_window,
                 gauges,
@@ -236,9 +281,9 @@ impl LiveOperations {
             query,
             operation_name,
         };
-        self.inner.gauges.operations.inc();
         let mut groups = self.inner.groups();
         if shared && let Some(group) = groups.get(&key) {
+            self.inner.gauges.operations.inc();
             group.members().insert(member, recipient);
             return Membership {
                 inner: self.inner.clone(),
@@ -246,9 +291,21 @@ impl LiveOperations {
                 member,
             };
         }
+        let slot = match caller {
+            Some(who) => match OrgSlot::take(&self.inner.org_counts, &who.org) {
+                Some(slot) => Some(slot),
+                None => {
+                    drop(groups);
+                    return self.refuse(recipient, member);
+                }
+            },
+            None => None,
+        };
+        self.inner.gauges.operations.inc();
         let execution = self.request(&key, variables, caller);
         let group = Arc::new(Group {
             key: shared.then(|| key.clone()),
+            _slot: slot,
             members: Mutex::new(HashMap::from([(member, recipient)])),
             task: OnceLock::new(),
             ended: AtomicBool::new(false),
@@ -263,6 +320,29 @@ impl LiveOperations {
         Membership {
             inner: self.inner.clone(),
             group,
+            member,
+        }
+    }
+
+    /// Answers an operation over the organization's limit with an error, and nothing else.
+    fn refuse(&self, recipient: Arc<dyn Recipient>, member: u64) -> Membership {
+        let errors = serde_json::json!([{
+            "message": format!(
+                "the organization runs {MAX_EXECUTIONS_PER_ORG} distinct live operations already; end some, or share one document"
+            ),
+            "extensions": {"code": super::codes::VALIDATION_FAILED},
+        }]);
+        recipient.deliver(&LiveResult::Refused(errors.to_string().into()));
+        let ended = Arc::new(Group {
+            key: None,
+            _slot: None,
+            members: Mutex::new(HashMap::new()),
+            task: OnceLock::new(),
+            ended: AtomicBool::new(true),
+        });
+        Membership {
+            inner: self.inner.clone(),
+            group: ended,
             member,
         }
     }

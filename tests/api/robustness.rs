@@ -785,6 +785,30 @@ async fn text_the_database_would_refuse_is_refused_at_the_edge() {
             "{query}: the error names `{names}`: {message}"
         );
     }
+    // A filter's size is bounded as a whole, not only per list: 400 `in` lists (of 100
+    // values, they bound 40,000, past both databases' parameter limits; 10 here, to fit the
+    // test's body limit), and `search` terms, which each scan the long text columns.
+    let ids: Vec<String> = (0..10).map(|i| format!("cus_{i}")).collect();
+    let wide = json!({"or": (0..20).map(|_| json!({"or": (0..20).map(|_| json!({"id": {"in": ids}})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
+    let searches = json!({"or": (0..20).map(|_| json!({"search": "zzqq"})).collect::<Vec<_>>()});
+    for (filter, on) in [
+        (
+            wide,
+            "customers(filter: $f, first: 100) { totalCount nodes { id } }",
+        ),
+        (searches, "activities(filter: $f) { totalCount }"),
+    ] {
+        let ty = if on.starts_with("customers") {
+            "CustomerFilter"
+        } else {
+            "ActivityFilter"
+        };
+        let query = format!("query($f: {ty}) {{ {on} }}");
+        let r = app.gql(&query, json!({"f": filter})).await;
+        assert_eq!(r.error_codes(), ["BAD_USER_INPUT"], "{}", short(&r.body));
+        let message = r.body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("at most"), "{message}");
+    }
     // What the limits allow still works, LIKE metacharacters matching literally.
     let r = app
         .gql(

@@ -724,3 +724,98 @@ async fn a_connection_runs_at_most_256_operations() {
     }
     assert!(!heard.contains("s256"));
 }
+
+/// An organization's distinct live operations are bounded on an instance, across all its
+/// connections: past 256, a new one is refused with an `error`; identical subscriptions share
+/// one execution and do not count again.
+#[tokio::test]
+async fn an_organization_runs_at_most_256_distinct_live_operations() {
+    let app = TestApp::spawn().await;
+    let mut first = open(&app).await;
+    init(&mut first, &app.admin()).await;
+    for i in 0..200 {
+        send(
+            &mut first,
+            json!({"id": format!("a{i}"), "type": "subscribe",
+            "payload": {"query": format!("subscription {{ a{i}: customerChanged {{ op }} }}")}}),
+        )
+        .await;
+    }
+    let mut second = open(&app).await;
+    init(
+        &mut second,
+        &app.token_for(&app.org, "someone-else", ALL_SCOPES),
+    )
+    .await;
+    for i in 200..256 {
+        send(
+            &mut second,
+            json!({"id": format!("b{i}"), "type": "subscribe",
+            "payload": {"query": format!("subscription {{ a{i}: customerChanged {{ op }} }}")}}),
+        )
+        .await;
+    }
+    // The same document as one already running joins its execution.
+    send(
+        &mut second,
+        json!({"id": "joins", "type": "subscribe",
+        "payload": {"query": "subscription { a0: customerChanged { op } }"}}),
+    )
+    .await;
+    send(
+        &mut second,
+        json!({"id": "over", "type": "subscribe",
+        "payload": {"query": "subscription { over: customerChanged { op } }"}}),
+    )
+    .await;
+    let refused = recv(&mut second).await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("over")),
+        "{refused}"
+    );
+    assert!(
+        refused["payload"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("256")),
+        "{refused}"
+    );
+    // Another organization is not held back.
+    let mut other = open(&app).await;
+    init(&mut other, &app.token_for("another-org", "x", ALL_SCOPES)).await;
+    send(
+        &mut other,
+        json!({"id": "1", "type": "subscribe",
+        "payload": {"query": "subscription { elsewhere: customerChanged { op } }"}}),
+    )
+    .await;
+    send(&mut other, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut other).await, json!({"type": "pong"}));
+    // Ending some frees their places.
+    for i in 0..10 {
+        send(
+            &mut first,
+            json!({"id": format!("a{i}"), "type": "complete"}),
+        )
+        .await;
+    }
+    let mut admitted = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send(
+            &mut second,
+            json!({"id": "retry", "type": "subscribe",
+            "payload": {"query": "subscription { later: customerChanged { op } }"}}),
+        )
+        .await;
+        send(&mut second, json!({"type": "ping"})).await;
+        let msg = recv(&mut second).await;
+        if msg["type"] == "pong" {
+            admitted = true;
+            break;
+        }
+        assert_eq!(msg["type"], "error", "{msg}");
+        let _ = recv(&mut second).await; // the pong
+    }
+    assert!(admitted, "a freed place is taken again");
+}

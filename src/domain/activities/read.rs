@@ -13,7 +13,7 @@ use sea_orm::{
 
 use super::scope::live;
 use super::{Activity, ActivityFilter, ActivityQuery};
-use crate::domain::filter::{add_eq, add_text, add_time, check_text, combine, contains};
+use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::page::Slice;
 use crate::domain::{Result, Tenant};
 
@@ -127,7 +127,33 @@ pub async fn count_for_customers(
 }
 
 fn filtered(t: &Tenant, filter: &ActivityFilter) -> Result<sea_orm::Select<activities::Entity>> {
+    let mut size = Size::default();
+    measure(filter, &mut size);
+    size.check()?;
     Ok(live(t).filter(condition(filter, 0)?))
+}
+
+/// Counts what the whole filter asks for (its depth is bounded before the domain).
+fn measure(f: &ActivityFilter, size: &mut Size) {
+    for eq in [&f.id, &f.customer_id, &f.kind, &f.author_id] {
+        size.eq(eq);
+    }
+    for text in [&f.subject, &f.source] {
+        size.text(text);
+    }
+    for time in [
+        &f.occurred_at,
+        &f.due_at,
+        &f.completed_at,
+        &f.created_at,
+        &f.updated_at,
+    ] {
+        size.time(time);
+    }
+    size.search(&f.search, 2);
+    for inner in f.and.iter().chain(&f.or).chain(f.not.as_deref()) {
+        measure(inner, size);
+    }
 }
 
 fn condition(f: &ActivityFilter, depth: usize) -> Result<Condition> {

@@ -9,7 +9,7 @@ use sea_orm::{
 use super::scope::{live, scoped};
 use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
 use crate::domain::filter::{
-    add_eq, add_text, add_time, check_text, combine, contains, like_escape,
+    Size, add_eq, add_text, add_time, check_text, combine, contains, like_escape,
 };
 use crate::domain::page::Slice;
 use crate::domain::{Result, Tenant};
@@ -64,9 +64,32 @@ fn filtered(t: &Tenant, filter: &CustomerFilter) -> Result<sea_orm::Select<custo
         C::DeletedAt.is_null()
     };
     let private = filter.search_private;
+    let mut size = Size::default();
+    measure(filter, &mut size, private);
+    size.check()?;
     Ok(scoped(t)
         .filter(deleted_cond)
         .filter(condition(filter, 0, private)?))
+}
+
+/// Counts what the whole filter asks for. Its depth is bounded already (input values nest
+/// at most 32 levels before they reach the domain).
+fn measure(f: &CustomerFilter, size: &mut Size, private: bool) {
+    size.eq(&f.id);
+    for text in [&f.name, &f.email, &f.phone, &f.company] {
+        size.text(text);
+    }
+    size.eq(&f.lifecycle_stage);
+    size.eq(&f.owner_id);
+    for time in [&f.created_at, &f.updated_at, &f.last_activity_at] {
+        size.time(time);
+    }
+    size.other(f.tag.is_some());
+    size.other(f.deleted.is_some());
+    size.search(&f.search, if private { 4 } else { 2 });
+    for inner in f.and.iter().chain(&f.or).chain(f.not.as_deref()) {
+        measure(inner, size, private);
+    }
 }
 
 /// `private`: whether `search` may match email and phone (only for callers who may read them).
