@@ -18,14 +18,33 @@ use super::limits::Rejection;
 use crate::auth::Scope;
 use crate::domain;
 
+/// Every `extensions.code` a client can receive, in GraphQL responses and in the edge's own
+/// answers alike (the README lists them).
 pub mod codes {
+    /// No token, or a token that is refused (HTTP 401 at the edge).
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    /// The token lacks a scope the field (or a filter it uses) needs.
     pub const FORBIDDEN: &str = "FORBIDDEN";
+    /// The target of a mutation does not exist in the caller's organization.
     pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// An argument is wrong: a bad cursor, a filter too large, NUL in a string.
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    /// Ours, not the caller's: logged, never detailed (HTTP 500 or 503 at the edge).
     pub const INTERNAL: &str = "INTERNAL";
+    /// The document does not parse.
     pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    /// The document does not validate, or exceeds a limit (depth, size, cost).
     pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    /// At the edge: a malformed request (HTTP 400).
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    /// At the edge: a mutation over GET (HTTP 405).
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    /// At the edge: no acceptable response type (HTTP 406).
+    pub const NOT_ACCEPTABLE: &str = "NOT_ACCEPTABLE";
+    /// At the edge: a body over the limit (HTTP 413).
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    /// At the edge: a body that is not JSON (HTTP 415).
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
 }
 
 /// Errors of the GraphQL layer itself (who may call what).

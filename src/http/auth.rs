@@ -2,21 +2,38 @@
 //! 401 and `WWW-Authenticate` as RFC 6750 §3 asks. Tokens issued to API clients are also
 //! checked against revocation, of the token or of its client.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 
+use super::AppState;
 use super::error::HttpError;
 use crate::auth::{Principal, TokenError, TokenVerifier, Verified};
 use crate::domain::{Store, clients};
 use crate::graphql::codes;
 
-pub async fn principal(
-    headers: &HeaderMap,
-    verifier: &TokenVerifier,
-    store: &Store,
-) -> Result<Option<Principal>, HttpError> {
-    Ok(verified(headers, verifier, store)
-        .await?
-        .map(|v| v.principal))
+/// The caller of a request, resolved once from its headers (for HTTP and for the WebSocket
+/// upgrade alike): anonymous, or a verified token. Taken as `Result<Caller, HttpError>` so a
+/// handler decides where in its checks a refused token answers.
+pub struct Caller(pub Option<Verified>);
+
+impl Caller {
+    pub fn principal(self) -> Option<Principal> {
+        self.0.map(|v| v.principal)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        verified(&parts.headers, &state.verifier, &state.store)
+            .await
+            .map(Caller)
+    }
 }
 
 /// The verified token of the `Authorization` header, if there is one. Two or more

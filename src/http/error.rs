@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::negotiate::JSON;
+use crate::graphql::codes;
 
 #[derive(Debug)]
 pub struct HttpError {
@@ -23,7 +24,7 @@ impl HttpError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+        Self::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
     }
 }
 
@@ -73,7 +74,7 @@ pub fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!(panic = ?detail, "a request handler panicked");
     HttpError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        crate::graphql::codes::INTERNAL,
+        codes::INTERNAL,
         "internal error",
     )
     .into_response()

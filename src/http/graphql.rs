@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::Instrument;
 
+use super::auth::Caller;
 use super::error::HttpError;
 use super::negotiate::{ResponseFormat, is_json_body, response_format, wants_html};
-use super::{AppState, auth, playground, ws};
-use crate::graphql::{Loaders, RequestAuth, is_request_error, operation_type};
+use super::{AppState, playground, ws};
+use crate::graphql::{Loaders, RequestAuth, codes, is_request_error, operation_type};
 
 /// The body of a POST, or the parameters of a GET.
 #[derive(Deserialize, Default)]
@@ -35,7 +36,7 @@ struct RawRequest {
 fn not_acceptable() -> HttpError {
     HttpError::new(
         StatusCode::NOT_ACCEPTABLE,
-        "NOT_ACCEPTABLE",
+        codes::NOT_ACCEPTABLE,
         "this endpoint answers application/graphql-response+json or application/json",
     )
 }
@@ -43,13 +44,14 @@ fn not_acceptable() -> HttpError {
 pub async fn post(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Result<Caller, HttpError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
     let format = response_format(&headers).ok_or_else(not_acceptable)?;
     if !is_json_body(&headers) {
         return Err(HttpError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            codes::UNSUPPORTED_MEDIA_TYPE,
             "the request body must be application/json",
         ));
     }
@@ -57,7 +59,7 @@ pub async fn post(
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             HttpError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+                codes::PAYLOAD_TOO_LARGE,
                 "the request body is too large",
             )
         } else {
@@ -67,7 +69,7 @@ pub async fn post(
     let raw: RawRequest = serde_json::from_slice(&body).map_err(|_| {
         HttpError::bad_request("the body must be a JSON object with a `query` string")
     })?;
-    execute(state, &headers, format, raw, false).await
+    execute(state, caller, format, raw, false).await
 }
 
 #[derive(Deserialize)]
@@ -82,11 +84,12 @@ struct GetParams {
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Result<Caller, HttpError>,
     RawQuery(raw_query): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
     if let Ok(upgrade) = upgrade {
-        return websocket(state, &headers, upgrade).await;
+        return websocket(state, caller?, upgrade).await;
     }
     let params = query_params(raw_query.as_deref().unwrap_or_default())
         .ok_or_else(|| HttpError::bad_request("the query string is malformed"))?;
@@ -108,17 +111,17 @@ pub async fn get(
         query: params.query,
         operation_name: params.operation_name,
     };
-    execute(state, &headers, format, raw, true).await
+    execute(state, caller, format, raw, true).await
 }
 
 /// Upgrades to GraphQL over WebSocket. A token on the upgrade request is checked here (a bad
 /// one is refused before the upgrade); one in `connection_init` is checked by the protocol.
 async fn websocket(
     state: AppState,
-    headers: &HeaderMap,
+    caller: Caller,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
-    let header_auth = auth::verified(headers, &state.verifier, &state.store).await?;
+    let header_auth = caller.0;
     let upgrade = upgrade.protocols(ws::PROTOCOLS);
     let protocol = upgrade
         .selected_protocol()
@@ -172,7 +175,7 @@ fn query_params(query: &str) -> Option<GetParams> {
 
 async fn execute(
     state: AppState,
-    headers: &HeaderMap,
+    caller: Result<Caller, HttpError>,
     format: ResponseFormat,
     raw: RawRequest,
     via_get: bool,
@@ -186,7 +189,7 @@ async fn execute(
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
         Some(_) => return Err(HttpError::bad_request("`variables` must be a JSON object")),
     };
-    let principal = auth::principal(headers, &state.verifier, &state.store).await?;
+    let principal = caller?.principal();
     // GraphQL-over-HTTP §6.1: GET must not be used for mutations (a link must not write).
     if via_get
         && let Some(ty) = operation_type(&query, raw.operation_name.as_deref())
@@ -194,7 +197,7 @@ async fn execute(
     {
         return Err(HttpError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
+            codes::METHOD_NOT_ALLOWED,
             "only queries may be sent with GET; use POST",
         ));
     }

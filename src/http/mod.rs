@@ -9,10 +9,10 @@ mod oauth;
 mod ops;
 mod playground;
 mod revocations;
+mod state;
 mod throttle;
 mod ws;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -23,37 +23,10 @@ use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{TokenIssuer, TokenVerifier};
-use crate::domain::Store;
-use crate::graphql::{CrmSchema, LiveOperations};
-use crate::metrics::{Metrics, StatusLabel};
+use crate::metrics::StatusLabel;
 pub use revocations::RevocationWatch;
+pub use state::AppState;
 pub use throttle::Throttle;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub schema: CrmSchema,
-    /// Subscriptions and other operations over WebSocket, shared where identical.
-    pub live: LiveOperations,
-    pub store: Store,
-    pub verifier: Arc<TokenVerifier>,
-    pub metrics: Metrics,
-    /// The dataloaders' batching window.
-    pub batch_window: Duration,
-    /// Mints this service's own tokens (OAuth access tokens).
-    pub issuer: TokenIssuer,
-    pub access_token_ttl: Duration,
-    pub throttle: Arc<Throttle>,
-    /// How long a WebSocket client has to send `connection_init`.
-    pub ws_init_timeout: Duration,
-    pub max_body_bytes: usize,
-    /// Flips to `true` when the server shuts down; WebSocket connections then close (1001).
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// Upgraded connections, which the HTTP server's graceful shutdown does not wait for.
-    pub sockets: tokio_util::task::TaskTracker,
-    /// Recent revocations, which close the WebSockets of revoked tokens.
-    pub revocations: RevocationWatch,
-}
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");

@@ -1,0 +1,36 @@
+//! What every handler shares: the schema, the store, the token verifier and the process's
+//! live machinery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{RevocationWatch, Throttle};
+use crate::auth::{TokenIssuer, TokenVerifier};
+use crate::domain::Store;
+use crate::graphql::{CrmSchema, LiveOperations};
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: CrmSchema,
+    /// Subscriptions and other operations over WebSocket, shared where identical.
+    pub live: LiveOperations,
+    pub store: Store,
+    pub verifier: Arc<TokenVerifier>,
+    pub metrics: Metrics,
+    /// The dataloaders' batching window.
+    pub batch_window: Duration,
+    /// Mints this service's own tokens (OAuth access tokens).
+    pub issuer: TokenIssuer,
+    pub access_token_ttl: Duration,
+    pub throttle: Arc<Throttle>,
+    /// How long a WebSocket client has to send `connection_init`.
+    pub ws_init_timeout: Duration,
+    pub max_body_bytes: usize,
+    /// Flips to `true` when the server shuts down; WebSocket connections then close (1001).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Upgraded connections, which the HTTP server's graceful shutdown does not wait for.
+    pub sockets: tokio_util::task::TaskTracker,
+    /// Recent revocations, which close the WebSockets of revoked tokens.
+    pub revocations: RevocationWatch,
+}
