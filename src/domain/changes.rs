@@ -71,8 +71,13 @@ pub async fn list(
     let events: Vec<Event> = rows
         .into_iter()
         .take(first as usize)
-        .map(Event::from)
-        .collect();
+        .map(|row| {
+            Event::try_from(row).map_err(|err| {
+                tracing::error!(seq = err.seq, error = %err, "an event cannot be decoded");
+                Error::Internal(Box::new(err))
+            })
+        })
+        .collect::<Result<_>>()?;
     // With nothing new, the cursor moves to the horizon: the events skipped belong to other
     // tenants or entities, and need not be scanned again.
     let end = if has_more {

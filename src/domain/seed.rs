@@ -16,7 +16,7 @@ use super::activities::{Activity, ActivityKind};
 use super::customers::{Customer, LifecycleStage};
 use super::ids::{IdKind, new_id};
 use super::{Result, Store, now};
-use crate::events::{FieldNames, Op, all_fields};
+use crate::events::{EntityKind, FieldNames, Op, all_fields};
 
 /// What a seed run wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -111,7 +111,7 @@ pub async fn seed(
             };
             activity_events.push(event_row(
                 org,
-                "activity",
+                EntityKind::Activity,
                 &activity.id,
                 serde_json::to_value(&activity)?,
                 Activity::field_name,
@@ -140,7 +140,7 @@ pub async fn seed(
         // applying events in order never meets an activity of a customer it does not know.
         pending_events.push(event_row(
             org,
-            "customer",
+            EntityKind::Customer,
             &customer.id,
             serde_json::to_value(&customer)?,
             Customer::field_name,
@@ -214,7 +214,7 @@ fn activity_row(a: Activity) -> activities::ActiveModel {
 
 fn event_row(
     org: &str,
-    entity: &str,
+    entity: EntityKind,
     id: &str,
     snapshot: serde_json::Value,
     names: FieldNames,
@@ -222,7 +222,7 @@ fn event_row(
 ) -> events::ActiveModel {
     events::ActiveModel {
         org_id: Set(org.to_owned()),
-        entity: Set(entity.to_owned()),
+        entity: Set(entity.as_str().to_owned()),
         entity_id: Set(id.to_owned()),
         op: Set(Op::Created.as_str().to_owned()),
         changed_fields: Set(

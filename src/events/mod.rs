@@ -3,14 +3,16 @@
 
 mod tail;
 
-pub use tail::{Event, EventHub};
+pub use tail::{DecodeError, Event, EventHub};
 
 use chrono::{DateTime, Utc};
 use entity::events;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What happened to the entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Op {
     Created,
     Updated,
@@ -20,19 +22,28 @@ pub enum Op {
 
 impl Op {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Created => "CREATED",
-            Op::Updated => "UPDATED",
-            Op::Deleted => "DELETED",
-            Op::Restored => "RESTORED",
-        }
+        self.into()
+    }
+}
+
+/// Which aggregate an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum EntityKind {
+    Customer,
+    Activity,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
 /// One change to append.
 pub struct NewEvent<'a> {
     pub org: &'a str,
-    pub entity: &'static str,
+    pub entity: EntityKind,
     pub entity_id: &'a str,
     pub op: Op,
     pub changed_fields: Vec<String>,
@@ -44,7 +55,7 @@ pub struct NewEvent<'a> {
 pub async fn append(conn: &impl ConnectionTrait, event: NewEvent<'_>) -> Result<i64, DbErr> {
     let row = events::ActiveModel {
         org_id: Set(event.org.to_owned()),
-        entity: Set(event.entity.to_owned()),
+        entity: Set(event.entity.as_str().to_owned()),
         entity_id: Set(event.entity_id.to_owned()),
         op: Set(event.op.as_str().to_owned()),
         changed_fields: Set(serde_json::to_string(&event.changed_fields).unwrap_or_default()),

@@ -23,31 +23,53 @@ use sea_orm::{
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 
+use super::{EntityKind, Op};
+
 /// A committed change, as consumers receive it.
 #[derive(Clone, Debug)]
 pub struct Event {
     pub seq: i64,
     pub org_id: String,
-    pub entity: String,
+    pub entity: EntityKind,
     pub entity_id: String,
-    pub op: String,
+    pub op: Op,
     pub changed_fields: Vec<String>,
     pub snapshot: Value,
     pub created_at: DateTime<Utc>,
 }
 
-impl From<events::Model> for Event {
-    fn from(m: events::Model) -> Self {
-        Self {
-            changed_fields: serde_json::from_str(&m.changed_fields).unwrap_or_default(),
-            seq: m.seq,
+/// A stored event this build cannot read: logged with its `seq` by whoever meets it, and
+/// never passed over in silence.
+#[derive(Debug, thiserror::Error)]
+#[error("event {seq} cannot be read: {why}")]
+pub struct DecodeError {
+    pub seq: i64,
+    pub why: String,
+}
+
+impl TryFrom<events::Model> for Event {
+    type Error = DecodeError;
+
+    fn try_from(m: events::Model) -> Result<Self, DecodeError> {
+        let seq = m.seq;
+        let fail = |why: String| DecodeError { seq, why };
+        Ok(Self {
+            changed_fields: serde_json::from_str(&m.changed_fields)
+                .map_err(|e| fail(format!("changed fields: {e}")))?,
+            entity: m
+                .entity
+                .parse()
+                .map_err(|_| fail(format!("unknown entity {:?}", m.entity)))?,
+            op: m
+                .op
+                .parse()
+                .map_err(|_| fail(format!("unknown op {:?}", m.op)))?,
+            seq,
             org_id: m.org_id,
-            entity: m.entity,
             entity_id: m.entity_id,
-            op: m.op,
             snapshot: m.snapshot,
             created_at: m.created_at,
-        }
+        })
     }
 }
 
@@ -168,7 +190,16 @@ impl EventHub {
                         cursor = row.seq;
                         self.horizon.store(cursor, Ordering::Release);
                         // No receivers is fine: nobody is listening right now.
-                        let _ = self.sender.send(Arc::new(Event::from(row)));
+                        match Event::try_from(row) {
+                            Ok(event) => {
+                                let _ = self.sender.send(Arc::new(event));
+                            }
+                            // Live consumers cannot be given what cannot be read; the
+                            // `changes` feed refuses to page past it.
+                            Err(err) => {
+                                tracing::error!(seq = err.seq, error = %err, "an event cannot be decoded")
+                            }
+                        }
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "reading the event log failed"),

@@ -8,12 +8,13 @@ use super::context::{principal, tenant};
 use super::customers::CustomerNode;
 use super::errors::ApiError;
 use super::permissions::{readable_fields, requires_scopes};
-use super::subscriptions::ChangeOp;
+use super::subscriptions::{ChangeOp, snapshot};
 use crate::auth::Scope;
 use crate::domain::changes;
-use crate::events::Event;
+use crate::events::{EntityKind, Event};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "crate::events::EntityKind")]
 pub enum ChangeEntity {
     Customer,
     Activity,
@@ -46,11 +47,7 @@ impl ChangeEvent {
     }
 
     async fn entity(&self) -> Option<ChangeEntity> {
-        match self.0.entity.as_str() {
-            "customer" => Some(ChangeEntity::Customer),
-            "activity" => Some(ChangeEntity::Activity),
-            _ => None,
-        }
+        Some(self.0.entity.into())
     }
 
     async fn entity_id(&self) -> ID {
@@ -58,16 +55,15 @@ impl ChangeEvent {
     }
 
     async fn op(&self) -> Option<ChangeOp> {
-        ChangeOp::parse(&self.0.op)
+        Some(self.0.op.into())
     }
 
     /// The fields whose values changed (all of them for a creation), among those the caller
     /// may read.
     async fn changed_fields(&self, ctx: &Context<'_>) -> Vec<String> {
-        let ty = match self.0.entity.as_str() {
-            "customer" => "Customer",
-            "activity" => "Activity",
-            other => other,
+        let ty = match self.0.entity {
+            EntityKind::Customer => "Customer",
+            EntityKind::Activity => "Activity",
         };
         readable_fields(ctx, ty, &self.0.changed_fields)
     }
@@ -78,23 +74,15 @@ impl ChangeEvent {
 
     /// For customer events: the customer after the change (deleted ones carry `deletedAt`).
     async fn customer(&self) -> Option<CustomerNode> {
-        (self.0.entity == "customer")
-            .then(|| {
-                serde_json::from_value(self.0.snapshot.clone())
-                    .ok()
-                    .map(CustomerNode)
-            })
+        (self.0.entity == EntityKind::Customer)
+            .then(|| snapshot(&self.0).map(CustomerNode))
             .flatten()
     }
 
     /// For activity events: the activity after the change.
     async fn activity(&self) -> Option<ActivityNode> {
-        (self.0.entity == "activity")
-            .then(|| {
-                serde_json::from_value(self.0.snapshot.clone())
-                    .ok()
-                    .map(ActivityNode)
-            })
+        (self.0.entity == EntityKind::Activity)
+            .then(|| snapshot(&self.0).map(ActivityNode))
             .flatten()
     }
 }

@@ -21,26 +21,15 @@ use super::permissions::{all_of, readable_fields, requires_scopes};
 use crate::auth::Scope;
 use crate::domain::activities::Activity;
 use crate::domain::customers::Customer;
-use crate::events::Event;
+use crate::events::{EntityKind, Event};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "crate::events::Op")]
 pub enum ChangeOp {
     Created,
     Updated,
     Deleted,
     Restored,
-}
-
-impl ChangeOp {
-    pub fn parse(op: &str) -> Option<Self> {
-        match op {
-            "CREATED" => Some(Self::Created),
-            "UPDATED" => Some(Self::Updated),
-            "DELETED" => Some(Self::Deleted),
-            "RESTORED" => Some(Self::Restored),
-            _ => None,
-        }
-    }
 }
 
 /// What every change carries besides the changed object.
@@ -58,7 +47,7 @@ struct ChangeMeta {
 impl ChangeMeta {
     fn of(event: &Event) -> Option<Self> {
         Some(Self {
-            op: ChangeOp::parse(&event.op)?,
+            op: ChangeOp::from(event.op),
             seq: event.seq.to_string(),
             changed: event.changed_fields.clone(),
             occurred_at: event.created_at,
@@ -140,10 +129,22 @@ fn listed_id(list: &Option<Vec<ID>>, value: &str) -> bool {
 
 /// The tenant's events of one entity, as typed changes, until the subscriber falls too far
 /// behind (then one LAGGED error, and the stream ends: the client resubscribes and resyncs).
+/// The entity an event carries, as it was after the change. One that cannot be read is
+/// logged with its `seq`, never passed over in silence.
+pub fn snapshot<T: serde::de::DeserializeOwned>(event: &Event) -> Option<T> {
+    match serde_json::from_value(event.snapshot.clone()) {
+        Ok(entity) => Some(entity),
+        Err(err) => {
+            tracing::error!(seq = event.seq, error = %err, "an event's snapshot cannot be decoded");
+            None
+        }
+    }
+}
+
 fn changes<T, F>(
     ctx: &Context<'_>,
     scope: Scope,
-    entity: &'static str,
+    entity: EntityKind,
     pick: F,
 ) -> Result<impl Stream<Item = Result<T>> + use<T, F>>
 where
@@ -201,17 +202,22 @@ impl SubscriptionRoot {
         filter: Option<CustomerChangeFilter>,
     ) -> Result<impl Stream<Item = Result<CustomerChange>> + use<>> {
         let filter = filter.unwrap_or_default();
-        changes(ctx, Scope::CustomersRead, "customer", move |event| {
-            let meta = ChangeMeta::of(event)?;
-            let customer: Customer = serde_json::from_value(event.snapshot.clone()).ok()?;
-            let wanted = listed_id(&filter.ids, &customer.id)
-                && listed(&filter.ops, &meta.op)
-                && listed(
-                    &filter.lifecycle_stages,
-                    &LifecycleStage::from(customer.lifecycle_stage),
-                );
-            wanted.then_some(CustomerChange { meta, customer })
-        })
+        changes(
+            ctx,
+            Scope::CustomersRead,
+            EntityKind::Customer,
+            move |event| {
+                let meta = ChangeMeta::of(event)?;
+                let customer: Customer = snapshot(event)?;
+                let wanted = listed_id(&filter.ids, &customer.id)
+                    && listed(&filter.ops, &meta.op)
+                    && listed(
+                        &filter.lifecycle_stages,
+                        &LifecycleStage::from(customer.lifecycle_stage),
+                    );
+                wanted.then_some(CustomerChange { meta, customer })
+            },
+        )
     }
 
     /// Activities of the caller's organization as they are logged, updated and deleted.
@@ -222,14 +228,19 @@ impl SubscriptionRoot {
         filter: Option<ActivityChangeFilter>,
     ) -> Result<impl Stream<Item = Result<ActivityChange>> + use<>> {
         let filter = filter.unwrap_or_default();
-        changes(ctx, Scope::ActivitiesRead, "activity", move |event| {
-            let meta = ChangeMeta::of(event)?;
-            let activity: Activity = serde_json::from_value(event.snapshot.clone()).ok()?;
-            let wanted = listed_id(&filter.ids, &activity.id)
-                && listed_id(&filter.customer_ids, &activity.customer_id)
-                && listed(&filter.ops, &meta.op)
-                && listed(&filter.kinds, &ActivityKind::from(activity.kind));
-            wanted.then_some(ActivityChange { meta, activity })
-        })
+        changes(
+            ctx,
+            Scope::ActivitiesRead,
+            EntityKind::Activity,
+            move |event| {
+                let meta = ChangeMeta::of(event)?;
+                let activity: Activity = snapshot(event)?;
+                let wanted = listed_id(&filter.ids, &activity.id)
+                    && listed_id(&filter.customer_ids, &activity.customer_id)
+                    && listed(&filter.ops, &meta.op)
+                    && listed(&filter.kinds, &ActivityKind::from(activity.kind));
+                wanted.then_some(ActivityChange { meta, activity })
+            },
+        )
     }
 }

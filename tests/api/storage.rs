@@ -48,3 +48,24 @@ async fn seed_writes_queryable_customers_and_activities() {
         assert_eq!(c["activities"]["totalCount"], 4);
     }
 }
+
+/// An event this build cannot read is not skipped in silence: the `changes` feed refuses to
+/// page past it (INTERNAL, its `seq` logged), rather than handing a replica a gap.
+#[tokio::test]
+async fn an_unreadable_event_stops_the_feed_instead_of_being_skipped() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    app.customer(json!({"name": "Before"})).await;
+    let db = Database::connect(&app.db_url).await.expect("database");
+    db.execute_unprepared(&format!(
+        "UPDATE events SET op = 'EXPLODED' WHERE org_id = '{}'",
+        app.org
+    ))
+    .await
+    .expect("corrupt the event");
+    let r = app
+        .gql("{ changes { events { seq op } endCursor } }", json!({}))
+        .await;
+    assert_eq!(r.error_codes(), ["INTERNAL"], "{}", r.body);
+    assert!(r.data("changes").is_null());
+}

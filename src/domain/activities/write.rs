@@ -14,7 +14,7 @@ use crate::auth::Principal;
 use crate::domain::ids::{IdKind, new_id};
 use crate::domain::versioning;
 use crate::domain::{Error, Result, Tenant, ViolationCode, is_unique_violation, now, users};
-use crate::events::{self, NewEvent, Op};
+use crate::events::{self, EntityKind, NewEvent, Op};
 
 use activities::Column as C;
 
@@ -218,7 +218,7 @@ async fn append(
         txn,
         NewEvent {
             org: &who.org,
-            entity: "activity",
+            entity: EntityKind::Activity,
             entity_id: &activity.id,
             op,
             changed_fields,

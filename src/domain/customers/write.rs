@@ -17,7 +17,7 @@ use crate::domain::versioning;
 use crate::domain::{
     Error, FieldViolation, Result, Tenant, ViolationCode, is_unique_violation, now, users,
 };
-use crate::events::{self, NewEvent, Op};
+use crate::events::{self, EntityKind, NewEvent, Op};
 
 use customers::Column as C;
 
@@ -320,7 +320,7 @@ async fn append(
         txn,
         NewEvent {
             org: &who.org,
-            entity: "customer",
+            entity: EntityKind::Customer,
             entity_id: &customer.id,
             op,
             changed_fields,
