@@ -1,218 +1,23 @@
-//! The `crm` command: serve (the default), migrate, schema, token, seed.
+//! The `crm` binary: the process's allocator, logging and exit code around `crm::cli`.
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-
-use crm::app::{self, Application};
-use crm::auth::{Scope, TokenIssuer};
-use crm::config::{AuthConfig, DbConfig, ServeConfig};
+use clap::Parser;
 
 /// glibc's malloc keeps what a burst of large requests allocated in per-thread arenas long
 /// after it is freed; mimalloc returns freed pages to the system and contends less.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser)]
-#[command(name = "crm", version, about = "The CRM GraphQL API service")]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the API (the default when no command is given).
-    Serve(Box<ServeConfig>),
-    /// Apply pending database migrations and exit.
-    Migrate(DbConfig),
-    /// Print the GraphQL schema (SDL), as committed in schema.graphql.
-    Schema,
-    /// Mint a bearer token for development and scripts.
-    Token(TokenArgs),
-    /// Fill an organization with realistic fake customers and activities.
-    Seed(SeedArgs),
-    /// Manage API clients (OAuth2 client credentials).
-    #[command(subcommand)]
-    Client(ClientCommand),
-}
-
-#[derive(Subcommand)]
-enum ClientCommand {
-    /// Create an API client and print its id and secret (shown once).
-    Create(ClientCreateArgs),
-}
-
-#[derive(Args)]
-struct ClientCreateArgs {
-    #[arg(long, default_value = app::DEV_ORG)]
-    org: String,
-    #[arg(long)]
-    name: String,
-    /// Space-separated scopes the client may request.
-    #[arg(long)]
-    scope: String,
-    #[command(flatten)]
-    db: DbConfig,
-}
-
-#[derive(Args)]
-struct TokenArgs {
-    /// The tenant (`org` claim).
-    #[arg(long, default_value = app::DEV_ORG)]
-    org: String,
-    /// The subject (`sub` claim).
-    #[arg(long, default_value = app::DEV_SUBJECT)]
-    sub: String,
-    /// Space-separated scopes; every scope by default.
-    #[arg(long)]
-    scope: Option<String>,
-    /// Lifetime in seconds.
-    #[arg(long, default_value_t = 3600)]
-    ttl: i64,
-    #[command(flatten)]
-    auth: AuthConfig,
-    #[command(flatten)]
-    db: DbConfig,
-}
-
-#[derive(Args)]
-struct SeedArgs {
-    #[arg(long, default_value = app::DEV_ORG)]
-    org: String,
-    #[arg(long, default_value_t = 100)]
-    customers: usize,
-    #[arg(long, default_value_t = 5)]
-    activities_per_customer: usize,
-    #[command(flatten)]
-    db: DbConfig,
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     crm::telemetry::init();
-    let cli = Cli::parse();
-    match run(cli).await {
+    let cli = crm::cli::Cli::parse();
+    match crm::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = match cli.command {
-        Some(command) => command,
-        // `crm` alone serves, with every setting from the environment or its default.
-        None => Command::Serve(Box::new(ServeConfig::from_env())),
-    };
-    match command {
-        Command::Serve(config) => serve(*config).await,
-        Command::Migrate(db) => {
-            db.validate()?;
-            let conn = crm::db::connect(&db, None).await?;
-            crm::db::migrate(&conn).await?;
-            println!("migrations applied");
-            Ok(())
-        }
-        Command::Schema => {
-            print!("{}", crm::graphql::sdl());
-            Ok(())
-        }
-        Command::Token(args) => {
-            let (secret, _) = app::resolve_secret(&args.auth, &args.db)?;
-            let scope = args.scope.unwrap_or_else(Scope::all_joined);
-            let token = TokenIssuer::hs256(&secret, &args.auth.issuer, &args.auth.audience).mint(
-                &args.sub,
-                &args.org,
-                &scope,
-                chrono::Duration::seconds(args.ttl),
-            )?;
-            println!("{token}");
-            Ok(())
-        }
-        Command::Client(ClientCommand::Create(args)) => {
-            args.db.validate()?;
-            let conn = crm::db::connect(&args.db, None).await?;
-            crm::db::migrate(&conn).await?;
-            let store = crm::domain::Store::new(conn);
-            // Whoever runs the CLI holds the database, and so every scope.
-            let operator = crm::auth::Principal {
-                sub: "crm-cli".to_owned(),
-                org: args.org.clone(),
-                scopes: Scope::ALL.into_iter().collect(),
-            };
-            let scopes: Vec<String> = args.scope.split_whitespace().map(str::to_owned).collect();
-            match crm::domain::clients::create(&store.tenant(&operator), &args.name, &scopes).await
-            {
-                Ok(issued) => {
-                    println!("client_id={}", issued.client.id);
-                    println!("client_secret={}", issued.secret);
-                    Ok(())
-                }
-                Err(crm::domain::Error::Invalid(violations)) => {
-                    let text: Vec<String> = violations
-                        .iter()
-                        .map(|v| format!("{}: {}", v.field.join("."), v.message))
-                        .collect();
-                    anyhow::bail!("{}", text.join("; "))
-                }
-                Err(err) => Err(err.into()),
-            }
-        }
-        Command::Seed(args) => {
-            args.db.validate()?;
-            let conn = crm::db::connect(&args.db, None).await?;
-            crm::db::migrate(&conn).await?;
-            let store = crm::domain::Store::new(conn);
-            let done = crm::domain::seed::seed(
-                &store,
-                &args.org,
-                args.customers,
-                args.activities_per_customer,
-            )
-            .await?;
-            println!(
-                "seeded org {}: {} users, {} customers, {} activities",
-                args.org, done.users, done.customers, done.activities
-            );
-            Ok(())
-        }
-    }
-}
-
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let app = Application::build(config).await?;
-    let addr = app.local_addr()?;
-    println!("CRM GraphQL API listening on http://{addr}/graphql");
-    println!("GraphiQL playground: http://{addr}/graphql (open in a browser)");
-    if let Some(token) = &app.dev_token {
-        println!("dev mode (no CRM_JWT_SECRET): paste this header into GraphiQL's Headers tab:");
-        println!("{{\"Authorization\": \"Bearer {token}\"}}");
-    }
-    app.run(shutdown_signal()).await?;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }
