@@ -5,6 +5,7 @@
 //! tenant through the aggregate's `scope` module. Nothing here knows GraphQL or HTTP.
 
 pub mod activities;
+mod aggregate;
 pub mod changes;
 pub mod clients;
 pub mod customers;

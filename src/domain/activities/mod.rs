@@ -10,9 +10,11 @@ use chrono::{DateTime, Utc};
 use entity::activities;
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::page::{PageArgs, SortSpec, SortValueKind};
 use super::{Error, Result};
+use crate::events::EntityKind;
 
 pub use read::{by_ids, count, count_for_customers, get, list, list_for_customers};
 pub use write::{delete, log, update};
@@ -94,6 +96,8 @@ impl Activity {
         }
     }
 }
+
+aggregate!(Activity, activities, EntityKind::Activity);
 
 impl TryFrom<activities::Model> for Activity {
     type Error = Error;

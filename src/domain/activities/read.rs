@@ -13,29 +13,22 @@ use sea_orm::{
 
 use super::scope::live;
 use super::{Activity, ActivityFilter, ActivityQuery};
+use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::page::Slice;
 use crate::domain::{Result, Tenant};
 
 use activities::Column as C;
 
+/// A live activity of the tenant, or `None` (whether it never existed, was deleted, or
+/// is another tenant's: the caller cannot tell these apart).
 pub async fn get(t: &Tenant, id: &str) -> Result<Option<Activity>> {
-    live(t)
-        .filter(C::Id.eq(id))
-        .one(t.db())
-        .await?
-        .map(Activity::try_from)
-        .transpose()
+    aggregate::get(t, id).await
 }
 
+/// The tenant's live activitys among `ids`, in no particular order.
 pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Activity>> {
-    live(t)
-        .filter(C::Id.is_in(ids.iter().cloned()))
-        .all(t.db())
-        .await?
-        .into_iter()
-        .map(Activity::try_from)
-        .collect()
+    aggregate::by_ids(t, ids).await
 }
 
 pub async fn list(t: &Tenant, query: &ActivityQuery) -> Result<Slice<Activity>> {

@@ -10,11 +10,11 @@ use sea_orm::{
 use super::scope::live;
 use super::validate;
 use super::{Activity, ActivityPatch, NewActivity};
-use crate::auth::Principal;
+use crate::domain::aggregate::{all_fields, append, changed_fields, live_row, save};
 use crate::domain::ids::{IdKind, new_id};
 use crate::domain::versioning;
 use crate::domain::{Error, Result, Tenant, ViolationCode, is_unique_violation, now, users};
-use crate::events::{self, EntityKind, NewEvent, Op};
+use crate::events::Op;
 
 use activities::Column as C;
 
@@ -71,14 +71,12 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
         })?;
     refresh_last_activity(&txn, t, &model.customer_id).await?;
     let activity = Activity::try_from(model)?;
-    let snapshot = serde_json::to_value(&activity)?;
     append(
-        &txn,
+        &*txn,
         t.who(),
         &activity,
         Op::Created,
-        events::all_fields(&snapshot, Activity::field_name),
-        snapshot,
+        all_fields(&activity)?,
     )
     .await?;
     t.store().commit(txn).await?;
@@ -88,7 +86,7 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
 pub async fn update(t: &Tenant, id: &str, patch: ActivityPatch) -> Result<Activity> {
     let patch = validate::patch(patch)?;
     let txn = t.store().write().await?;
-    let before = live_row(&txn, t, id).await?;
+    let before = live_row::<Activity>(&txn, t, id).await?;
     versioning::check(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(kind) = patch.kind {
@@ -117,70 +115,31 @@ pub async fn update(t: &Tenant, id: &str, patch: ActivityPatch) -> Result<Activi
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let activity = save(&txn, t, &before, after).await?;
+    let activity = save::<Activity>(&txn, t, &before, after).await?;
     if changed.iter().any(|f| f == "occurredAt") {
         refresh_last_activity(&txn, t, &activity.customer_id).await?;
     }
-    let snapshot = serde_json::to_value(&activity)?;
-    append(&txn, t.who(), &activity, Op::Updated, changed, snapshot).await?;
+    append(&*txn, t.who(), &activity, Op::Updated, changed).await?;
     t.store().commit(txn).await?;
     Ok(activity)
 }
 
 pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Result<Activity> {
     let txn = t.store().write().await?;
-    let before = live_row(&txn, t, id).await?;
+    let before = live_row::<Activity>(&txn, t, id).await?;
     versioning::check(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let activity = save(&txn, t, &before, after).await?;
+    let activity = save::<Activity>(&txn, t, &before, after).await?;
     refresh_last_activity(&txn, t, &activity.customer_id).await?;
     // `Activity` does not expose `deletedAt`: the op alone tells of the deletion.
     let changed = changed_fields(&Activity::try_from(before)?, &activity)?;
-    let snapshot = serde_json::to_value(&activity)?;
-    append(&txn, t.who(), &activity, Op::Deleted, changed, snapshot).await?;
+    append(&*txn, t.who(), &activity, Op::Deleted, changed).await?;
     t.store().commit(txn).await?;
     Ok(activity)
-}
-
-/// The `changedFields` of a write from `before` to `after`: GraphQL field names.
-fn changed_fields(before: &Activity, after: &Activity) -> Result<Vec<String>> {
-    Ok(events::changed_fields(
-        &serde_json::to_value(before)?,
-        &serde_json::to_value(after)?,
-        Activity::field_name,
-    ))
-}
-
-async fn live_row(txn: &DatabaseTransaction, t: &Tenant, id: &str) -> Result<activities::Model> {
-    live(t)
-        .filter(C::Id.eq(id))
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or(Error::NotFound)
-}
-
-async fn save(
-    txn: &DatabaseTransaction,
-    t: &Tenant,
-    before: &activities::Model,
-    after: activities::Model,
-) -> Result<Activity> {
-    let result = t
-        .update::<activities::Entity>()
-        .set(activities::ActiveModel::from(after.clone()).reset_all())
-        .filter(C::Id.eq(&before.id))
-        .filter(C::Version.eq(before.version))
-        .exec(txn)
-        .await?;
-    if result.rows_affected == 0 {
-        return Err(versioning::conflict(before.version + 1));
-    }
-    Activity::try_from(after)
 }
 
 /// Recomputes the customer's `last_activity_at` from its live activities, so deletes and
@@ -203,30 +162,5 @@ async fn refresh_last_activity(
         .filter(customers::Column::Id.eq(customer_id))
         .exec(txn)
         .await?;
-    Ok(())
-}
-
-async fn append(
-    txn: &DatabaseTransaction,
-    who: &Principal,
-    activity: &Activity,
-    op: Op,
-    changed_fields: Vec<String>,
-    snapshot: serde_json::Value,
-) -> Result<()> {
-    events::append(
-        txn,
-        NewEvent {
-            org: &who.org,
-            entity: EntityKind::Activity,
-            entity_id: &activity.id,
-            op,
-            changed_fields,
-            snapshot,
-            actor: &who.sub,
-            at: activity.updated_at,
-        },
-    )
-    .await?;
     Ok(())
 }

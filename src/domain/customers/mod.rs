@@ -11,9 +11,11 @@ use entity::customers;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::page::{PageArgs, SortSpec, SortValueKind};
 use super::{Error, Result};
+use crate::events::EntityKind;
 
 pub use read::{by_ids, count, external_ids_of, get, list, social_profiles_of};
 pub use write::{create, delete, restore, update};
@@ -83,6 +85,8 @@ impl Customer {
         }
     }
 }
+
+aggregate!(Customer, customers, EntityKind::Customer);
 
 impl TryFrom<customers::Model> for Customer {
     type Error = Error;

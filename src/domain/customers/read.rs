@@ -6,8 +6,9 @@ use sea_orm::{
     ColumnTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
-use super::scope::{live, scoped};
+use super::scope::scoped;
 use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
+use crate::domain::aggregate;
 use crate::domain::filter::{
     Size, add_eq, add_text, add_time, check_text, combine, contains, like_escape,
 };
@@ -16,26 +17,15 @@ use crate::domain::{Result, Tenant};
 
 use customers::Column as C;
 
-/// A live customer of the tenant, or `None` (whether it never existed, was deleted, or is
-/// another tenant's: the caller cannot tell these apart).
+/// A live customer of the tenant, or `None` (whether it never existed, was deleted, or
+/// is another tenant's: the caller cannot tell these apart).
 pub async fn get(t: &Tenant, id: &str) -> Result<Option<Customer>> {
-    live(t)
-        .filter(C::Id.eq(id))
-        .one(t.db())
-        .await?
-        .map(Customer::try_from)
-        .transpose()
+    aggregate::get(t, id).await
 }
 
-/// The live customers of the tenant among `ids`, in no particular order.
+/// The tenant's live customers among `ids`, in no particular order.
 pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Customer>> {
-    live(t)
-        .filter(C::Id.is_in(ids.iter().cloned()))
-        .all(t.db())
-        .await?
-        .into_iter()
-        .map(Customer::try_from)
-        .collect()
+    aggregate::by_ids(t, ids).await
 }
 
 pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> {

@@ -11,13 +11,13 @@ use sea_orm::{
 use super::scope::scoped;
 use super::validate::{self, ValidCustomer};
 use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
-use crate::auth::Principal;
+use crate::domain::aggregate::{all_fields, append, changed_fields, live_row, save};
 use crate::domain::ids::{IdKind, new_id};
 use crate::domain::versioning;
 use crate::domain::{
     Error, FieldViolation, Result, Tenant, ViolationCode, is_unique_violation, now, users,
 };
-use crate::events::{self, EntityKind, NewEvent, Op};
+use crate::events::Op;
 
 use customers::Column as C;
 
@@ -53,14 +53,13 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     insert_external_ids(&txn, t, &model.id, &valid.external_ids).await?;
     insert_social_profiles(&txn, t, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
-    let snapshot = serde_json::to_value(&customer)?;
-    let mut fields = events::all_fields(&snapshot, Customer::field_name);
+    let mut fields = all_fields(&customer)?;
     add_link_fields(
         &mut fields,
         !valid.external_ids.is_empty(),
         !valid.social_profiles.is_empty(),
     );
-    append(&txn, t.who(), &customer, Op::Created, fields, snapshot).await?;
+    append(&*txn, t.who(), &customer, Op::Created, fields).await?;
     t.store().commit(txn).await?;
     Ok(customer)
 }
@@ -68,7 +67,7 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
 pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Customer> {
     let patch = validate::patch(patch)?;
     let txn = t.store().write().await?;
-    let before = live_row(&txn, t, id).await?;
+    let before = live_row::<Customer>(&txn, t, id).await?;
     versioning::check(patch.expected_version, before.version)?;
     let mut after = before.clone();
     if let Some(name) = patch.name {
@@ -125,26 +124,24 @@ pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Custom
     }
     after.version = before.version + 1;
     after.updated_at = now();
-    let customer = save(&txn, t, &before, after).await?;
-    let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, t.who(), &customer, Op::Updated, changed, snapshot).await?;
+    let customer = save::<Customer>(&txn, t, &before, after).await?;
+    append(&*txn, t.who(), &customer, Op::Updated, changed).await?;
     t.store().commit(txn).await?;
     Ok(customer)
 }
 
 pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Result<Customer> {
     let txn = t.store().write().await?;
-    let before = live_row(&txn, t, id).await?;
+    let before = live_row::<Customer>(&txn, t, id).await?;
     versioning::check(expected_version, before.version)?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
     after.updated_at = at;
     after.version = before.version + 1;
-    let customer = save(&txn, t, &before, after).await?;
+    let customer = save::<Customer>(&txn, t, &before, after).await?;
     let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
-    let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, t.who(), &customer, Op::Deleted, changed, snapshot).await?;
+    append(&*txn, t.who(), &customer, Op::Deleted, changed).await?;
     t.store().commit(txn).await?;
     Ok(customer)
 }
@@ -166,21 +163,11 @@ pub async fn restore(t: &Tenant, id: &str) -> Result<Customer> {
     after.deleted_at = None;
     after.updated_at = now();
     after.version = before.version + 1;
-    let customer = save(&txn, t, &before, after).await?;
+    let customer = save::<Customer>(&txn, t, &before, after).await?;
     let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
-    let snapshot = serde_json::to_value(&customer)?;
-    append(&txn, t.who(), &customer, Op::Restored, changed, snapshot).await?;
+    append(&*txn, t.who(), &customer, Op::Restored, changed).await?;
     t.store().commit(txn).await?;
     Ok(customer)
-}
-
-/// The `changedFields` of a write from `before` to `after`: GraphQL field names.
-fn changed_fields(before: &Customer, after: &Customer) -> Result<Vec<String>> {
-    Ok(events::changed_fields(
-        &serde_json::to_value(before)?,
-        &serde_json::to_value(after)?,
-        Customer::field_name,
-    ))
 }
 
 /// Adds the list fields that live in tables of their own (and so not in the snapshot) when a
@@ -195,37 +182,6 @@ fn add_link_fields(fields: &mut Vec<String>, external_ids: bool, social_profiles
         }
     }
     fields.sort();
-}
-
-async fn live_row(txn: &DatabaseTransaction, t: &Tenant, id: &str) -> Result<customers::Model> {
-    scoped(t)
-        .filter(C::Id.eq(id))
-        .filter(C::DeletedAt.is_null())
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or(Error::NotFound)
-}
-
-/// Writes `after` only if the row still has the version we read (a concurrent writer that
-/// committed in between makes this a conflict rather than a lost update).
-async fn save(
-    txn: &DatabaseTransaction,
-    t: &Tenant,
-    before: &customers::Model,
-    after: customers::Model,
-) -> Result<Customer> {
-    let result = t
-        .update::<customers::Entity>()
-        .set(customers::ActiveModel::from(after.clone()).reset_all())
-        .filter(C::Id.eq(&before.id))
-        .filter(C::Version.eq(before.version))
-        .exec(txn)
-        .await?;
-    if result.rows_affected == 0 {
-        return Err(versioning::conflict(before.version + 1));
-    }
-    Customer::try_from(after)
 }
 
 async fn checked_owner(conn: &impl ConnectionTrait, t: &Tenant, id: String) -> Result<String> {
@@ -305,30 +261,5 @@ async fn insert_social_profiles(
                 }
             })?;
     }
-    Ok(())
-}
-
-async fn append(
-    txn: &DatabaseTransaction,
-    who: &Principal,
-    customer: &Customer,
-    op: Op,
-    changed_fields: Vec<String>,
-    snapshot: serde_json::Value,
-) -> Result<()> {
-    events::append(
-        txn,
-        NewEvent {
-            org: &who.org,
-            entity: EntityKind::Customer,
-            entity_id: &customer.id,
-            op,
-            changed_fields,
-            snapshot,
-            actor: &who.sub,
-            at: customer.updated_at,
-        },
-    )
-    .await?;
     Ok(())
 }

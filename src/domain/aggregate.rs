@@ -1,0 +1,192 @@
+//! The machinery every aggregate shares: the versioned write (lock the live row, check the
+//! version the client read, save only if nobody wrote in between, append the event in the
+//! same transaction) and the reads by id. An aggregate brings its entity, its mapping from
+//! rows and its field names; the rest is here, once.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QuerySelect,
+};
+use serde::Serialize;
+
+use super::{Error, Result, Tenant, TenantTable, versioning};
+use crate::auth::Principal;
+use crate::events::{self, EntityKind, FieldNames, NewEvent, Op};
+
+/// A stored row with optimistic concurrency.
+pub trait VersionedRow: Clone + Send + Sync {
+    fn id(&self) -> &str;
+    fn version(&self) -> i32;
+}
+
+/// An aggregate: a record of the product, read and written through the shared paths.
+pub trait Aggregate: Serialize + Sized + TryFrom<Row<Self>, Error = Error> {
+    type Entity: TenantTable;
+    /// What its events are about.
+    const KIND: EntityKind;
+    fn id_column() -> <Self::Entity as EntityTrait>::Column;
+    fn version_column() -> <Self::Entity as EntityTrait>::Column;
+    fn deleted_column() -> <Self::Entity as EntityTrait>::Column;
+    /// Its snapshot keys as the fields of its GraphQL type (`None` for internal keys).
+    fn field_names() -> FieldNames;
+    fn id(&self) -> &str;
+    fn updated_at(&self) -> DateTime<Utc>;
+}
+
+/// Implements `Aggregate` for a record whose table has the usual columns (`id`, `version`,
+/// `deleted_at`, `updated_at`) and whose type has `field_name`.
+macro_rules! aggregate {
+    ($record:ty, $table:ident, $kind:expr) => {
+        impl $crate::domain::aggregate::Aggregate for $record {
+            type Entity = $table::Entity;
+            const KIND: $crate::events::EntityKind = $kind;
+
+            fn id_column() -> $table::Column {
+                $table::Column::Id
+            }
+
+            fn version_column() -> $table::Column {
+                $table::Column::Version
+            }
+
+            fn deleted_column() -> $table::Column {
+                $table::Column::DeletedAt
+            }
+
+            fn field_names() -> $crate::events::FieldNames {
+                <$record>::field_name
+            }
+
+            fn id(&self) -> &str {
+                &self.id
+            }
+
+            fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
+                self.updated_at
+            }
+        }
+
+        impl $crate::domain::aggregate::VersionedRow for $table::Model {
+            fn id(&self) -> &str {
+                &self.id
+            }
+
+            fn version(&self) -> i32 {
+                self.version
+            }
+        }
+    };
+}
+
+pub(crate) use aggregate;
+
+/// The stored row of an aggregate.
+pub type Row<A> = <<A as Aggregate>::Entity as EntityTrait>::Model;
+type Active<A> = <<A as Aggregate>::Entity as EntityTrait>::ActiveModel;
+
+/// The live row `id` of the tenant, locked for the rest of the transaction.
+pub async fn live_row<A>(txn: &DatabaseTransaction, t: &Tenant, id: &str) -> Result<Row<A>>
+where
+    A: Aggregate,
+{
+    t.find::<A::Entity>()
+        .filter(A::id_column().eq(id))
+        .filter(A::deleted_column().is_null())
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// Writes `after` only if the row still has the version read into `before`: a concurrent
+/// writer that committed in between makes this a conflict, not a lost update.
+pub async fn save<A>(
+    txn: &DatabaseTransaction,
+    t: &Tenant,
+    before: &Row<A>,
+    after: Row<A>,
+) -> Result<A>
+where
+    A: Aggregate,
+    Row<A>: VersionedRow + IntoActiveModel<Active<A>>,
+    Active<A>: ActiveModelTrait<Entity = A::Entity> + Send,
+{
+    let result = t
+        .update::<A::Entity>()
+        .set(after.clone().into_active_model().reset_all())
+        .filter(A::id_column().eq(before.id()))
+        .filter(A::version_column().eq(before.version()))
+        .exec(txn)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(versioning::conflict(before.version() + 1));
+    }
+    A::try_from(after)
+}
+
+/// The `changedFields` of a write from `before` to `after`, by GraphQL field name.
+pub fn changed_fields<A: Aggregate>(before: &A, after: &A) -> Result<Vec<String>> {
+    Ok(events::changed_fields(
+        &serde_json::to_value(before)?,
+        &serde_json::to_value(after)?,
+        A::field_names(),
+    ))
+}
+
+/// Every field of a new aggregate, by GraphQL field name.
+pub fn all_fields<A: Aggregate>(created: &A) -> Result<Vec<String>> {
+    Ok(events::all_fields(
+        &serde_json::to_value(created)?,
+        A::field_names(),
+    ))
+}
+
+/// Appends the event of a write, in its transaction, with the aggregate as it now is.
+pub async fn append<A: Aggregate>(
+    conn: &impl ConnectionTrait,
+    who: &Principal,
+    aggregate: &A,
+    op: Op,
+    changed_fields: Vec<String>,
+) -> Result<()> {
+    events::append(
+        conn,
+        NewEvent {
+            org: &who.org,
+            entity: A::KIND,
+            entity_id: aggregate.id(),
+            op,
+            changed_fields,
+            snapshot: serde_json::to_value(aggregate)?,
+            actor: &who.sub,
+            at: aggregate.updated_at(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A live aggregate of the tenant, or `None`: whether it never existed, was deleted, or is
+/// another tenant's, the caller cannot tell.
+pub async fn get<A: Aggregate>(t: &Tenant, id: &str) -> Result<Option<A>> {
+    t.find::<A::Entity>()
+        .filter(A::id_column().eq(id))
+        .filter(A::deleted_column().is_null())
+        .one(t.db())
+        .await?
+        .map(A::try_from)
+        .transpose()
+}
+
+/// The tenant's live aggregates among `ids`, in no particular order (for loaders).
+pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[String]) -> Result<Vec<A>> {
+    t.find::<A::Entity>()
+        .filter(A::id_column().is_in(ids.iter().cloned()))
+        .filter(A::deleted_column().is_null())
+        .all(t.db())
+        .await?
+        .into_iter()
+        .map(A::try_from)
+        .collect()
+}
