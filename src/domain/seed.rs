@@ -88,7 +88,7 @@ pub async fn seed(
         for _ in 0..activities_per_customer {
             let occurred = created + Duration::minutes(rng.random_range(0..60 * 24 * 30));
             last_activity = last_activity.max(Some(occurred));
-            let kind = *ActivityKind::ALL
+            let kind = *<ActivityKind as strum::VariantArray>::VARIANTS
                 .choose(&mut rng)
                 .unwrap_or(&ActivityKind::Note);
             let activity = Activity {

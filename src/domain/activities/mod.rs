@@ -19,8 +19,21 @@ use crate::events::EntityKind;
 pub use read::{by_ids, count, count_for_customers, get, list, list_for_customers};
 pub use write::{delete, log, update};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ActivityKind {
     Call,
     Email,
@@ -31,33 +44,14 @@ pub enum ActivityKind {
 }
 
 impl ActivityKind {
-    pub const ALL: [ActivityKind; 6] = [
-        ActivityKind::Call,
-        ActivityKind::Email,
-        ActivityKind::Meeting,
-        ActivityKind::Note,
-        ActivityKind::Task,
-        ActivityKind::SocialMessage,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            ActivityKind::Call => "CALL",
-            ActivityKind::Email => "EMAIL",
-            ActivityKind::Meeting => "MEETING",
-            ActivityKind::Note => "NOTE",
-            ActivityKind::Task => "TASK",
-            ActivityKind::SocialMessage => "SOCIAL_MESSAGE",
-        }
+        self.into()
     }
 
     fn parse(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                Error::Internal(format!("unknown activity kind {s:?} in the database").into())
-            })
+        s.parse().map_err(|_| {
+            Error::Internal(format!("unknown activity kind {s:?} in the database").into())
+        })
     }
 }
 

@@ -20,8 +20,20 @@ use crate::events::EntityKind;
 pub use read::{by_ids, count, external_ids_of, get, list, social_profiles_of};
 pub use write::{create, delete, restore, update};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum LifecycleStage {
     Lead,
     Prospect,
@@ -31,24 +43,13 @@ pub enum LifecycleStage {
 
 impl LifecycleStage {
     pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleStage::Lead => "LEAD",
-            LifecycleStage::Prospect => "PROSPECT",
-            LifecycleStage::Customer => "CUSTOMER",
-            LifecycleStage::Churned => "CHURNED",
-        }
+        self.into()
     }
 
     fn parse(s: &str) -> Result<Self> {
-        match s {
-            "LEAD" => Ok(LifecycleStage::Lead),
-            "PROSPECT" => Ok(LifecycleStage::Prospect),
-            "CUSTOMER" => Ok(LifecycleStage::Customer),
-            "CHURNED" => Ok(LifecycleStage::Churned),
-            other => Err(Error::Internal(
-                format!("unknown lifecycle stage {other:?} in the database").into(),
-            )),
-        }
+        s.parse().map_err(|_| {
+            Error::Internal(format!("unknown lifecycle stage {s:?} in the database").into())
+        })
     }
 }
 
