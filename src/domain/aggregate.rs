@@ -142,7 +142,26 @@ pub fn all_fields<A: Aggregate>(created: &A) -> Result<Vec<String>> {
     ))
 }
 
-/// Appends the event of a write, in its transaction, with the aggregate as it now is.
+/// The event of a write by `who`, with the aggregate as it now is.
+pub fn event<'a, A: Aggregate>(
+    who: &'a Principal,
+    aggregate: &'a A,
+    op: Op,
+    changed_fields: Vec<String>,
+) -> Result<NewEvent<'a>> {
+    Ok(NewEvent {
+        org: &who.org,
+        entity: A::KIND,
+        entity_id: aggregate.id(),
+        op,
+        changed_fields,
+        snapshot: serde_json::to_value(aggregate)?,
+        actor: &who.sub,
+        at: aggregate.updated_at(),
+    })
+}
+
+/// Appends the event of a write, in its transaction.
 pub async fn append<A: Aggregate>(
     conn: &impl ConnectionTrait,
     who: &Principal,
@@ -150,20 +169,7 @@ pub async fn append<A: Aggregate>(
     op: Op,
     changed_fields: Vec<String>,
 ) -> Result<()> {
-    events::append(
-        conn,
-        NewEvent {
-            org: &who.org,
-            entity: A::KIND,
-            entity_id: aggregate.id(),
-            op,
-            changed_fields,
-            snapshot: serde_json::to_value(aggregate)?,
-            actor: &who.sub,
-            at: aggregate.updated_at(),
-        },
-    )
-    .await?;
+    events::append(conn, event(who, aggregate, op, changed_fields)?).await?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! transaction) with the same event rows a normal write would leave.
 
 use chrono::Duration;
-use entity::{activities, customers, events, users};
+use entity::{activities, customers, users};
 use fake::Fake;
 use fake::faker::company::en::{CatchPhrase, CompanyName};
 use fake::faker::internet::en::SafeEmail;
@@ -13,10 +13,12 @@ use rand::seq::IndexedRandom;
 use sea_orm::{EntityTrait, Set};
 
 use super::activities::{Activity, ActivityKind};
+use super::aggregate::{all_fields, event};
 use super::customers::{Customer, LifecycleStage};
 use super::ids::{IdKind, new_id};
 use super::{Result, Store, now};
-use crate::events::{EntityKind, FieldNames, Op, all_fields};
+use crate::auth::{Principal, Scope};
+use crate::events::{self, Op};
 
 /// What a seed run wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,6 +37,13 @@ pub async fn seed(
     customer_count: usize,
     activities_per_customer: usize,
 ) -> Result<Seeded> {
+    // Whoever seeds holds the database: the operator acts in the organization it names.
+    let operator = Principal {
+        sub: "seed".to_owned(),
+        org: org.to_owned(),
+        scopes: Scope::ALL.into_iter().collect(),
+    };
+    let t = store.tenant(&operator);
     let mut rng = rand::rng();
     let at = now();
     let txn = store.write().await?;
@@ -42,9 +51,8 @@ pub async fn seed(
     let owners: Vec<users::ActiveModel> = (0..OWNERS)
         .map(|i| {
             let name: String = Name().fake();
-            users::ActiveModel {
+            t.stamp(users::ActiveModel {
                 id: Set(new_id(IdKind::User)),
-                org_id: Set(org.to_owned()),
                 subject: Set(format!("seed-user-{}-{i}", ulid::Ulid::new())),
                 email: Set(Some(format!(
                     "{}@example.com",
@@ -52,7 +60,8 @@ pub async fn seed(
                 ))),
                 name: Set(Some(name)),
                 created_at: Set(at),
-            }
+                ..Default::default()
+            })
         })
         .collect();
     let owner_ids: Vec<String> = owners.iter().filter_map(|u| u.id.clone().take()).collect();
@@ -109,15 +118,9 @@ pub async fn seed(
                 updated_at: at,
                 deleted_at: None,
             };
-            activity_events.push(event_row(
-                org,
-                EntityKind::Activity,
-                &activity.id,
-                serde_json::to_value(&activity)?,
-                Activity::field_name,
-                at,
-            ));
-            pending_activities.push(activity_row(activity));
+            let fields = all_fields(&activity)?;
+            activity_events.push(events::row(event(t.who(), &activity, Op::Created, fields)?));
+            pending_activities.push(t.stamp(activity.into_row()));
         }
         let customer = Customer {
             id: customer_id,
@@ -138,16 +141,10 @@ pub async fn seed(
         };
         // The customer's creation comes first in the log, then its activities': a consumer
         // applying events in order never meets an activity of a customer it does not know.
-        pending_events.push(event_row(
-            org,
-            EntityKind::Customer,
-            &customer.id,
-            serde_json::to_value(&customer)?,
-            Customer::field_name,
-            at,
-        ));
+        let fields = all_fields(&customer)?;
+        pending_events.push(events::row(event(t.who(), &customer, Op::Created, fields)?));
         pending_events.append(&mut activity_events);
-        pending_customers.push(customer_row(customer)?);
+        pending_customers.push(t.stamp(customer.into_row()?));
         written.customers += 1;
         written.activities += activities_per_customer;
 
@@ -161,7 +158,7 @@ pub async fn seed(
                     .await?;
             }
             for chunk in std::mem::take(&mut pending_events).chunks(CHUNK * 2) {
-                events::Entity::insert_many(chunk.to_vec())
+                entity::events::Entity::insert_many(chunk.to_vec())
                     .exec(&*txn)
                     .await?;
             }
@@ -169,68 +166,4 @@ pub async fn seed(
     }
     store.commit(txn).await?;
     Ok(written)
-}
-
-fn customer_row(c: Customer) -> Result<customers::ActiveModel> {
-    Ok(customers::ActiveModel {
-        tags: Set(serde_json::to_string(&c.tags)?),
-        id: Set(c.id),
-        org_id: Set(c.org_id),
-        name: Set(c.name),
-        email: Set(c.email),
-        phone: Set(c.phone),
-        company: Set(c.company),
-        lifecycle_stage: Set(c.lifecycle_stage.as_str().to_owned()),
-        owner_id: Set(c.owner_id),
-        custom_fields: Set(c.custom_fields),
-        version: Set(c.version),
-        last_activity_at: Set(c.last_activity_at),
-        created_at: Set(c.created_at),
-        updated_at: Set(c.updated_at),
-        deleted_at: Set(c.deleted_at),
-    })
-}
-
-fn activity_row(a: Activity) -> activities::ActiveModel {
-    activities::ActiveModel {
-        kind: Set(a.kind.as_str().to_owned()),
-        id: Set(a.id),
-        org_id: Set(a.org_id),
-        customer_id: Set(a.customer_id),
-        subject: Set(a.subject),
-        body: Set(a.body),
-        occurred_at: Set(a.occurred_at),
-        due_at: Set(a.due_at),
-        completed_at: Set(a.completed_at),
-        author_id: Set(a.author_id),
-        source: Set(a.source),
-        external_id: Set(a.external_id),
-        version: Set(a.version),
-        created_at: Set(a.created_at),
-        updated_at: Set(a.updated_at),
-        deleted_at: Set(a.deleted_at),
-    }
-}
-
-fn event_row(
-    org: &str,
-    entity: EntityKind,
-    id: &str,
-    snapshot: serde_json::Value,
-    names: FieldNames,
-    at: chrono::DateTime<chrono::Utc>,
-) -> events::ActiveModel {
-    events::ActiveModel {
-        org_id: Set(org.to_owned()),
-        entity: Set(entity.as_str().to_owned()),
-        entity_id: Set(id.to_owned()),
-        op: Set(Op::Created.as_str().to_owned()),
-        changed_fields: Set(
-            serde_json::to_string(&all_fields(&snapshot, names)).unwrap_or_default()
-        ),
-        snapshot: Set(snapshot),
-        actor: Set(Some("seed".to_owned())),
-        created_at: Set(at),
-        ..Default::default()
-    }
 }

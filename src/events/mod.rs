@@ -52,8 +52,9 @@ pub struct NewEvent<'a> {
     pub at: DateTime<Utc>,
 }
 
-pub async fn append(conn: &impl ConnectionTrait, event: NewEvent<'_>) -> Result<i64, DbErr> {
-    let row = events::ActiveModel {
+/// The stored row of an event: the one mapping, for single appends and bulk writers alike.
+pub fn row(event: NewEvent<'_>) -> events::ActiveModel {
+    events::ActiveModel {
         org_id: Set(event.org.to_owned()),
         entity: Set(event.entity.as_str().to_owned()),
         entity_id: Set(event.entity_id.to_owned()),
@@ -63,8 +64,11 @@ pub async fn append(conn: &impl ConnectionTrait, event: NewEvent<'_>) -> Result<
         actor: Set(Some(event.actor.to_owned())),
         created_at: Set(event.at),
         ..Default::default()
-    };
-    let saved = row.insert(conn).await?;
+    }
+}
+
+pub async fn append(conn: &impl ConnectionTrait, event: NewEvent<'_>) -> Result<i64, DbErr> {
+    let saved = row(event).insert(conn).await?;
     if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Delivered at commit, to every instance listening: the cross-instance wake-up.
         conn.execute_unprepared(&format!("NOTIFY {}", tail::CHANNEL))

@@ -17,15 +17,11 @@ const TENANT_TABLES: [&str; 7] = [
 ];
 
 /// Where tenant-table queries may be built, and why.
-const ALLOWED: [(&str, &str); 3] = [
+const ALLOWED: [(&str, &str); 2] = [
     ("src/domain/tenant.rs", "the scoping module itself"),
     (
         "src/events/",
         "the event log: its tailer and retention read every tenant's events, and `append` takes the org of the writing tenant",
-    ),
-    (
-        "src/domain/seed.rs",
-        "the operator's bulk loader, which stamps the org it is given",
     ),
 ];
 

@@ -93,6 +93,31 @@ impl Activity {
 
 aggregate!(Activity, activities, EntityKind::Activity);
 
+impl Activity {
+    /// The stored row of an activity, the inverse of `TryFrom<Model>`; its tenant stamps it.
+    pub(crate) fn into_row(self) -> activities::ActiveModel {
+        use sea_orm::Set;
+        activities::ActiveModel {
+            kind: Set(self.kind.as_str().to_owned()),
+            id: Set(self.id),
+            customer_id: Set(self.customer_id),
+            subject: Set(self.subject),
+            body: Set(self.body),
+            occurred_at: Set(self.occurred_at),
+            due_at: Set(self.due_at),
+            completed_at: Set(self.completed_at),
+            author_id: Set(self.author_id),
+            source: Set(self.source),
+            external_id: Set(self.external_id),
+            version: Set(self.version),
+            created_at: Set(self.created_at),
+            updated_at: Set(self.updated_at),
+            deleted_at: Set(self.deleted_at),
+            ..Default::default()
+        }
+    }
+}
+
 impl TryFrom<activities::Model> for Activity {
     type Error = Error;
 

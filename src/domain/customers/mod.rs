@@ -89,6 +89,30 @@ impl Customer {
 
 aggregate!(Customer, customers, EntityKind::Customer);
 
+impl Customer {
+    /// The stored row of a customer, the inverse of `TryFrom<Model>`; its tenant stamps it.
+    pub(crate) fn into_row(self) -> Result<customers::ActiveModel> {
+        use sea_orm::Set;
+        Ok(customers::ActiveModel {
+            tags: Set(serde_json::to_string(&self.tags)?),
+            id: Set(self.id),
+            name: Set(self.name),
+            email: Set(self.email),
+            phone: Set(self.phone),
+            company: Set(self.company),
+            lifecycle_stage: Set(self.lifecycle_stage.as_str().to_owned()),
+            owner_id: Set(self.owner_id),
+            custom_fields: Set(self.custom_fields),
+            version: Set(self.version),
+            last_activity_at: Set(self.last_activity_at),
+            created_at: Set(self.created_at),
+            updated_at: Set(self.updated_at),
+            deleted_at: Set(self.deleted_at),
+            ..Default::default()
+        })
+    }
+}
+
 impl TryFrom<customers::Model> for Customer {
     type Error = Error;
 
