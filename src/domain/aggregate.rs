@@ -6,10 +6,11 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QuerySelect,
+    IntoActiveModel, ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select,
 };
 use serde::Serialize;
 
+use super::page::{PageArgs, Slice, SortSpec};
 use super::{Error, Result, Tenant, TenantTable, versioning};
 use crate::auth::Principal;
 use crate::events::{self, EntityKind, FieldNames, NewEvent, Op};
@@ -195,4 +196,27 @@ pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[String]) -> Result<Vec<A>> 
         .into_iter()
         .map(A::try_from)
         .collect()
+}
+
+/// One keyset page of `select` (the tenant's rows an aggregate's filter picked), in the
+/// order of `spec`, each row with its cursor.
+pub async fn list<A>(
+    t: &Tenant,
+    select: Select<A::Entity>,
+    spec: SortSpec<<A::Entity as EntityTrait>::Column>,
+    args: &PageArgs,
+) -> Result<Slice<A>>
+where
+    A: Aggregate,
+    Row<A>: VersionedRow + ModelTrait<Entity = A::Entity>,
+{
+    let page = args.validate(&spec)?;
+    let mut select = select.filter(spec.bounds(&page));
+    spec.order(QueryTrait::query(&mut select), page.backward);
+    let rows = select.limit(page.fetch()).all(t.db()).await?;
+    let rows = rows
+        .into_iter()
+        .map(|m| (spec.cursor(m.get(spec.column), m.id()), m))
+        .collect();
+    page.finish(rows).map(A::try_from)
 }

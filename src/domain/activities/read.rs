@@ -32,16 +32,13 @@ pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Activity>> {
 }
 
 pub async fn list(t: &Tenant, query: &ActivityQuery) -> Result<Slice<Activity>> {
-    let spec = query.order.spec();
-    let page = query.page.validate(&spec)?;
-    let mut select = filtered(t, &query.filter)?.filter(spec.bounds(&page));
-    spec.order(QueryTrait::query(&mut select), page.backward);
-    let rows = select.limit(page.fetch()).all(t.db()).await?;
-    let rows = rows
-        .into_iter()
-        .map(|m| (spec.cursor(m.get(spec.column), &m.id), m))
-        .collect();
-    page.finish(rows).map(Activity::try_from)
+    aggregate::list(
+        t,
+        filtered(t, &query.filter)?,
+        query.order.spec(),
+        &query.page,
+    )
+    .await
 }
 
 pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {

@@ -2,9 +2,7 @@
 
 use entity::{customer_external_ids, customers, social_profiles};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
-use sea_orm::{
-    ColumnTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-};
+use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use super::scope::scoped;
 use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
@@ -29,16 +27,13 @@ pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Customer>> {
 }
 
 pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> {
-    let spec = query.order.spec();
-    let page = query.page.validate(&spec)?;
-    let mut select = filtered(t, &query.filter)?.filter(spec.bounds(&page));
-    spec.order(QueryTrait::query(&mut select), page.backward);
-    let rows = select.limit(page.fetch()).all(t.db()).await?;
-    let rows = rows
-        .into_iter()
-        .map(|m| (spec.cursor(m.get(spec.column), &m.id), m))
-        .collect();
-    page.finish(rows).map(Customer::try_from)
+    aggregate::list(
+        t,
+        filtered(t, &query.filter)?,
+        query.order.spec(),
+        &query.page,
+    )
+    .await
 }
 
 pub async fn count(t: &Tenant, filter: &CustomerFilter) -> Result<u64> {
