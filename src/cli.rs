@@ -101,8 +101,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => {
-            let (secret, _) = app::resolve_secret(&args.auth, &args.db)?;
+            // The same checks as `serve` and `client create`: a token the server would refuse,
+            // or one whose scopes silently mean nothing, is an error here, not later.
+            if let Some(secret) = &args.auth.jwt_secret
+                && secret.len() < 32
+            {
+                anyhow::bail!(
+                    "CRM_JWT_SECRET (--jwt-secret) must be at least 32 bytes; it has {}",
+                    secret.len()
+                );
+            }
             let scope = args.scope.unwrap_or_else(Scope::all_joined);
+            for name in scope.split_whitespace() {
+                if name.parse::<Scope>().is_err() {
+                    anyhow::bail!(
+                        "unknown scope `{name}` in --scope; the scopes are: {}",
+                        Scope::all_joined()
+                    );
+                }
+            }
+            let (secret, _) = app::resolve_secret(&args.auth, &args.db)?;
             let token = TokenIssuer::hs256(&secret, &args.auth.issuer, &args.auth.audience).mint(
                 &args.sub,
                 &args.org,

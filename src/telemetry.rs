@@ -1,4 +1,7 @@
-//! Logs: readable lines by default, filtered by `RUST_LOG` (default `info`).
+//! Logs: readable lines on stderr (stdout carries the start-up banner and command output),
+//! coloured only on a terminal, filtered by `RUST_LOG` (default `info`).
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -8,5 +11,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -9,6 +9,7 @@
 
 mod activities;
 mod batching;
+mod cli;
 mod customers;
 mod events;
 mod filters;

@@ -1,0 +1,58 @@
+//! The `crm` command line, run as a user runs it.
+
+use std::process::Command;
+
+fn crm(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crm"));
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("CRM_JWT_SECRET");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let out = command.output().expect("crm runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn token_refuses_unknown_scopes_and_short_secrets_naming_them() {
+    let secret = ("CRM_JWT_SECRET", crate::helpers::SECRET);
+    let (ok, out, _) = crm(&["token", "--scope", "customers:read"], &[secret]);
+    assert!(ok);
+    assert_eq!(out.trim().split('.').count(), 3, "a JWT on stdout: {out}");
+
+    let (ok, out, err) = crm(&["token", "--scope", "customers:reed"], &[secret]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains("customers:reed") && err.contains("customers:read"),
+        "{err}"
+    );
+
+    let (ok, _, err) = crm(&["token"], &[("CRM_JWT_SECRET", "too-short")]);
+    assert!(!ok);
+    assert!(
+        err.contains("CRM_JWT_SECRET") && err.contains("32"),
+        "{err}"
+    );
+}
+
+#[test]
+fn logs_go_to_stderr_without_colour_when_not_on_a_terminal() {
+    // `migrate` logs as it applies migrations; stdout keeps only the command's own output.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("crm.db").display());
+    let (ok, out, err) = crm(
+        &["migrate", "--database-url", &url],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "migrations applied");
+    assert!(err.contains("Applying"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour codes: {err:?}");
+}
