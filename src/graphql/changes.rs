@@ -130,7 +130,7 @@ impl ChangesQuery {
         let first = u64::try_from(first).map_err(|_| {
             crate::domain::Error::BadArgument("`first` must not be negative".into())
         })?;
-        let page = changes::list(&tenant(ctx)?, after.as_deref(), first, &names).await?;
+        let page = changes::list(tenant(ctx)?, after.as_deref(), first, &names).await?;
         Ok(Some(ChangeFeed {
             events: page.events.into_iter().map(ChangeEvent).collect(),
             end_cursor: page.end_cursor,

@@ -104,7 +104,7 @@ impl ClientQuery {
         directive = crate::graphql::limits::costs::list_size::apply(Some(100), None, None)
     )]
     async fn api_clients(&self, ctx: &Context<'_>) -> Result<Option<Vec<ApiClientNode>>> {
-        let clients = clients::list(&tenant(ctx)?).await?;
+        let clients = clients::list(tenant(ctx)?).await?;
         Ok(Some(clients.into_iter().map(ApiClientNode).collect()))
     }
 }
@@ -124,7 +124,7 @@ impl ClientMutation {
         input: CreateApiClientInput,
     ) -> Result<Option<ApiClientSecretPayload>> {
         ApiClientSecretPayload::from(
-            clients::create(&tenant(ctx)?, &input.name, &input.scopes).await,
+            clients::create(tenant(ctx)?, &input.name, &input.scopes).await,
         )
     }
 
@@ -139,7 +139,7 @@ impl ClientMutation {
         input: RotateApiClientSecretInput,
     ) -> Result<Option<ApiClientSecretPayload>> {
         let grace = Duration::seconds(i64::from(input.grace_period_seconds));
-        ApiClientSecretPayload::from(clients::rotate_secret(&tenant(ctx)?, &input.id, grace).await)
+        ApiClientSecretPayload::from(clients::rotate_secret(tenant(ctx)?, &input.id, grace).await)
     }
 
     #[graphql(
@@ -151,7 +151,7 @@ impl ClientMutation {
         ctx: &Context<'_>,
         input: RevokeApiClientInput,
     ) -> Result<Option<RevokeApiClientPayload>> {
-        let (client, user_errors) = split(clients::revoke(&tenant(ctx)?, &input.id).await)?;
+        let (client, user_errors) = split(clients::revoke(tenant(ctx)?, &input.id).await)?;
         Ok(Some(RevokeApiClientPayload {
             api_client: client.map(ApiClientNode),
             user_errors,

@@ -21,7 +21,9 @@ pub fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store> {
     ctx.data::<Store>()
 }
 
-/// The caller's tenant: the only way a resolver reaches tenant data.
-pub fn tenant(ctx: &Context<'_>) -> Result<Tenant> {
-    Ok(store(ctx)?.tenant(principal(ctx)?))
+/// The caller's tenant, made once per request beside its loaders: the only way a resolver
+/// reaches tenant data.
+pub fn tenant<'a>(ctx: &Context<'a>) -> Result<&'a Tenant> {
+    ctx.data_opt::<Tenant>()
+        .ok_or_else(|| ApiError::Unauthenticated.into())
 }

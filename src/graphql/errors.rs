@@ -59,6 +59,12 @@ pub enum ApiError {
     ForbiddenInput { input: String, scope: Scope },
 }
 
+/// A GraphQL `errors` list of one error with its code, for answers made outside execution
+/// (the edge's refusals, a live operation refused before it runs).
+pub fn error_list(message: &str, code: &str) -> serde_json::Value {
+    serde_json::json!([{ "message": message, "extensions": { "code": code } }])
+}
+
 pub struct ErrorMapping;
 
 impl ExtensionFactory for ErrorMapping {

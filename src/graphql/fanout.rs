@@ -326,12 +326,12 @@ impl LiveOperations {
 
     /// Answers an operation over the organization's limit with an error, and nothing else.
     fn refuse(&self, recipient: Arc<dyn Recipient>, member: u64) -> Membership {
-        let errors = serde_json::json!([{
-            "message": format!(
+        let errors = super::error_list(
+            &format!(
                 "the organization runs {MAX_EXECUTIONS_PER_ORG} distinct live operations already; end some, or share one document"
             ),
-            "extensions": {"code": super::codes::VALIDATION_FAILED},
-        }]);
+            super::codes::VALIDATION_FAILED,
+        );
         recipient.deliver(&LiveResult::Refused(errors.to_string().into()));
         let ended = Arc::new(Group {
             key: None,
@@ -357,10 +357,10 @@ impl LiveOperations {
             request = request.operation_name(name.clone());
         }
         if let Some(who) = caller {
-            request = request.data(Loaders::uncached(
-                &self.inner.store.tenant(who),
-                self.inner.batch_window,
-            ));
+            let tenant = self.inner.store.tenant(who);
+            request = request
+                .data(Loaders::uncached(&tenant, self.inner.batch_window))
+                .data(tenant);
         }
         request.data(RequestAuth(caller.cloned()))
     }

@@ -24,7 +24,7 @@ mod viewer;
 
 pub use context::RequestAuth;
 pub use document::operation_type;
-pub use errors::{ErrorMapping, codes, is_request_error};
+pub use errors::{ErrorMapping, codes, error_list, is_request_error};
 pub use fanout::{LiveOperations, LiveRequest, LiveResult, Membership, Recipient};
 pub use limits::{Limits, Rejection};
 pub use loaders::Loaders;

@@ -4,7 +4,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::AppState;
 use super::error::HttpError;
@@ -45,18 +45,23 @@ pub async fn verified(
     verifier: &TokenVerifier,
     store: &Store,
 ) -> Result<Option<Verified>, HttpError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
+    let Some(value) = authorization(headers).map_err(HttpError::bad_request)? else {
         return Ok(None);
     };
-    if values.next().is_some() {
-        return Err(HttpError::bad_request(
-            "the request has more than one Authorization header; send exactly one",
-        ));
-    }
     bearer(value.to_str().unwrap_or_default(), verifier, store)
         .await
         .map(Some)
+}
+
+/// The request's one `Authorization` header, if it has one; more than one is refused (the
+/// error is the message for the client), wherever credentials are read.
+pub fn authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, &'static str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err("the request has more than one Authorization header; send exactly one");
+    }
+    Ok(first)
 }
 
 /// Verifies an `Authorization` value (`Bearer <token>`): the token's signature and claims,

@@ -30,8 +30,7 @@ impl HttpError {
 
 /// A GraphQL-shaped error body.
 pub fn error_body(message: &str, code: &str) -> String {
-    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
-        .to_string()
+    serde_json::json!({ "errors": crate::graphql::error_list(message, code) }).to_string()
 }
 
 impl IntoResponse for HttpError {

@@ -208,7 +208,10 @@ async fn execute(
         request = request.operation_name(name);
     }
     if let Some(who) = &principal {
-        request = request.data(Loaders::new(&state.store.tenant(who), state.batch_window));
+        let tenant = state.store.tenant(who);
+        request = request
+            .data(Loaders::new(&tenant, state.batch_window))
+            .data(tenant);
     }
     request = request.data(RequestAuth(principal));
 

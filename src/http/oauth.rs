@@ -112,13 +112,8 @@ fn credentials(
     headers: &HeaderMap,
     params: &std::collections::HashMap<String, String>,
 ) -> Result<(String, String), OAuthError> {
-    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
-        return Err(OAuthError::invalid_request(
-            "the request has more than one Authorization header; send exactly one",
-        ));
-    }
-    let basic = headers
-        .get(header::AUTHORIZATION)
+    let basic = super::auth::authorization(headers)
+        .map_err(OAuthError::invalid_request)?
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Basic ")

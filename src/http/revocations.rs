@@ -31,6 +31,10 @@ impl RevocationWatch {
             let mut last = Revoked::default();
             loop {
                 tokio::time::sleep(POLL_EVERY).await;
+                // No open socket, nothing to close: the database is not asked.
+                if sender.receiver_count() == 0 {
+                    continue;
+                }
                 let since = chrono::Utc::now() - LOOKBACK;
                 match clients::revoked_since(&db, since).await {
                     // Only news wakes the connections.

@@ -40,7 +40,7 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: LogActivityInput,
     ) -> Result<Option<LogActivityPayload>> {
-        let (activity, user_errors) = split(activities::log(&tenant(ctx)?, input.into()).await)?;
+        let (activity, user_errors) = split(activities::log(tenant(ctx)?, input.into()).await)?;
         Ok(Some(LogActivityPayload {
             activity: activity.map(ActivityNode),
             user_errors,
@@ -57,7 +57,7 @@ impl ActivityMutation {
         input: UpdateActivityInput,
     ) -> Result<Option<UpdateActivityPayload>> {
         let (id, patch) = input.into_parts();
-        let (activity, user_errors) = split(activities::update(&tenant(ctx)?, &id, patch).await)?;
+        let (activity, user_errors) = split(activities::update(tenant(ctx)?, &id, patch).await)?;
         Ok(Some(UpdateActivityPayload {
             activity: activity.map(ActivityNode),
             user_errors,
@@ -73,7 +73,7 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: DeleteActivityInput,
     ) -> Result<Option<DeleteActivityPayload>> {
-        let result = activities::delete(&tenant(ctx)?, &input.id, input.expected_version).await;
+        let result = activities::delete(tenant(ctx)?, &input.id, input.expected_version).await;
         let (activity, user_errors) = split(result)?;
         Ok(Some(DeleteActivityPayload {
             deleted_activity_id: activity.map(|a| a.id.into()),

@@ -17,7 +17,7 @@ impl ActivityQuery {
         directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
     )]
     async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ActivityNode>> {
-        Ok(activities::get(&tenant(ctx)?, &id).await?.map(ActivityNode))
+        Ok(activities::get(tenant(ctx)?, &id).await?.map(ActivityNode))
     }
 
     /// Activities across customers, newest first unless `orderBy` says otherwise.
@@ -38,7 +38,7 @@ impl ActivityQuery {
         order_by: Option<ActivityOrderInput>,
     ) -> Result<Option<ActivityConnection>> {
         let query = query_of(first, after, last, before, filter, order_by);
-        let slice = activities::list(&tenant(ctx)?, &query).await?;
+        let slice = activities::list(tenant(ctx)?, &query).await?;
         Ok(Some(ActivityConnection::new(
             slice,
             ActivityTotal::Matching(query.filter),

@@ -120,7 +120,7 @@ pub enum ActivityTotal {
 impl ActivityTotal {
     pub async fn resolve(&self, ctx: &Context<'_>) -> Result<u64> {
         match self {
-            ActivityTotal::Matching(filter) => Ok(activities::count(&tenant(ctx)?, filter).await?),
+            ActivityTotal::Matching(filter) => Ok(activities::count(tenant(ctx)?, filter).await?),
             ActivityTotal::OfCustomer(id, filter) => {
                 let n = ctx
                     .data::<Loaders>()?

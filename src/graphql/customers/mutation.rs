@@ -50,7 +50,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: CreateCustomerInput,
     ) -> Result<Option<CreateCustomerPayload>> {
-        let (customer, user_errors) = split(customers::create(&tenant(ctx)?, input.into()).await)?;
+        let (customer, user_errors) = split(customers::create(tenant(ctx)?, input.into()).await)?;
         Ok(Some(CreateCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,
@@ -67,7 +67,7 @@ impl CustomerMutation {
         input: UpdateCustomerInput,
     ) -> Result<Option<UpdateCustomerPayload>> {
         let (id, patch) = input.into_parts();
-        let (customer, user_errors) = split(customers::update(&tenant(ctx)?, &id, patch).await)?;
+        let (customer, user_errors) = split(customers::update(tenant(ctx)?, &id, patch).await)?;
         Ok(Some(UpdateCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,
@@ -84,7 +84,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: DeleteCustomerInput,
     ) -> Result<Option<DeleteCustomerPayload>> {
-        let result = customers::delete(&tenant(ctx)?, &input.id, input.expected_version).await;
+        let result = customers::delete(tenant(ctx)?, &input.id, input.expected_version).await;
         let (customer, user_errors) = split(result)?;
         Ok(Some(DeleteCustomerPayload {
             deleted_customer_id: customer.as_ref().map(|c| c.id.clone().into()),
@@ -102,7 +102,7 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: RestoreCustomerInput,
     ) -> Result<Option<RestoreCustomerPayload>> {
-        let (customer, user_errors) = split(customers::restore(&tenant(ctx)?, &input.id).await)?;
+        let (customer, user_errors) = split(customers::restore(tenant(ctx)?, &input.id).await)?;
         Ok(Some(RestoreCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,

@@ -19,7 +19,7 @@ impl CustomerQuery {
         directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
     )]
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
-        Ok(customers::get(&tenant(ctx)?, &id).await?.map(CustomerNode))
+        Ok(customers::get(tenant(ctx)?, &id).await?.map(CustomerNode))
     }
 
     /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most
@@ -53,7 +53,7 @@ impl CustomerQuery {
                 before,
             },
         };
-        let slice = customers::list(&tenant(ctx)?, &query).await?;
+        let slice = customers::list(tenant(ctx)?, &query).await?;
         Ok(Some(CustomerConnection::new(
             slice,
             CustomerTotal(query.filter),

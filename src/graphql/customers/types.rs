@@ -205,7 +205,7 @@ pub struct CustomerTotal(pub CustomerFilter);
 
 impl CustomerTotal {
     pub async fn resolve(&self, ctx: &Context<'_>) -> Result<u64> {
-        Ok(customers::count(&tenant(ctx)?, &self.0).await?)
+        Ok(customers::count(tenant(ctx)?, &self.0).await?)
     }
 }
 

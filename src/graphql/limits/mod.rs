@@ -161,13 +161,13 @@ pub fn admit(
             return Err(Rejection::TooManySelections.at(Some(operation.pos)));
         }
     }
-    // Fragments no operation uses are parsed and validated all the same: they count, and
-    // their literals are checked.
+    // Every fragment definition counts one item (unused ones are validated all the same),
+    // and its literals are checked.
     for (name, fragment) in doc.fragments.iter() {
-        let measure = measurer
+        measurer
             .fragment(name, None)
             .map_err(|(r, pos)| r.at(pos))?;
-        whole.selections = whole.selections.saturating_add(measure.selections.min(1));
+        whole.selections = whole.selections.saturating_add(1);
         if whole.selections > MAX_SELECTIONS {
             return Err(Rejection::TooManySelections.at(Some(fragment.pos)));
         }

@@ -381,10 +381,10 @@ impl Connection {
         if self.operations.len() >= MAX_OPERATIONS {
             // Each operation runs on every event: one socket must not multiply everyone's
             // writes. The operation is refused; the connection and its others go on.
-            let errors = serde_json::json!([{
-                "message": format!("a connection runs at most {MAX_OPERATIONS} operations at once"),
-                "extensions": {"code": crate::graphql::codes::VALIDATION_FAILED},
-            }]);
+            let errors = crate::graphql::error_list(
+                &format!("a connection runs at most {MAX_OPERATIONS} operations at once"),
+                crate::graphql::codes::VALIDATION_FAILED,
+            );
             let id_json = Value::from(id).to_string();
             let frame = result_frame(&id_json, "error", Some(&errors.to_string()));
             let _ = self.outbox.send(frame);
