@@ -8,12 +8,11 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select,
 };
-use serde::Serialize;
 
 use super::page::{PageArgs, Slice, SortSpec};
 use super::{Error, Result, Tenant, TenantTable, versioning};
 use crate::auth::Principal;
-use crate::events::{self, EntityKind, FieldNames, NewEvent, Op};
+use crate::events::{self, EntityKind, FieldNames, NewEvent, Op, Snapshot};
 
 /// A stored row with optimistic concurrency.
 pub trait VersionedRow: Clone + Send + Sync {
@@ -22,8 +21,10 @@ pub trait VersionedRow: Clone + Send + Sync {
 }
 
 /// An aggregate: a record of the product, read and written through the shared paths.
-pub trait Aggregate: Serialize + Sized + TryFrom<Row<Self>, Error = Error> {
+pub trait Aggregate: Snapshot + Sized + TryFrom<Row<Self>, Error = Error> {
     type Entity: TenantTable;
+    /// Its id type.
+    type Id: AsRef<str> + Clone + Send + Sync + Into<sea_orm::Value>;
     /// What its events are about.
     const KIND: EntityKind;
     fn id_column() -> <Self::Entity as EntityTrait>::Column;
@@ -31,16 +32,17 @@ pub trait Aggregate: Serialize + Sized + TryFrom<Row<Self>, Error = Error> {
     fn deleted_column() -> <Self::Entity as EntityTrait>::Column;
     /// Its snapshot keys as the fields of its GraphQL type (`None` for internal keys).
     fn field_names() -> FieldNames;
-    fn id(&self) -> &str;
+    fn id(&self) -> &Self::Id;
     fn updated_at(&self) -> DateTime<Utc>;
 }
 
 /// Implements `Aggregate` for a record whose table has the usual columns (`id`, `version`,
 /// `deleted_at`, `updated_at`) and whose type has `field_name`.
 macro_rules! aggregate {
-    ($record:ty, $table:ident, $kind:expr) => {
+    ($record:ty, $id:ty, $table:ident, $kind:expr) => {
         impl $crate::domain::aggregate::Aggregate for $record {
             type Entity = $table::Entity;
+            type Id = $id;
             const KIND: $crate::events::EntityKind = $kind;
 
             fn id_column() -> $table::Column {
@@ -59,7 +61,7 @@ macro_rules! aggregate {
                 <$record>::field_name
             }
 
-            fn id(&self) -> &str {
+            fn id(&self) -> &$id {
                 &self.id
             }
 
@@ -87,12 +89,12 @@ pub type Row<A> = <<A as Aggregate>::Entity as EntityTrait>::Model;
 type Active<A> = <<A as Aggregate>::Entity as EntityTrait>::ActiveModel;
 
 /// The live row `id` of the tenant, locked for the rest of the transaction.
-pub async fn live_row<A>(txn: &DatabaseTransaction, t: &Tenant, id: &str) -> Result<Row<A>>
+pub async fn live_row<A>(txn: &DatabaseTransaction, t: &Tenant, id: &A::Id) -> Result<Row<A>>
 where
     A: Aggregate,
 {
     t.find::<A::Entity>()
-        .filter(A::id_column().eq(id))
+        .filter(A::id_column().eq(id.clone()))
         .filter(A::deleted_column().is_null())
         .lock_exclusive()
         .one(txn)
@@ -153,10 +155,10 @@ pub fn event<'a, A: Aggregate>(
     Ok(NewEvent {
         org: &who.org,
         entity: A::KIND,
-        entity_id: aggregate.id(),
+        entity_id: aggregate.id().as_ref(),
         op,
         changed_fields,
-        snapshot: serde_json::to_value(aggregate)?,
+        snapshot: events::encode_snapshot(aggregate)?,
         actor: &who.sub,
         at: aggregate.updated_at(),
     })
@@ -176,9 +178,9 @@ pub async fn append<A: Aggregate>(
 
 /// A live aggregate of the tenant, or `None`: whether it never existed, was deleted, or is
 /// another tenant's, the caller cannot tell.
-pub async fn get<A: Aggregate>(t: &Tenant, id: &str) -> Result<Option<A>> {
+pub async fn get<A: Aggregate>(t: &Tenant, id: &A::Id) -> Result<Option<A>> {
     t.find::<A::Entity>()
-        .filter(A::id_column().eq(id))
+        .filter(A::id_column().eq(id.clone()))
         .filter(A::deleted_column().is_null())
         .one(t.db())
         .await?
@@ -187,7 +189,7 @@ pub async fn get<A: Aggregate>(t: &Tenant, id: &str) -> Result<Option<A>> {
 }
 
 /// The tenant's live aggregates among `ids`, in no particular order (for loaders).
-pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[String]) -> Result<Vec<A>> {
+pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[A::Id]) -> Result<Vec<A>> {
     t.find::<A::Entity>()
         .filter(A::id_column().is_in(ids.iter().cloned()))
         .filter(A::deleted_column().is_null())

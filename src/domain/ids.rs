@@ -61,6 +61,90 @@ pub fn new_id(kind: IdKind) -> String {
     format!("{}_{}", kind.prefix(), ulid)
 }
 
+/// The id of one kind of record: a customer's id cannot be passed where an activity's is
+/// expected, and one made from client input is well-formed (right prefix, a ULID body).
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new id, sorting after every id minted before it.
+            pub fn mint() -> Self {
+                Self(new_id($kind))
+            }
+
+            /// The id `raw` names, if it is a well-formed id of this kind; anything else
+            /// names nothing, and answers like an id that does not exist.
+            pub fn parse(raw: &str) -> Option<Self> {
+                (IdKind::of(raw) == Some($kind)).then(|| Self(raw.to_owned()))
+            }
+
+            /// The record a client names by `raw`: NOT_FOUND unless `raw` is well-formed,
+            /// as for any id that names nothing.
+            pub fn from_client(raw: &str) -> crate::domain::Result<Self> {
+                Self::parse(raw).ok_or(crate::domain::Error::NotFound)
+            }
+
+            /// An id read back from the database, where only ids of this kind are stored.
+            pub(crate) fn stored(raw: String) -> Self {
+                Self(raw)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for sea_orm::Value {
+            fn from(id: $name) -> Self {
+                id.0.into()
+            }
+        }
+
+        impl From<&$name> for sea_orm::Value {
+            fn from(id: &$name) -> Self {
+                id.0.as_str().into()
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// A customer's id (`cus_…`).
+    CustomerId,
+    IdKind::Customer
+);
+typed_id!(
+    /// An activity's id (`act_…`).
+    ActivityId,
+    IdKind::Activity
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

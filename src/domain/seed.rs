@@ -15,7 +15,7 @@ use sea_orm::{EntityTrait, Set};
 use super::activities::{Activity, ActivityKind};
 use super::aggregate::{all_fields, event};
 use super::customers::{Customer, LifecycleStage};
-use super::ids::{IdKind, new_id};
+use super::ids::{ActivityId, CustomerId, IdKind, new_id};
 use super::{Result, Store, now};
 use crate::auth::{Principal, Scope};
 use crate::events::{self, Op};
@@ -91,7 +91,7 @@ pub async fn seed(
             .map(|t| (*t).to_owned())
             .collect();
         tags.sort();
-        let customer_id = new_id(IdKind::Customer);
+        let customer_id = CustomerId::mint();
         let mut last_activity = None;
         let mut activity_events = Vec::with_capacity(activities_per_customer);
         for _ in 0..activities_per_customer {
@@ -101,7 +101,7 @@ pub async fn seed(
                 .choose(&mut rng)
                 .unwrap_or(&ActivityKind::Note);
             let activity = Activity {
-                id: new_id(IdKind::Activity),
+                id: ActivityId::mint(),
                 org_id: org.to_owned(),
                 customer_id: customer_id.clone(),
                 kind,

@@ -1,8 +1,10 @@
 //! The event log: every write appends one row here inside its own transaction. Consumers
 //! (subscriptions now; the `changes` feed and webhooks later) tail it by `seq`.
 
+mod snapshot;
 mod tail;
 
+pub use snapshot::{Snapshot, VERSION_KEY, encode as encode_snapshot};
 pub use tail::{DecodeError, Event, EventHub};
 
 use chrono::{DateTime, Utc};
@@ -106,6 +108,7 @@ fn field_names<'a>(
     names: FieldNames,
 ) -> Vec<String> {
     let mut fields: Vec<String> = keys
+        .filter(|(key, _)| key.as_str() != VERSION_KEY)
         .filter_map(|(key, _)| names(key).map(str::to_owned))
         .collect();
     fields.sort();

@@ -73,17 +73,17 @@ impl ChangeEvent {
     }
 
     /// For customer events: the customer after the change (deleted ones carry `deletedAt`).
-    async fn customer(&self) -> Option<CustomerNode> {
+    async fn customer(&self) -> Result<Option<CustomerNode>> {
         (self.0.entity == EntityKind::Customer)
             .then(|| snapshot(&self.0).map(CustomerNode))
-            .flatten()
+            .transpose()
     }
 
     /// For activity events: the activity after the change.
-    async fn activity(&self) -> Option<ActivityNode> {
+    async fn activity(&self) -> Result<Option<ActivityNode>> {
         (self.0.entity == EntityKind::Activity)
             .then(|| snapshot(&self.0).map(ActivityNode))
-            .flatten()
+            .transpose()
     }
 }
 

@@ -10,6 +10,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::domain::activities::{self, Activity, ActivityFilter, ActivityQuery};
 use crate::domain::customers::{self, Customer, ExternalId, SocialProfile};
+use crate::domain::ids::{ActivityId, CustomerId};
 use crate::domain::page::Slice;
 use crate::domain::users::{self, User};
 use crate::domain::{self, Tenant};
@@ -78,21 +79,21 @@ pub struct ActivityPages(Scoped);
 /// Key: (customer id, the filter of `Customer.activities`).
 pub struct ActivityCounts(Scoped);
 
-impl Loader<String> for CustomerById {
+impl Loader<CustomerId> for CustomerById {
     type Value = Customer;
     type Error = Arc<domain::Error>;
 
-    async fn load(&self, ids: &[String]) -> LoadResult<String, Customer> {
+    async fn load(&self, ids: &[CustomerId]) -> LoadResult<CustomerId, Customer> {
         let rows = customers::by_ids(&self.0.0, ids).await?;
         Ok(rows.into_iter().map(|c| (c.id.clone(), c)).collect())
     }
 }
 
-impl Loader<String> for ActivityById {
+impl Loader<ActivityId> for ActivityById {
     type Value = Activity;
     type Error = Arc<domain::Error>;
 
-    async fn load(&self, ids: &[String]) -> LoadResult<String, Activity> {
+    async fn load(&self, ids: &[ActivityId]) -> LoadResult<ActivityId, Activity> {
         let rows = activities::by_ids(&self.0.0, ids).await?;
         Ok(rows.into_iter().map(|a| (a.id.clone(), a)).collect())
     }
@@ -108,8 +109,13 @@ impl Loader<String> for UserById {
     }
 }
 
-fn group<T>(ids: &[String], rows: Vec<T>, key: impl Fn(&T) -> &str) -> HashMap<String, Vec<T>> {
-    let mut out: HashMap<String, Vec<T>> = ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+fn group<T>(
+    ids: &[CustomerId],
+    rows: Vec<T>,
+    key: impl Fn(&T) -> &str,
+) -> HashMap<CustomerId, Vec<T>> {
+    let mut out: HashMap<CustomerId, Vec<T>> =
+        ids.iter().map(|id| (id.clone(), Vec::new())).collect();
     for row in rows {
         if let Some(list) = out.get_mut(key(&row)) {
             list.push(row);
@@ -118,21 +124,21 @@ fn group<T>(ids: &[String], rows: Vec<T>, key: impl Fn(&T) -> &str) -> HashMap<S
     out
 }
 
-impl Loader<String> for ExternalIdsByCustomer {
+impl Loader<CustomerId> for ExternalIdsByCustomer {
     type Value = Vec<ExternalId>;
     type Error = Arc<domain::Error>;
 
-    async fn load(&self, ids: &[String]) -> LoadResult<String, Vec<ExternalId>> {
+    async fn load(&self, ids: &[CustomerId]) -> LoadResult<CustomerId, Vec<ExternalId>> {
         let rows = customers::external_ids_of(&self.0.0, ids).await?;
         Ok(group(ids, rows, |x| &x.customer_id))
     }
 }
 
-impl Loader<String> for SocialProfilesByCustomer {
+impl Loader<CustomerId> for SocialProfilesByCustomer {
     type Value = Vec<SocialProfile>;
     type Error = Arc<domain::Error>;
 
-    async fn load(&self, ids: &[String]) -> LoadResult<String, Vec<SocialProfile>> {
+    async fn load(&self, ids: &[CustomerId]) -> LoadResult<CustomerId, Vec<SocialProfile>> {
         let rows = customers::social_profiles_of(&self.0.0, ids).await?;
         Ok(group(ids, rows, |p| &p.customer_id))
     }
@@ -140,22 +146,24 @@ impl Loader<String> for SocialProfilesByCustomer {
 
 /// Groups keys by their arguments, so parents asking for the same page shape share one
 /// statement (the usual case: one field in a query, many parents).
-fn by_args<A: Clone + Eq + std::hash::Hash>(keys: &[(String, A)]) -> HashMap<A, Vec<String>> {
-    let mut groups: HashMap<A, Vec<String>> = HashMap::new();
+fn by_args<A: Clone + Eq + std::hash::Hash>(
+    keys: &[(CustomerId, A)],
+) -> HashMap<A, Vec<CustomerId>> {
+    let mut groups: HashMap<A, Vec<CustomerId>> = HashMap::new();
     for (id, args) in keys {
         groups.entry(args.clone()).or_default().push(id.clone());
     }
     groups
 }
 
-impl Loader<(String, ActivityQuery)> for ActivityPages {
+impl Loader<(CustomerId, ActivityQuery)> for ActivityPages {
     type Value = Slice<Activity>;
     type Error = Arc<domain::Error>;
 
     async fn load(
         &self,
-        keys: &[(String, ActivityQuery)],
-    ) -> LoadResult<(String, ActivityQuery), Slice<Activity>> {
+        keys: &[(CustomerId, ActivityQuery)],
+    ) -> LoadResult<(CustomerId, ActivityQuery), Slice<Activity>> {
         let mut out = HashMap::with_capacity(keys.len());
         for (query, ids) in by_args(keys) {
             let pages = activities::list_for_customers(&self.0.0, &ids, &query).await?;
@@ -169,19 +177,19 @@ impl Loader<(String, ActivityQuery)> for ActivityPages {
     }
 }
 
-impl Loader<(String, ActivityFilter)> for ActivityCounts {
+impl Loader<(CustomerId, ActivityFilter)> for ActivityCounts {
     type Value = u64;
     type Error = Arc<domain::Error>;
 
     async fn load(
         &self,
-        keys: &[(String, ActivityFilter)],
-    ) -> LoadResult<(String, ActivityFilter), u64> {
+        keys: &[(CustomerId, ActivityFilter)],
+    ) -> LoadResult<(CustomerId, ActivityFilter), u64> {
         let mut out = HashMap::with_capacity(keys.len());
         for (filter, ids) in by_args(keys) {
             let counts = activities::count_for_customers(&self.0.0, &ids, &filter).await?;
             out.extend(ids.into_iter().map(|id| {
-                let n = counts.get(&id).copied().unwrap_or(0);
+                let n = counts.get(id.as_str()).copied().unwrap_or(0);
                 ((id, filter.clone()), n)
             }));
         }

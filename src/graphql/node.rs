@@ -11,7 +11,7 @@ use super::loaders::Loaders;
 use super::permissions::path_segments;
 use super::users::UserNode;
 use crate::auth::Scope;
-use crate::domain::ids::IdKind;
+use crate::domain::ids::{ActivityId, CustomerId, IdKind};
 
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID"))]
@@ -37,17 +37,23 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
     Ok(match IdKind::of(id) {
         Some(IdKind::Customer) => {
             need(Scope::CustomersRead)?;
+            let Some(id) = CustomerId::parse(id) else {
+                return Ok(None);
+            };
             loaders
                 .customers
-                .load_one(id.to_owned())
+                .load_one(id)
                 .await?
                 .map(|c| Node::Customer(CustomerNode(c)))
         }
         Some(IdKind::Activity) => {
             need(Scope::ActivitiesRead)?;
+            let Some(id) = ActivityId::parse(id) else {
+                return Ok(None);
+            };
             loaders
                 .activities
-                .load_one(id.to_owned())
+                .load_one(id)
                 .await?
                 .map(|a| Node::Activity(ActivityNode(a)))
         }

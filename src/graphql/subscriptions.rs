@@ -129,16 +129,12 @@ fn listed_id(list: &Option<Vec<ID>>, value: &str) -> bool {
 
 /// The tenant's events of one entity, as typed changes, until the subscriber falls too far
 /// behind (then one LAGGED error, and the stream ends: the client resubscribes and resyncs).
-/// The entity an event carries, as it was after the change. One that cannot be read is
-/// logged with its `seq`, never passed over in silence.
-pub fn snapshot<T: serde::de::DeserializeOwned>(event: &Event) -> Option<T> {
-    match serde_json::from_value(event.snapshot.clone()) {
-        Ok(entity) => Some(entity),
-        Err(err) => {
-            tracing::error!(seq = event.seq, error = %err, "an event's snapshot cannot be decoded");
-            None
-        }
-    }
+/// The entity an event carries, as it was after the change; one that cannot be read is an
+/// INTERNAL error (logged with its `seq`), never passed over in silence.
+pub fn snapshot<S: crate::events::Snapshot>(event: &Event) -> Result<S> {
+    event
+        .snapshot()
+        .map_err(|err| crate::domain::Error::Internal(Box::new(err)).into())
 }
 
 fn changes<T, F>(
@@ -149,7 +145,7 @@ fn changes<T, F>(
 ) -> Result<impl Stream<Item = Result<T>> + use<T, F>>
 where
     T: Send + 'static,
-    F: Fn(&Event) -> Option<T> + Send + Sync + 'static,
+    F: Fn(&Event) -> Option<Result<T>> + Send + Sync + 'static,
 {
     let who = principal(ctx)?;
     if !who.has(scope) {
@@ -171,7 +167,7 @@ where
                             continue;
                         }
                         if let Some(item) = pick(&event) {
-                            return Some((Ok(item), (rx, org, pick, false)));
+                            return Some((item, (rx, org, pick, false)));
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
@@ -208,14 +204,17 @@ impl SubscriptionRoot {
             EntityKind::Customer,
             move |event| {
                 let meta = ChangeMeta::of(event)?;
-                let customer: Customer = snapshot(event)?;
-                let wanted = listed_id(&filter.ids, &customer.id)
+                let customer: Customer = match snapshot(event) {
+                    Ok(customer) => customer,
+                    Err(err) => return Some(Err(err)),
+                };
+                let wanted = listed_id(&filter.ids, customer.id.as_str())
                     && listed(&filter.ops, &meta.op)
                     && listed(
                         &filter.lifecycle_stages,
                         &LifecycleStage::from(customer.lifecycle_stage),
                     );
-                wanted.then_some(CustomerChange { meta, customer })
+                wanted.then_some(Ok(CustomerChange { meta, customer }))
             },
         )
     }
@@ -234,12 +233,15 @@ impl SubscriptionRoot {
             EntityKind::Activity,
             move |event| {
                 let meta = ChangeMeta::of(event)?;
-                let activity: Activity = snapshot(event)?;
-                let wanted = listed_id(&filter.ids, &activity.id)
-                    && listed_id(&filter.customer_ids, &activity.customer_id)
+                let activity: Activity = match snapshot(event) {
+                    Ok(activity) => activity,
+                    Err(err) => return Some(Err(err)),
+                };
+                let wanted = listed_id(&filter.ids, activity.id.as_str())
+                    && listed_id(&filter.customer_ids, activity.customer_id.as_str())
                     && listed(&filter.ops, &meta.op)
                     && listed(&filter.kinds, &ActivityKind::from(activity.kind));
-                wanted.then_some(ActivityChange { meta, activity })
+                wanted.then_some(Ok(ActivityChange { meta, activity }))
             },
         )
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
+use super::ids::{ActivityId, CustomerId};
 use super::page::{PageArgs, SortSpec, SortValueKind};
 use super::{Error, Result};
 use crate::events::EntityKind;
@@ -60,9 +61,9 @@ impl ActivityKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Activity {
-    pub id: String,
+    pub id: ActivityId,
     pub org_id: String,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     pub kind: ActivityKind,
     pub subject: String,
     pub body: Option<String>,
@@ -91,7 +92,11 @@ impl Activity {
     }
 }
 
-aggregate!(Activity, activities, EntityKind::Activity);
+impl crate::events::Snapshot for Activity {
+    const VERSION: u64 = 1;
+}
+
+aggregate!(Activity, ActivityId, activities, EntityKind::Activity);
 
 impl Activity {
     /// The stored row of an activity, the inverse of `TryFrom<Model>`; its tenant stamps it.
@@ -99,8 +104,8 @@ impl Activity {
         use sea_orm::Set;
         activities::ActiveModel {
             kind: Set(self.kind.as_str().to_owned()),
-            id: Set(self.id),
-            customer_id: Set(self.customer_id),
+            id: Set(self.id.into_string()),
+            customer_id: Set(self.customer_id.into_string()),
             subject: Set(self.subject),
             body: Set(self.body),
             occurred_at: Set(self.occurred_at),
@@ -124,9 +129,9 @@ impl TryFrom<activities::Model> for Activity {
     fn try_from(m: activities::Model) -> Result<Self> {
         Ok(Self {
             kind: ActivityKind::parse(&m.kind)?,
-            id: m.id,
+            id: ActivityId::stored(m.id),
             org_id: m.org_id,
-            customer_id: m.customer_id,
+            customer_id: CustomerId::stored(m.customer_id),
             subject: m.subject,
             body: m.body,
             occurred_at: m.occurred_at,

@@ -15,6 +15,7 @@ use super::scope::live;
 use super::{Activity, ActivityFilter, ActivityQuery};
 use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
+use crate::domain::ids::{ActivityId, CustomerId};
 use crate::domain::page::Slice;
 use crate::domain::{Result, Tenant};
 
@@ -22,12 +23,12 @@ use activities::Column as C;
 
 /// A live activity of the tenant, or `None` (whether it never existed, was deleted, or
 /// is another tenant's: the caller cannot tell these apart).
-pub async fn get(t: &Tenant, id: &str) -> Result<Option<Activity>> {
+pub async fn get(t: &Tenant, id: &ActivityId) -> Result<Option<Activity>> {
     aggregate::get(t, id).await
 }
 
 /// The tenant's live activitys among `ids`, in no particular order.
-pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Activity>> {
+pub async fn by_ids(t: &Tenant, ids: &[ActivityId]) -> Result<Vec<Activity>> {
     aggregate::by_ids(t, ids).await
 }
 
@@ -50,9 +51,9 @@ pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {
 /// the statement count nor the rows read grow with the number of parents beyond the page.
 pub async fn list_for_customers(
     t: &Tenant,
-    customer_ids: &[String],
+    customer_ids: &[CustomerId],
     query: &ActivityQuery,
-) -> Result<HashMap<String, Slice<Activity>>> {
+) -> Result<HashMap<CustomerId, Slice<Activity>>> {
     let spec = query.order.spec();
     let page = query.page.validate(&spec)?;
     let mut inner = filtered(t, &query.filter)?
@@ -89,7 +90,7 @@ pub async fn list_for_customers(
     customer_ids
         .iter()
         .map(|id| {
-            let rows = grouped.remove(id).unwrap_or_default();
+            let rows = grouped.remove(id.as_str()).unwrap_or_default();
             Ok((id.clone(), page.finish(rows).map(Activity::try_from)?))
         })
         .collect()
@@ -98,7 +99,7 @@ pub async fn list_for_customers(
 /// How many activities match `filter` for each of many customers, in one statement.
 pub async fn count_for_customers(
     t: &Tenant,
-    customer_ids: &[String],
+    customer_ids: &[CustomerId],
     filter: &ActivityFilter,
 ) -> Result<HashMap<String, u64>> {
     let counts: Vec<(String, i64)> = filtered(t, filter)?

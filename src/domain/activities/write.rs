@@ -11,7 +11,7 @@ use super::scope::live;
 use super::validate;
 use super::{Activity, ActivityPatch, NewActivity};
 use crate::domain::aggregate::{all_fields, append, changed_fields, live_row, save};
-use crate::domain::ids::{IdKind, new_id};
+use crate::domain::ids::{ActivityId, CustomerId};
 use crate::domain::versioning;
 use crate::domain::{Error, Result, Tenant, ViolationCode, is_unique_violation, now, users};
 use crate::events::Op;
@@ -39,7 +39,7 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
     let at = now();
     let model = t
         .stamp(activities::ActiveModel {
-            id: Set(new_id(IdKind::Activity)),
+            id: Set(ActivityId::mint().into_string()),
             customer_id: Set(input.customer_id.clone()),
             kind: Set(input.kind.as_str().to_owned()),
             subject: Set(input.subject),
@@ -69,8 +69,8 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
                 err.into()
             }
         })?;
-    refresh_last_activity(&txn, t, &model.customer_id).await?;
     let activity = Activity::try_from(model)?;
+    refresh_last_activity(&txn, t, &activity.customer_id).await?;
     append(
         &*txn,
         t.who(),
@@ -83,7 +83,7 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
     Ok(activity)
 }
 
-pub async fn update(t: &Tenant, id: &str, patch: ActivityPatch) -> Result<Activity> {
+pub async fn update(t: &Tenant, id: &ActivityId, patch: ActivityPatch) -> Result<Activity> {
     let patch = validate::patch(patch)?;
     let txn = t.store().write().await?;
     let before = live_row::<Activity>(&txn, t, id).await?;
@@ -124,7 +124,11 @@ pub async fn update(t: &Tenant, id: &str, patch: ActivityPatch) -> Result<Activi
     Ok(activity)
 }
 
-pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Result<Activity> {
+pub async fn delete(
+    t: &Tenant,
+    id: &ActivityId,
+    expected_version: Option<i32>,
+) -> Result<Activity> {
     let txn = t.store().write().await?;
     let before = live_row::<Activity>(&txn, t, id).await?;
     versioning::check(expected_version, before.version)?;
@@ -147,7 +151,7 @@ pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Resu
 async fn refresh_last_activity(
     txn: &DatabaseTransaction,
     t: &Tenant,
-    customer_id: &str,
+    customer_id: &CustomerId,
 ) -> Result<()> {
     let latest = live(t)
         .select_only()

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
+use super::ids::CustomerId;
 use super::page::{PageArgs, SortSpec, SortValueKind};
 use super::{Error, Result};
 use crate::events::EntityKind;
@@ -58,7 +59,7 @@ impl LifecycleStage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Customer {
-    pub id: String,
+    pub id: CustomerId,
     pub org_id: String,
     pub name: String,
     pub email: Option<String>,
@@ -87,7 +88,11 @@ impl Customer {
     }
 }
 
-aggregate!(Customer, customers, EntityKind::Customer);
+impl crate::events::Snapshot for Customer {
+    const VERSION: u64 = 1;
+}
+
+aggregate!(Customer, CustomerId, customers, EntityKind::Customer);
 
 impl Customer {
     /// The stored row of a customer, the inverse of `TryFrom<Model>`; its tenant stamps it.
@@ -95,7 +100,7 @@ impl Customer {
         use sea_orm::Set;
         Ok(customers::ActiveModel {
             tags: Set(serde_json::to_string(&self.tags)?),
-            id: Set(self.id),
+            id: Set(self.id.into_string()),
             name: Set(self.name),
             email: Set(self.email),
             phone: Set(self.phone),
@@ -120,7 +125,7 @@ impl TryFrom<customers::Model> for Customer {
         Ok(Self {
             lifecycle_stage: LifecycleStage::parse(&m.lifecycle_stage)?,
             tags: serde_json::from_str(&m.tags)?,
-            id: m.id,
+            id: CustomerId::stored(m.id),
             org_id: m.org_id,
             name: m.name,
             email: m.email,

@@ -10,6 +10,7 @@ use crate::domain::aggregate;
 use crate::domain::filter::{
     Size, add_eq, add_text, add_time, check_text, combine, contains, like_escape,
 };
+use crate::domain::ids::CustomerId;
 use crate::domain::page::Slice;
 use crate::domain::{Result, Tenant};
 
@@ -17,12 +18,12 @@ use customers::Column as C;
 
 /// A live customer of the tenant, or `None` (whether it never existed, was deleted, or
 /// is another tenant's: the caller cannot tell these apart).
-pub async fn get(t: &Tenant, id: &str) -> Result<Option<Customer>> {
+pub async fn get(t: &Tenant, id: &CustomerId) -> Result<Option<Customer>> {
     aggregate::get(t, id).await
 }
 
 /// The tenant's live customers among `ids`, in no particular order.
-pub async fn by_ids(t: &Tenant, ids: &[String]) -> Result<Vec<Customer>> {
+pub async fn by_ids(t: &Tenant, ids: &[CustomerId]) -> Result<Vec<Customer>> {
     aggregate::by_ids(t, ids).await
 }
 
@@ -125,7 +126,7 @@ fn condition(f: &CustomerFilter, depth: usize, private: bool) -> Result<Conditio
 }
 
 /// External ids of the given customers (of the tenant), oldest first.
-pub async fn external_ids_of(t: &Tenant, customer_ids: &[String]) -> Result<Vec<ExternalId>> {
+pub async fn external_ids_of(t: &Tenant, customer_ids: &[CustomerId]) -> Result<Vec<ExternalId>> {
     use customer_external_ids::Column as X;
     let rows = t
         .find::<customer_external_ids::Entity>()
@@ -145,7 +146,10 @@ pub async fn external_ids_of(t: &Tenant, customer_ids: &[String]) -> Result<Vec<
 }
 
 /// Social profiles of the given customers (of the tenant), oldest first.
-pub async fn social_profiles_of(t: &Tenant, customer_ids: &[String]) -> Result<Vec<SocialProfile>> {
+pub async fn social_profiles_of(
+    t: &Tenant,
+    customer_ids: &[CustomerId],
+) -> Result<Vec<SocialProfile>> {
     use social_profiles::Column as S;
     let rows = t
         .find::<social_profiles::Entity>()

@@ -12,7 +12,7 @@ use super::scope::scoped;
 use super::validate::{self, ValidCustomer};
 use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
 use crate::domain::aggregate::{all_fields, append, changed_fields, live_row, save};
-use crate::domain::ids::{IdKind, new_id};
+use crate::domain::ids::{CustomerId, IdKind, new_id};
 use crate::domain::versioning;
 use crate::domain::{
     Error, FieldViolation, Result, Tenant, ViolationCode, is_unique_violation, now, users,
@@ -32,7 +32,7 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     let at = now();
     let model = t
         .stamp(customers::ActiveModel {
-            id: Set(new_id(IdKind::Customer)),
+            id: Set(CustomerId::mint().into_string()),
             name: Set(valid.name),
             email: Set(valid.email),
             phone: Set(valid.phone),
@@ -64,7 +64,7 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     Ok(customer)
 }
 
-pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Customer> {
+pub async fn update(t: &Tenant, id: &CustomerId, patch: CustomerPatch) -> Result<Customer> {
     let patch = validate::patch(patch)?;
     let txn = t.store().write().await?;
     let before = live_row::<Customer>(&txn, t, id).await?;
@@ -103,7 +103,7 @@ pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Custom
             .filter(customer_external_ids::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
-        insert_external_ids(&txn, t, id, &ids).await?;
+        insert_external_ids(&txn, t, id.as_str(), &ids).await?;
         external_ids_set = true;
     }
     if let Some(profiles) = patch.social_profiles {
@@ -111,7 +111,7 @@ pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Custom
             .filter(social_profiles::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
-        insert_social_profiles(&txn, t, id, &profiles).await?;
+        insert_social_profiles(&txn, t, id.as_str(), &profiles).await?;
         social_profiles_set = true;
     }
     let old = Customer::try_from(before.clone())?;
@@ -130,7 +130,11 @@ pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Custom
     Ok(customer)
 }
 
-pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Result<Customer> {
+pub async fn delete(
+    t: &Tenant,
+    id: &CustomerId,
+    expected_version: Option<i32>,
+) -> Result<Customer> {
     let txn = t.store().write().await?;
     let before = live_row::<Customer>(&txn, t, id).await?;
     versioning::check(expected_version, before.version)?;
@@ -147,7 +151,7 @@ pub async fn delete(t: &Tenant, id: &str, expected_version: Option<i32>) -> Resu
 }
 
 /// Brings a soft-deleted customer back; restoring a live one changes nothing.
-pub async fn restore(t: &Tenant, id: &str) -> Result<Customer> {
+pub async fn restore(t: &Tenant, id: &CustomerId) -> Result<Customer> {
     let txn = t.store().write().await?;
     let before = scoped(t)
         .filter(C::Id.eq(id))

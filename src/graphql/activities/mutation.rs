@@ -4,6 +4,7 @@ use super::inputs::{DeleteActivityInput, LogActivityInput, UpdateActivityInput};
 use super::types::ActivityNode;
 use crate::auth::Scope;
 use crate::domain::activities;
+use crate::domain::ids::ActivityId;
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::user_errors::{UserError, split};
@@ -57,7 +58,9 @@ impl ActivityMutation {
         input: UpdateActivityInput,
     ) -> Result<Option<UpdateActivityPayload>> {
         let (id, patch) = input.into_parts();
-        let (activity, user_errors) = split(activities::update(tenant(ctx)?, &id, patch).await)?;
+        let t = tenant(ctx)?;
+        let result = async { activities::update(t, &ActivityId::from_client(&id)?, patch).await };
+        let (activity, user_errors) = split(result.await)?;
         Ok(Some(UpdateActivityPayload {
             activity: activity.map(ActivityNode),
             user_errors,
@@ -73,7 +76,9 @@ impl ActivityMutation {
         ctx: &Context<'_>,
         input: DeleteActivityInput,
     ) -> Result<Option<DeleteActivityPayload>> {
-        let result = activities::delete(tenant(ctx)?, &input.id, input.expected_version).await;
+        let t = tenant(ctx)?;
+        let id = ActivityId::from_client(&input.id);
+        let result = async { activities::delete(t, &id?, input.expected_version).await }.await;
         let (activity, user_errors) = split(result)?;
         Ok(Some(DeleteActivityPayload {
             deleted_activity_id: activity.map(|a| a.id.into()),

@@ -4,6 +4,7 @@ use super::inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
 use super::types::{ActivityConnection, ActivityNode, ActivityTotal};
 use crate::auth::Scope;
 use crate::domain::activities;
+use crate::domain::ids::ActivityId;
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
 
@@ -17,7 +18,11 @@ impl ActivityQuery {
         directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
     )]
     async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ActivityNode>> {
-        Ok(activities::get(tenant(ctx)?, &id).await?.map(ActivityNode))
+        let t = tenant(ctx)?;
+        let Some(id) = ActivityId::parse(&id) else {
+            return Ok(None);
+        };
+        Ok(activities::get(t, &id).await?.map(ActivityNode))
     }
 
     /// Activities across customers, newest first unless `orderBy` says otherwise.

@@ -2,6 +2,7 @@ use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
 use crate::domain::activities::{self, Activity, ActivityFilter};
+use crate::domain::ids::CustomerId;
 use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
 use crate::graphql::customers::CustomerNode;
@@ -32,7 +33,7 @@ impl From<Activity> for ActivityNode {
 #[Object(name = "Activity")]
 impl ActivityNode {
     pub async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.0.id.to_string())
     }
 
     async fn kind(&self) -> ActivityKind {
@@ -114,7 +115,7 @@ impl ActivityNode {
 pub enum ActivityTotal {
     Matching(ActivityFilter),
     /// Batched across the parents of a nested connection.
-    OfCustomer(String, ActivityFilter),
+    OfCustomer(CustomerId, ActivityFilter),
 }
 
 impl ActivityTotal {

@@ -6,6 +6,7 @@ use super::inputs::{
 use super::types::CustomerNode;
 use crate::auth::Scope;
 use crate::domain::customers;
+use crate::domain::ids::CustomerId;
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::user_errors::{UserError, split};
@@ -67,7 +68,9 @@ impl CustomerMutation {
         input: UpdateCustomerInput,
     ) -> Result<Option<UpdateCustomerPayload>> {
         let (id, patch) = input.into_parts();
-        let (customer, user_errors) = split(customers::update(tenant(ctx)?, &id, patch).await)?;
+        let t = tenant(ctx)?;
+        let result = async { customers::update(t, &CustomerId::from_client(&id)?, patch).await };
+        let (customer, user_errors) = split(result.await)?;
         Ok(Some(UpdateCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,
@@ -84,10 +87,12 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: DeleteCustomerInput,
     ) -> Result<Option<DeleteCustomerPayload>> {
-        let result = customers::delete(tenant(ctx)?, &input.id, input.expected_version).await;
-        let (customer, user_errors) = split(result)?;
+        let t = tenant(ctx)?;
+        let id = CustomerId::from_client(&input.id);
+        let result = async { customers::delete(t, &id?, input.expected_version).await };
+        let (customer, user_errors) = split(result.await)?;
         Ok(Some(DeleteCustomerPayload {
-            deleted_customer_id: customer.as_ref().map(|c| c.id.clone().into()),
+            deleted_customer_id: customer.as_ref().map(|c| c.id.to_string().into()),
             customer: customer.map(CustomerNode),
             user_errors,
         }))
@@ -102,7 +107,9 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: RestoreCustomerInput,
     ) -> Result<Option<RestoreCustomerPayload>> {
-        let (customer, user_errors) = split(customers::restore(tenant(ctx)?, &input.id).await)?;
+        let t = tenant(ctx)?;
+        let result = async { customers::restore(t, &CustomerId::from_client(&input.id)?).await };
+        let (customer, user_errors) = split(result.await)?;
         Ok(Some(RestoreCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,

@@ -4,6 +4,7 @@ use super::inputs::{CustomerFilterInput, CustomerOrderInput};
 use super::types::{CustomerConnection, CustomerNode, CustomerTotal};
 use crate::auth::Scope;
 use crate::domain::customers::{self, CustomerQuery as Query};
+use crate::domain::ids::CustomerId;
 use crate::domain::page::PageArgs;
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, may_read, requires_scopes};
@@ -19,7 +20,11 @@ impl CustomerQuery {
         directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
     )]
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
-        Ok(customers::get(tenant(ctx)?, &id).await?.map(CustomerNode))
+        let t = tenant(ctx)?;
+        let Some(id) = CustomerId::parse(&id) else {
+            return Ok(None);
+        };
+        Ok(customers::get(t, &id).await?.map(CustomerNode))
     }
 
     /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most

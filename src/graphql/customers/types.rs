@@ -34,7 +34,7 @@ impl From<Customer> for CustomerNode {
 #[Object(name = "Customer")]
 impl CustomerNode {
     pub async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.0.id.to_string())
     }
 
     async fn name(&self) -> &str {
