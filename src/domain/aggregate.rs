@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::page::{PageArgs, Slice, SortSpec};
+use super::store::WriteTxn;
 use super::{Error, Result, Tenant, TenantTable, versioning};
 use crate::auth::Principal;
 use crate::events::{self, EntityKind, FieldNames, NewEvent, Op, Snapshot};
@@ -18,6 +19,8 @@ use crate::events::{self, EntityKind, FieldNames, NewEvent, Op, Snapshot};
 pub trait VersionedRow: Clone + Send + Sync {
     fn id(&self) -> &str;
     fn version(&self) -> i32;
+    /// Makes this row the next version, written at `at`.
+    fn advance(&mut self, at: DateTime<Utc>);
 }
 
 /// An aggregate: a record of the product, read and written through the shared paths.
@@ -78,6 +81,11 @@ macro_rules! aggregate {
             fn version(&self) -> i32 {
                 self.version
             }
+
+            fn advance(&mut self, at: chrono::DateTime<chrono::Utc>) {
+                self.version += 1;
+                self.updated_at = at;
+            }
         }
     };
 }
@@ -87,6 +95,55 @@ pub(crate) use aggregate;
 /// The stored row of an aggregate.
 pub type Row<A> = <<A as Aggregate>::Entity as EntityTrait>::Model;
 type Active<A> = <<A as Aggregate>::Entity as EntityTrait>::ActiveModel;
+
+/// Opens the write of the live aggregate `id`: a write transaction, and in it the row,
+/// locked, if it still has the version the client read (when it says which).
+pub async fn open_write<A>(
+    t: &Tenant,
+    id: &A::Id,
+    expected_version: Option<i32>,
+) -> Result<(WriteTxn, Row<A>)>
+where
+    A: Aggregate,
+    Row<A>: VersionedRow,
+{
+    let txn = t.store().write().await?;
+    let before = live_row::<A>(&txn, t, id).await?;
+    versioning::check(expected_version, before.version())?;
+    Ok((txn, before))
+}
+
+/// The versioned write every aggregate shares: `after` saved as the next version of
+/// `before`, written at `at`, and its event appended with the fields that changed (plus
+/// `also_changed`, fields kept in tables of their own), in `txn`; the caller commits. An
+/// update that changes nothing writes nothing: no new version, no event.
+pub async fn write_next<A>(
+    txn: &WriteTxn,
+    t: &Tenant,
+    before: Row<A>,
+    mut after: Row<A>,
+    at: DateTime<Utc>,
+    op: Op,
+    also_changed: &[&str],
+) -> Result<A>
+where
+    A: Aggregate,
+    Row<A>: VersionedRow + IntoActiveModel<Active<A>>,
+    Active<A>: ActiveModelTrait<Entity = A::Entity> + Send,
+{
+    let old = A::try_from(before.clone())?;
+    let mut changed = changed_fields(&old, &A::try_from(after.clone())?)?;
+    changed.extend(also_changed.iter().map(|f| (*f).to_owned()));
+    changed.sort();
+    changed.dedup();
+    if op == Op::Updated && changed.is_empty() {
+        return Ok(old);
+    }
+    after.advance(at);
+    let saved = save::<A>(txn, t, &before, after).await?;
+    append(&**txn, t.who(), &saved, op, changed).await?;
+    Ok(saved)
+}
 
 /// The live row `id` of the tenant, locked for the rest of the transaction.
 pub async fn live_row<A>(txn: &DatabaseTransaction, t: &Tenant, id: &A::Id) -> Result<Row<A>>

@@ -10,9 +10,8 @@ use sea_orm::{
 use super::scope::live;
 use super::validate;
 use super::{Activity, ActivityPatch, NewActivity};
-use crate::domain::aggregate::{all_fields, append, changed_fields, live_row, save};
+use crate::domain::aggregate::{all_fields, append, open_write, write_next};
 use crate::domain::ids::{ActivityId, CustomerId};
-use crate::domain::versioning;
 use crate::domain::{Error, Result, Tenant, ViolationCode, is_unique_violation, now, users};
 use crate::events::Op;
 
@@ -85,9 +84,7 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
 
 pub async fn update(t: &Tenant, id: &ActivityId, patch: ActivityPatch) -> Result<Activity> {
     let patch = validate::patch(patch)?;
-    let txn = t.store().write().await?;
-    let before = live_row::<Activity>(&txn, t, id).await?;
-    versioning::check(patch.expected_version, before.version)?;
+    let (txn, before) = open_write::<Activity>(t, id, patch.expected_version).await?;
     let mut after = before.clone();
     if let Some(kind) = patch.kind {
         after.kind = kind.as_str().to_owned();
@@ -107,19 +104,11 @@ pub async fn update(t: &Tenant, id: &ActivityId, patch: ActivityPatch) -> Result
     if let Some(t) = patch.completed_at {
         after.completed_at = t;
     }
-    let old = Activity::try_from(before.clone())?;
-    let changed = changed_fields(&old, &Activity::try_from(after.clone())?)?;
-    if changed.is_empty() {
-        t.store().commit(txn).await?;
-        return Ok(old);
-    }
-    after.version = before.version + 1;
-    after.updated_at = now();
-    let activity = save::<Activity>(&txn, t, &before, after).await?;
-    if changed.iter().any(|f| f == "occurredAt") {
+    let moved = after.occurred_at != before.occurred_at;
+    let activity: Activity = write_next(&txn, t, before, after, now(), Op::Updated, &[]).await?;
+    if moved {
         refresh_last_activity(&txn, t, &activity.customer_id).await?;
     }
-    append(&*txn, t.who(), &activity, Op::Updated, changed).await?;
     t.store().commit(txn).await?;
     Ok(activity)
 }
@@ -129,19 +118,13 @@ pub async fn delete(
     id: &ActivityId,
     expected_version: Option<i32>,
 ) -> Result<Activity> {
-    let txn = t.store().write().await?;
-    let before = live_row::<Activity>(&txn, t, id).await?;
-    versioning::check(expected_version, before.version)?;
+    let (txn, before) = open_write::<Activity>(t, id, expected_version).await?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
-    after.updated_at = at;
-    after.version = before.version + 1;
-    let activity = save::<Activity>(&txn, t, &before, after).await?;
-    refresh_last_activity(&txn, t, &activity.customer_id).await?;
     // `Activity` does not expose `deletedAt`: the op alone tells of the deletion.
-    let changed = changed_fields(&Activity::try_from(before)?, &activity)?;
-    append(&*txn, t.who(), &activity, Op::Deleted, changed).await?;
+    let activity: Activity = write_next(&txn, t, before, after, at, Op::Deleted, &[]).await?;
+    refresh_last_activity(&txn, t, &activity.customer_id).await?;
     t.store().commit(txn).await?;
     Ok(activity)
 }

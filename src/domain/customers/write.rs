@@ -11,9 +11,8 @@ use sea_orm::{
 use super::scope::scoped;
 use super::validate::{self, ValidCustomer};
 use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
-use crate::domain::aggregate::{all_fields, append, changed_fields, live_row, save};
+use crate::domain::aggregate::{all_fields, append, open_write, write_next};
 use crate::domain::ids::{CustomerId, IdKind, new_id};
-use crate::domain::versioning;
 use crate::domain::{
     Error, FieldViolation, Result, Tenant, ViolationCode, is_unique_violation, now, users,
 };
@@ -53,12 +52,17 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     insert_external_ids(&txn, t, &model.id, &valid.external_ids).await?;
     insert_social_profiles(&txn, t, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
+    // The list fields kept in tables of their own are not in the snapshot.
     let mut fields = all_fields(&customer)?;
-    add_link_fields(
-        &mut fields,
-        !valid.external_ids.is_empty(),
-        !valid.social_profiles.is_empty(),
-    );
+    for (given, name) in [
+        (!valid.external_ids.is_empty(), "externalIds"),
+        (!valid.social_profiles.is_empty(), "socialProfiles"),
+    ] {
+        if given {
+            fields.push(name.to_owned());
+        }
+    }
+    fields.sort();
     append(&*txn, t.who(), &customer, Op::Created, fields).await?;
     t.store().commit(txn).await?;
     Ok(customer)
@@ -66,9 +70,7 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
 
 pub async fn update(t: &Tenant, id: &CustomerId, patch: CustomerPatch) -> Result<Customer> {
     let patch = validate::patch(patch)?;
-    let txn = t.store().write().await?;
-    let before = live_row::<Customer>(&txn, t, id).await?;
-    versioning::check(patch.expected_version, before.version)?;
+    let (txn, before) = open_write::<Customer>(t, id, patch.expected_version).await?;
     let mut after = before.clone();
     if let Some(name) = patch.name {
         after.name = name;
@@ -97,14 +99,14 @@ pub async fn update(t: &Tenant, id: &CustomerId, patch: CustomerPatch) -> Result
     if let Some(fields) = patch.custom_fields {
         after.custom_fields = fields;
     }
-    let (mut external_ids_set, mut social_profiles_set) = (false, false);
+    let mut also_changed = Vec::new();
     if let Some(ids) = patch.external_ids {
         t.delete::<customer_external_ids::Entity>()
             .filter(customer_external_ids::Column::CustomerId.eq(id))
             .exec(&*txn)
             .await?;
         insert_external_ids(&txn, t, id.as_str(), &ids).await?;
-        external_ids_set = true;
+        also_changed.push("externalIds");
     }
     if let Some(profiles) = patch.social_profiles {
         t.delete::<social_profiles::Entity>()
@@ -112,20 +114,9 @@ pub async fn update(t: &Tenant, id: &CustomerId, patch: CustomerPatch) -> Result
             .exec(&*txn)
             .await?;
         insert_social_profiles(&txn, t, id.as_str(), &profiles).await?;
-        social_profiles_set = true;
+        also_changed.push("socialProfiles");
     }
-    let old = Customer::try_from(before.clone())?;
-    let mut changed = changed_fields(&old, &Customer::try_from(after.clone())?)?;
-    add_link_fields(&mut changed, external_ids_set, social_profiles_set);
-    if changed.is_empty() {
-        // Nothing to write: no version bump, no event.
-        t.store().commit(txn).await?;
-        return Ok(old);
-    }
-    after.version = before.version + 1;
-    after.updated_at = now();
-    let customer = save::<Customer>(&txn, t, &before, after).await?;
-    append(&*txn, t.who(), &customer, Op::Updated, changed).await?;
+    let customer = write_next(&txn, t, before, after, now(), Op::Updated, &also_changed).await?;
     t.store().commit(txn).await?;
     Ok(customer)
 }
@@ -135,17 +126,11 @@ pub async fn delete(
     id: &CustomerId,
     expected_version: Option<i32>,
 ) -> Result<Customer> {
-    let txn = t.store().write().await?;
-    let before = live_row::<Customer>(&txn, t, id).await?;
-    versioning::check(expected_version, before.version)?;
+    let (txn, before) = open_write::<Customer>(t, id, expected_version).await?;
     let mut after = before.clone();
     let at = now();
     after.deleted_at = Some(at);
-    after.updated_at = at;
-    after.version = before.version + 1;
-    let customer = save::<Customer>(&txn, t, &before, after).await?;
-    let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
-    append(&*txn, t.who(), &customer, Op::Deleted, changed).await?;
+    let customer = write_next(&txn, t, before, after, at, Op::Deleted, &[]).await?;
     t.store().commit(txn).await?;
     Ok(customer)
 }
@@ -165,27 +150,9 @@ pub async fn restore(t: &Tenant, id: &CustomerId) -> Result<Customer> {
     }
     let mut after = before.clone();
     after.deleted_at = None;
-    after.updated_at = now();
-    after.version = before.version + 1;
-    let customer = save::<Customer>(&txn, t, &before, after).await?;
-    let changed = changed_fields(&Customer::try_from(before)?, &customer)?;
-    append(&*txn, t.who(), &customer, Op::Restored, changed).await?;
+    let customer = write_next(&txn, t, before, after, now(), Op::Restored, &[]).await?;
     t.store().commit(txn).await?;
     Ok(customer)
-}
-
-/// Adds the list fields that live in tables of their own (and so not in the snapshot) when a
-/// write set them.
-fn add_link_fields(fields: &mut Vec<String>, external_ids: bool, social_profiles: bool) {
-    for (set, name) in [
-        (external_ids, "externalIds"),
-        (social_profiles, "socialProfiles"),
-    ] {
-        if set && !fields.iter().any(|f| f == name) {
-            fields.push(name.to_owned());
-        }
-    }
-    fields.sort();
 }
 
 async fn checked_owner(conn: &impl ConnectionTrait, t: &Tenant, id: String) -> Result<String> {
