@@ -19,8 +19,9 @@ use crate::events::{self, EntityKind, FieldNames, NewEvent, Op, Snapshot};
 pub trait VersionedRow: Clone + Send + Sync {
     fn id(&self) -> &str;
     fn version(&self) -> i32;
-    /// Makes this row the next version, written at `at`.
-    fn advance(&mut self, at: DateTime<Utc>);
+    /// Makes this row the next version, written at `at`; `None` when the version is at
+    /// its maximum, which no sequence of writes reaches (the row was edited by hand).
+    fn advance(&mut self, at: DateTime<Utc>) -> Option<()>;
 }
 
 /// An aggregate: a record of the product, read and written through the shared paths.
@@ -82,9 +83,10 @@ macro_rules! aggregate {
                 self.version
             }
 
-            fn advance(&mut self, at: chrono::DateTime<chrono::Utc>) {
-                self.version += 1;
+            fn advance(&mut self, at: chrono::DateTime<chrono::Utc>) -> Option<()> {
+                self.version = self.version.checked_add(1)?;
                 self.updated_at = at;
+                Some(())
             }
         }
     };
@@ -139,7 +141,9 @@ where
     if op == Op::Updated && changed.is_empty() {
         return Ok(old);
     }
-    after.advance(at);
+    after
+        .advance(at)
+        .ok_or_else(|| Error::Internal("a row's version is at its maximum".into()))?;
     let saved = save::<A>(txn, t, &before, after).await?;
     append(&**txn, t.who(), &saved, op, changed).await?;
     Ok(saved)

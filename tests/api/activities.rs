@@ -199,3 +199,42 @@ async fn last_activity_at(app: &TestApp, customer: &str) -> Value {
         .await;
     r.data("customer.lastActivityAt").clone()
 }
+
+/// Two activities of one customer deleted at the same moment: `lastActivityAt` ends at the
+/// one left, not at whichever the last writer saw (on PostgreSQL each writer would otherwise
+/// recompute from a snapshot missing the other's delete).
+#[tokio::test]
+async fn concurrent_activity_deletes_leave_last_activity_at_true() {
+    let app = TestApp::spawn().await;
+    for round in 0..6 {
+        let customer = app.customer(json!({"name": format!("Busy {round}")})).await;
+        let mut ids = Vec::new();
+        for month in ["01", "02", "03"] {
+            ids.push(
+                app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": month, "occurredAt": format!("2026-{month}-01T00:00:00Z")}))
+                    .await,
+            );
+        }
+        let app = &app;
+        let delete = |id: String| async move {
+            app.gql(
+                "mutation($id: ID!) { deleteActivity(input: {id: $id}) { deletedActivityId } }",
+                json!({"id": id}),
+            )
+            .await
+            .assert_ok();
+        };
+        futures_util::future::join(delete(ids[1].clone()), delete(ids[2].clone())).await;
+        let r = app
+            .gql(
+                "query($id: ID!) { customer(id: $id) { lastActivityAt } }",
+                json!({"id": customer}),
+            )
+            .await;
+        assert_eq!(
+            r.data("customer.lastActivityAt"),
+            "2026-01-01T00:00:00+00:00",
+            "round {round}"
+        );
+    }
+}

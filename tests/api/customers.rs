@@ -464,3 +464,48 @@ async fn concurrent_writers_all_land_without_lost_updates() {
         &json!({"version": 13, "activities": {"totalCount": 12}})
     );
 }
+
+/// Replacing the linked lists with what they already hold changes nothing: no new version,
+/// no event. A malformed id with an invalid patch answers like any id that names nothing:
+/// the patch's errors first.
+#[tokio::test]
+async fn same_lists_are_no_change_and_malformed_ids_answer_like_missing_ones() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .customer(json!({"name": "Linked", "externalIds": [{"source": "erp", "externalId": "1"}], "socialProfiles": [{"network": "x", "handle": "linked"}]}))
+        .await;
+    let r = app
+        .gql(
+            "mutation($id: ID!) { updateCustomer(input: {id: $id, externalIds: [{source: \"erp\", externalId: \"1\"}], socialProfiles: [{network: \"x\", handle: \"linked\"}]}) { customer { version } userErrors { code } } }",
+            json!({"id": id}),
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.data("updateCustomer.customer.version"), 1);
+    let feed = app
+        .gql("{ changes(first: 10) { events { op } } }", json!({}))
+        .await;
+    assert_eq!(
+        feed.data("changes.events").as_array().map(Vec::len),
+        Some(1)
+    );
+
+    let answer = |id: &'static str| {
+        let app = &app;
+        async move {
+            app.gql(
+                "mutation($id: ID!) { updateCustomer(input: {id: $id, name: \"\"}) { customer { id } userErrors { field code } } }",
+                json!({"id": id}),
+            )
+            .await
+            .body
+        }
+    };
+    let missing = answer("cus_01JD0000000000000000000000").await;
+    assert_eq!(
+        missing["data"]["updateCustomer"]["userErrors"][0]["code"],
+        "REQUIRED"
+    );
+    assert_eq!(answer("garbage").await, missing);
+    assert_eq!(answer("act_01JD0000000000000000000000").await, missing);
+}

@@ -24,6 +24,9 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
         .find::<customers::Entity>()
         .filter(customers::Column::Id.eq(&input.customer_id))
         .filter(customers::Column::DeletedAt.is_null())
+        // Locked before the insert (whose foreign key check share-locks it): concurrent
+        // writers queue here rather than deadlock upgrading that lock in the refresh below.
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .is_some();
@@ -82,8 +85,11 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
     Ok(activity)
 }
 
-pub async fn update(t: &Tenant, id: &ActivityId, patch: ActivityPatch) -> Result<Activity> {
+/// `id` as the client sent it: checked after the patch, so a malformed id answers like any
+/// id that names nothing.
+pub async fn update(t: &Tenant, id: &str, patch: ActivityPatch) -> Result<Activity> {
     let patch = validate::patch(patch)?;
+    let id = &ActivityId::from_client(id)?;
     let (txn, before) = open_write::<Activity>(t, id, patch.expected_version).await?;
     let mut after = before.clone();
     if let Some(kind) = patch.kind {
@@ -130,12 +136,20 @@ pub async fn delete(
 }
 
 /// Recomputes the customer's `last_activity_at` from its live activities, so deletes and
-/// back-dated edits keep it true.
+/// back-dated edits keep it true. The customer row is locked first: two writers changing
+/// activities of one customer at once then recompute one after the other, the second
+/// seeing the first's committed change (on PostgreSQL each statement sees what committed
+/// before it started), so the last commit does not win with a stale maximum.
 async fn refresh_last_activity(
     txn: &DatabaseTransaction,
     t: &Tenant,
     customer_id: &CustomerId,
 ) -> Result<()> {
+    t.find::<customers::Entity>()
+        .filter(customers::Column::Id.eq(customer_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?;
     let latest = live(t)
         .select_only()
         .expr(Func::max(Expr::col(C::OccurredAt)))

@@ -5,7 +5,7 @@
 use entity::{customer_external_ids, customers, social_profiles};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QuerySelect, Set,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::scope::scoped;
@@ -68,8 +68,11 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     Ok(customer)
 }
 
-pub async fn update(t: &Tenant, id: &CustomerId, patch: CustomerPatch) -> Result<Customer> {
+/// `id` as the client sent it: checked after the patch, so a malformed id answers like any
+/// id that names nothing.
+pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Customer> {
     let patch = validate::patch(patch)?;
+    let id = &CustomerId::from_client(id)?;
     let (txn, before) = open_write::<Customer>(t, id, patch.expected_version).await?;
     let mut after = before.clone();
     if let Some(name) = patch.name {
@@ -99,8 +102,11 @@ pub async fn update(t: &Tenant, id: &CustomerId, patch: CustomerPatch) -> Result
     if let Some(fields) = patch.custom_fields {
         after.custom_fields = fields;
     }
+    // Lists in tables of their own are replaced only when they differ (in order, as shown).
     let mut also_changed = Vec::new();
-    if let Some(ids) = patch.external_ids {
+    if let Some(ids) = patch.external_ids
+        && ids != current_external_ids(&txn, t, id).await?
+    {
         t.delete::<customer_external_ids::Entity>()
             .filter(customer_external_ids::Column::CustomerId.eq(id))
             .exec(&*txn)
@@ -108,7 +114,9 @@ pub async fn update(t: &Tenant, id: &CustomerId, patch: CustomerPatch) -> Result
         insert_external_ids(&txn, t, id.as_str(), &ids).await?;
         also_changed.push("externalIds");
     }
-    if let Some(profiles) = patch.social_profiles {
+    if let Some(profiles) = patch.social_profiles
+        && profiles != current_social_profiles(&txn, t, id).await?
+    {
         t.delete::<social_profiles::Entity>()
             .filter(social_profiles::Column::CustomerId.eq(id))
             .exec(&*txn)
@@ -153,6 +161,50 @@ pub async fn restore(t: &Tenant, id: &CustomerId) -> Result<Customer> {
     let customer = write_next(&txn, t, before, after, now(), Op::Restored, &[]).await?;
     t.store().commit(txn).await?;
     Ok(customer)
+}
+
+async fn current_external_ids(
+    txn: &DatabaseTransaction,
+    t: &Tenant,
+    id: &CustomerId,
+) -> Result<Vec<NewExternalId>> {
+    use customer_external_ids::Column as X;
+    let rows = t
+        .find::<customer_external_ids::Entity>()
+        .filter(X::CustomerId.eq(id))
+        .order_by_asc(X::Id)
+        .all(txn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| NewExternalId {
+            source: m.source,
+            external_id: m.external_id,
+        })
+        .collect())
+}
+
+async fn current_social_profiles(
+    txn: &DatabaseTransaction,
+    t: &Tenant,
+    id: &CustomerId,
+) -> Result<Vec<NewSocialProfile>> {
+    use social_profiles::Column as S;
+    let rows = t
+        .find::<social_profiles::Entity>()
+        .filter(S::CustomerId.eq(id))
+        .order_by_asc(S::Id)
+        .all(txn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| NewSocialProfile {
+            network: m.network,
+            handle: m.handle,
+            network_user_id: m.network_user_id,
+            url: m.url,
+        })
+        .collect())
 }
 
 async fn checked_owner(conn: &impl ConnectionTrait, t: &Tenant, id: String) -> Result<String> {

@@ -58,9 +58,7 @@ impl ActivityMutation {
         input: UpdateActivityInput,
     ) -> Result<Option<UpdateActivityPayload>> {
         let (id, patch) = input.into_parts();
-        let t = tenant(ctx)?;
-        let result = async { activities::update(t, &ActivityId::from_client(&id)?, patch).await };
-        let (activity, user_errors) = split(result.await)?;
+        let (activity, user_errors) = split(activities::update(tenant(ctx)?, &id, patch).await)?;
         Ok(Some(UpdateActivityPayload {
             activity: activity.map(ActivityNode),
             user_errors,

@@ -68,9 +68,7 @@ impl CustomerMutation {
         input: UpdateCustomerInput,
     ) -> Result<Option<UpdateCustomerPayload>> {
         let (id, patch) = input.into_parts();
-        let t = tenant(ctx)?;
-        let result = async { customers::update(t, &CustomerId::from_client(&id)?, patch).await };
-        let (customer, user_errors) = split(result.await)?;
+        let (customer, user_errors) = split(customers::update(tenant(ctx)?, &id, patch).await)?;
         Ok(Some(UpdateCustomerPayload {
             customer: customer.map(CustomerNode),
             user_errors,
