@@ -14,7 +14,7 @@ use crate::config::{AuthConfig, DbConfig, ServeConfig};
 use crate::db;
 use crate::domain::Store;
 use crate::events::EventHub;
-use crate::graphql::{Limits, LiveOperations, build_schema};
+use crate::graphql::{Executor, Limits, LiveOperations};
 use crate::http::{self, AppState, RevocationWatch, Throttle};
 use crate::metrics::Metrics;
 
@@ -92,7 +92,7 @@ impl Application {
         let store = Store::with_events(conn, events);
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let sockets = tokio_util::task::TaskTracker::new();
-        let schema = build_schema(
+        let executor = Executor::new(
             store.clone(),
             Limits {
                 max_depth: config.max_query_depth,
@@ -103,12 +103,12 @@ impl Application {
         let batch_window = std::time::Duration::from_millis(config.batch_window_ms);
         let state = AppState {
             live: LiveOperations::new(
-                schema.clone(),
+                executor.clone(),
                 store.clone(),
                 batch_window,
                 metrics.live.clone(),
             ),
-            schema,
+            executor,
             store,
             verifier: Arc::new(verifier),
             metrics,

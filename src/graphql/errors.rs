@@ -1,18 +1,10 @@
 //! The one place errors get their `extensions.code`. Resolvers return domain errors (or
-//! `ApiError`) through `?`; this extension reads each error's `source`, sets the code,
+//! `ApiError`) through `?`; `finish`, run on every response, reads each error's `source`, sets the code,
 //! logs internal causes once and makes sure no internal text reaches the client.
 
 use std::sync::Arc;
 
-use async_graphql::ValidationResult;
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
-    NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Name, PathSegment, Response, ServerError, ServerResult, Value, Variables};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
+use async_graphql::{Name, PathSegment, Response, ServerError, Value};
 
 use super::limits::Rejection;
 use crate::auth::Scope;
@@ -65,66 +57,8 @@ pub fn error_list(message: &str, code: &str) -> serde_json::Value {
     serde_json::json!([{ "message": message, "extensions": { "code": code } }])
 }
 
-pub struct ErrorMapping;
-
-impl ExtensionFactory for ErrorMapping {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorMappingExtension)
-    }
-}
-
-struct ErrorMappingExtension;
-
-#[async_trait::async_trait]
-impl Extension for ErrorMappingExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|mut err| {
-            set_code(&mut err, codes::PARSE_FAILED);
-            err
-        })
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|mut errors| {
-            for err in &mut errors {
-                set_code(err, codes::VALIDATION_FAILED);
-            }
-            errors
-        })
-    }
-
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        finish(&mut response);
-        response
-    }
-
-    /// Each result of a subscription gets the same treatment as a query's response.
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        Box::pin(next.run(ctx, stream).map(|mut response| {
-            finish(&mut response);
-            response
-        }))
-    }
-}
-
-/// Codes every error and puts `null` where fields failed.
-fn finish(response: &mut Response) {
+/// Codes every error and puts `null` where fields failed: every response passes here once.
+pub fn finish(response: &mut Response) {
     for err in &mut response.errors {
         classify(err);
     }

@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::task::{AbortHandle, JoinSet, unconstrained};
 
 use super::errors::is_request_error;
-use super::{CrmSchema, Loaders, RequestAuth};
+use super::{Executor, Loaders, RequestAuth};
 use crate::auth::{Principal, Scope};
 use crate::domain::Store;
 use crate::metrics::LiveGauges;
@@ -185,7 +185,7 @@ impl Drop for OrgSlot {
 }
 
 struct Inner {
-    schema: CrmSchema,
+    executor: Executor,
     org_counts: OrgCounts,
     store: Store,
     batch_window: Duration,
@@ -241,14 +241,14 @@ impl Drop for Membership {
 
 impl LiveOperations {
     pub fn new(
-        schema: CrmSchema,
+        executor: Executor,
         store: Store,
         batch_window: Duration,
         gauges: LiveGauges,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                schema,
+                executor,
                 org_counts: OrgCounts::default(),
                 store,
                 batch_window,
@@ -393,7 +393,7 @@ fn render(response: &Response, first: bool) -> LiveResult {
 
 /// Executes the group's operation once and delivers each result to every member.
 async fn run(inner: Arc<Inner>, group: Arc<Group>, request: Request) {
-    let mut stream = inner.schema.execute_stream(request);
+    let mut stream = inner.executor.execute_stream(request);
     let mut ending = Ending {
         inner: inner.clone(),
         group: group.clone(),

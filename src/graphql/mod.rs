@@ -24,9 +24,9 @@ mod viewer;
 
 pub use context::RequestAuth;
 pub use document::operation_type;
-pub use errors::{ErrorMapping, codes, error_list, is_request_error};
+pub use errors::{codes, error_list, is_request_error};
 pub use fanout::{LiveOperations, LiveRequest, LiveResult, Membership, Recipient};
 pub use limits::{Limits, Rejection};
 pub use loaders::Loaders;
-pub use schema::{CrmSchema, MutationRoot, QueryRoot, build_schema, sdl};
+pub use schema::{CrmSchema, Executor, MutationRoot, QueryRoot, sdl};
 pub use subscriptions::SubscriptionRoot;

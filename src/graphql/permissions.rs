@@ -52,6 +52,21 @@ pub struct PermissionTable {
 }
 
 impl PermissionTable {
+    /// Every scope that guards something, once each.
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut scopes: Vec<Scope> = self
+            .fields
+            .values()
+            .flat_map(|fields| fields.values())
+            .flatten()
+            .flatten()
+            .copied()
+            .collect();
+        scopes.sort_by_key(|s| s.as_str());
+        scopes.dedup();
+        scopes
+    }
+
     pub fn get(&self, ty: &str, field: &str) -> Option<&Alternatives> {
         self.fields.get(ty)?.get(field)
     }
@@ -413,6 +428,10 @@ mod tests {
             get("CustomerFilter", "email"),
             Some(vec![vec![Scope::PiiRead]])
         );
+        // Every scope a field needs, for deciding which callers need no per-field checks.
+        for scope in [Scope::PiiRead, Scope::CustomersRead, Scope::ActivitiesWrite] {
+            assert!(table.scopes().contains(&scope), "{scope:?}");
+        }
         assert!(table.guarded_arguments("Query", "customers").is_some());
         assert!(table.guarded_arguments("Query", "customer").is_none());
     }

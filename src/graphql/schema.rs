@@ -1,12 +1,18 @@
 //! The schema: its roots, its extensions (error codes, request limits, field permissions)
 //! and the SDL it prints.
 
-use async_graphql::{MergedObject, Schema};
+use std::any::TypeId;
+use std::sync::Arc;
 
-use super::Limits;
-use super::errors::ErrorMapping;
+use async_graphql::{MergedObject, Request, Response, Schema};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use super::errors;
 use super::subscriptions::SubscriptionRoot;
+use super::{Limits, RequestAuth};
 use super::{activities, changes, clients, customers, limits, node, permissions, viewer};
+use crate::auth::Scope;
 use crate::domain::Store;
 
 #[derive(MergedObject, Default)]
@@ -30,31 +36,120 @@ pub struct MutationRoot(
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-pub fn build_schema(store: Store, limits: Limits) -> CrmSchema {
-    let sdl = sdl();
-    let permissions = std::sync::Arc::new(permissions::table_from_sdl(&sdl));
-    let mut builder = Schema::build(
-        QueryRoot::default(),
-        MutationRoot::default(),
-        SubscriptionRoot,
-    )
-    .data(store)
-    .data(permissions.clone())
-    .extension(ErrorMapping)
-    .extension(limits::RequestLimits::new(
-        limits,
-        limits::CostTable::from_sdl(&sdl),
-    ))
-    .extension(permissions::ScopeEnforcement::new(permissions))
-    // Depth and cost are checked by `RequestLimits` (which exempts introspection from depth,
-    // as schema tools need ~15 levels there); this stays as a backstop.
-    .limit_depth(limits::MAX_DOCUMENT_NESTING)
-    .limit_recursive_depth(32)
-    .limit_directives(16);
-    if !limits.introspection {
-        builder = builder.disable_introspection();
+/// Runs requests: bounds them (`limits::admit`) before anything runs, executes them, and
+/// codes their errors (`errors::finish`), the same for queries, mutations and subscriptions,
+/// over HTTP and WebSocket.
+///
+/// Permissions are decided once per request, before execution: a caller whose token holds
+/// every scope the schema guards anything with runs on a schema without the per-field
+/// enforcement hook, which then costs nothing; any other caller runs on the schema that
+/// checks each guarded field and argument as it resolves (so a refused field is `null` with
+/// its error, and its siblings resolve). async-graphql pays for any extension on every field
+/// it resolves, so neither schema has any other.
+#[derive(Clone)]
+pub struct Executor {
+    /// With the enforcement hook: for callers lacking some guarding scope.
+    checked: CrmSchema,
+    /// Without it: for callers holding every guarding scope.
+    trusted: CrmSchema,
+    limits: Arc<Limits>,
+    costs: Arc<limits::CostTable>,
+    /// Every scope some field, argument or input field requires.
+    guarding: Arc<Vec<Scope>>,
+}
+
+impl Executor {
+    pub fn new(store: Store, limits: Limits) -> Self {
+        let sdl = sdl();
+        let permissions = Arc::new(permissions::table_from_sdl(&sdl));
+        let build = |enforce: bool| {
+            let mut builder = Schema::build(
+                QueryRoot::default(),
+                MutationRoot::default(),
+                SubscriptionRoot,
+            )
+            .data(store.clone())
+            .data(permissions.clone())
+            // Depth and cost are checked by `limits::admit` (which exempts introspection from
+            // depth, as schema tools need ~15 levels there); these stay as a backstop.
+            .limit_depth(limits::MAX_DOCUMENT_NESTING)
+            .limit_recursive_depth(32)
+            .limit_directives(16);
+            if enforce {
+                builder =
+                    builder.extension(permissions::ScopeEnforcement::new(permissions.clone()));
+            }
+            if !limits.introspection {
+                builder = builder.disable_introspection();
+            }
+            builder.finish()
+        };
+        Self {
+            checked: build(true),
+            trusted: build(false),
+            guarding: Arc::new(permissions.scopes()),
+            costs: Arc::new(limits::CostTable::from_sdl(&sdl)),
+            limits: Arc::new(limits),
+        }
     }
-    builder.finish()
+
+    /// The schema a request runs on, by what its caller may do.
+    fn schema_for(&self, auth: Option<&RequestAuth>) -> &CrmSchema {
+        match auth.and_then(|auth| auth.0.as_ref()) {
+            Some(who) if self.guarding.iter().all(|scope| who.has(*scope)) => &self.trusted,
+            _ => &self.checked,
+        }
+    }
+
+    /// Bounds the request and picks its schema; a refusal is the whole response.
+    fn admit(&self, request: &mut Request) -> Result<&CrmSchema, Box<Response>> {
+        let auth = request
+            .data
+            .get(&TypeId::of::<RequestAuth>())
+            .and_then(|d| d.downcast_ref::<RequestAuth>());
+        let authenticated = auth.is_some_and(|auth| auth.0.is_some());
+        let schema = self.schema_for(auth);
+        match limits::admit(&self.limits, &self.costs, authenticated, request) {
+            Ok(doc) => {
+                request.set_parsed_query(doc);
+                Ok(schema)
+            }
+            Err(err) => {
+                let mut response = Response::from_errors(vec![err]);
+                errors::finish(&mut response);
+                Err(Box::new(response))
+            }
+        }
+    }
+
+    pub async fn execute(&self, mut request: Request) -> Response {
+        match self.admit(&mut request) {
+            Ok(schema) => {
+                let mut response = schema.execute(request).await;
+                errors::finish(&mut response);
+                response
+            }
+            Err(refused) => *refused,
+        }
+    }
+
+    pub fn execute_stream(&self, mut request: Request) -> BoxStream<'static, Response> {
+        match self.admit(&mut request) {
+            Ok(schema) => schema
+                .execute_stream(request)
+                .map(|mut response| {
+                    errors::finish(&mut response);
+                    response
+                })
+                .boxed(),
+            Err(refused) => futures_util::stream::once(async move { *refused }).boxed(),
+        }
+    }
+
+    /// The schema with every check, for printing and introspecting.
+    pub fn schema(&self) -> &CrmSchema {
+        &self.checked
+    }
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.

@@ -217,7 +217,7 @@ async fn execute(
 
     let started = Instant::now();
     let span = tracing::info_span!("graphql", operation = ?operation);
-    let response = state.schema.execute(request).instrument(span).await;
+    let response = state.executor.execute(request).instrument(span).await;
     let elapsed = started.elapsed();
     state.metrics.graphql_seconds.observe(elapsed.as_secs_f64());
     tracing::info!(

@@ -7,12 +7,12 @@ use std::time::Duration;
 use super::{RevocationWatch, Throttle};
 use crate::auth::{TokenIssuer, TokenVerifier};
 use crate::domain::Store;
-use crate::graphql::{CrmSchema, LiveOperations};
+use crate::graphql::{Executor, LiveOperations};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub schema: CrmSchema,
+    pub executor: Executor,
     /// Subscriptions and other operations over WebSocket, shared where identical.
     pub live: LiveOperations,
     pub store: Store,

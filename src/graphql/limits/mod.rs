@@ -14,11 +14,8 @@ mod scan;
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
-use async_graphql::{Pos, Request, ServerError, ServerResult};
+use async_graphql::{Pos, Request, ServerError};
 
 pub use costs::{
     CostTable, DEFAULT_PAGE, MAX_INTROSPECTION_LISTS, SCHEMA_INTROSPECTION_COST, STATEMENT,
@@ -28,7 +25,6 @@ use costs::{Measure, Measurer};
 pub use scan::check_nesting;
 use scan::check_value;
 
-use super::context::RequestAuth;
 use super::document::selected;
 
 /// Deepest bracket nesting (`{`, `[`, `(`) of a document: far above any real query (the
@@ -117,7 +113,13 @@ pub fn admit(
     request: &mut Request,
 ) -> Result<ExecutableDocument, ServerError> {
     check_nesting(&request.query).map_err(|r| r.at(None))?;
-    let doc = async_graphql::parser::parse_query(&request.query)?;
+    let doc = async_graphql::parser::parse_query(&request.query).map_err(|err| {
+        let mut err = ServerError::from(err);
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", crate::graphql::codes::PARSE_FAILED);
+        err
+    })?;
     let mut items = 0usize;
     for (_, operation) in doc.operations.iter() {
         for definition in &operation.node.variable_definitions {
@@ -193,54 +195,6 @@ pub fn admit(
         .at(None));
     }
     Ok(doc)
-}
-
-/// Runs `admit` first for every request, over HTTP and WebSocket alike.
-pub struct RequestLimits {
-    limits: Arc<Limits>,
-    costs: Arc<CostTable>,
-}
-
-impl RequestLimits {
-    pub fn new(limits: Limits, costs: CostTable) -> Self {
-        Self {
-            limits: Arc::new(limits),
-            costs: Arc::new(costs),
-        }
-    }
-}
-
-impl ExtensionFactory for RequestLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Admission {
-            limits: self.limits.clone(),
-            costs: self.costs.clone(),
-        })
-    }
-}
-
-struct Admission {
-    limits: Arc<Limits>,
-    costs: Arc<CostTable>,
-}
-
-#[async_trait::async_trait]
-impl Extension for Admission {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let authenticated = request
-            .data
-            .get(&std::any::TypeId::of::<RequestAuth>())
-            .and_then(|data| data.downcast_ref::<RequestAuth>())
-            .is_some_and(|auth| auth.0.is_some());
-        let doc = admit(&self.limits, &self.costs, authenticated, &mut request)?;
-        request.set_parsed_query(doc);
-        next.run(ctx, request).await
-    }
 }
 
 #[cfg(test)]
