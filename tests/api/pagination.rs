@@ -223,3 +223,65 @@ async fn total_count_counts_all_pages() {
         &json!({"hasNextPage": true, "hasPreviousPage": false})
     );
 }
+
+/// A nested page fetches only the columns its selection needs; whatever way the selection
+/// is written (plain fields, `edges.node`, fragments, inline fragments, aliases), each
+/// activity shows exactly what a lookup by id shows.
+#[tokio::test]
+async fn nested_pages_show_every_selected_field_however_it_is_selected() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer(json!({"name": "Projected"})).await;
+    for i in 0..3 {
+        app.activity(json!({"customerId": customer, "kind": "TASK", "subject": format!("s{i}"), "body": format!("b{i}"), "occurredAt": format!("2026-0{}-01T00:00:00Z", i + 1), "dueAt": "2026-09-01T00:00:00Z", "source": "erp", "externalId": format!("x{i}")}))
+            .await;
+    }
+    let all = "id kind subject body occurredAt dueAt completedAt source externalId version createdAt updatedAt author { subject } customer { id }";
+    let by_id = |id: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .gql(
+                    &format!("query($id: ID!) {{ activity(id: $id) {{ {all} }} }}"),
+                    json!({"id": id}),
+                )
+                .await;
+            r.assert_ok();
+            r.data("activity").clone()
+        }
+    };
+    let shapes = [
+        format!("nodes {{ {all} }}"),
+        format!("edges {{ node {{ {all} }} }}"),
+        "nodes { ...F }".to_owned(),
+        format!("nodes {{ ... on Activity {{ {all} }} }}"),
+        format!("... on ActivityConnection {{ nodes {{ {all} }} }}"),
+    ];
+    for shape in shapes {
+        let query = format!(
+            "query($id: ID!) {{ customer(id: $id) {{ activities(first: 3) {{ {shape} }} other: activities(first: 1) {{ nodes {{ subject }} }} }} }}"
+        );
+        let query = if shape.contains("...F") {
+            format!("{query} fragment F on Activity {{ {all} }}")
+        } else {
+            query
+        };
+        let r = app.gql(&query, json!({"id": customer})).await;
+        r.assert_ok();
+        let page = r.data("customer.activities");
+        let nodes: Vec<Value> = match page.get("nodes") {
+            Some(nodes) => nodes.as_array().expect("nodes").clone(),
+            None => page["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"].clone())
+                .collect(),
+        };
+        assert_eq!(nodes.len(), 3, "{shape}");
+        for node in nodes {
+            let id = node["id"].as_str().expect("id").to_owned();
+            assert_eq!(node, by_id(id).await, "{shape}");
+        }
+        assert_eq!(r.data("customer.other.nodes.0.subject"), "s2", "{shape}");
+    }
+}

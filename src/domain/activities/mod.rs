@@ -1,6 +1,7 @@
 //! Activities logged against customers: calls, emails, meetings, notes, tasks, social
 //! messages. Types here; rules in `validate`, reads in `read`, writes in `write`.
 
+mod projection;
 mod read;
 mod scope;
 mod validate;
@@ -17,6 +18,7 @@ use super::page::{PageArgs, SortSpec, SortValueKind};
 use super::{Error, Result};
 use crate::events::EntityKind;
 
+pub use projection::Projection;
 pub use read::{by_ids, count, count_for_customers, get, list, list_for_customers};
 pub use write::{delete, log, update};
 
@@ -244,4 +246,6 @@ pub struct ActivityQuery {
     pub filter: ActivityFilter,
     pub order: ActivityOrder,
     pub page: PageArgs,
+    /// The columns a nested page (`list_for_customers`) fetches.
+    pub projection: Projection,
 }

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use entity::activities;
 use sea_orm::sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, WindowStatement,
+    Alias, Condition, Expr, ExprTrait, JoinType, Order, Query, WindowStatement,
 };
 use sea_orm::{
-    ColumnTrait, FromQueryResult, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait,
 };
 
 use super::scope::live;
@@ -46,9 +47,12 @@ pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {
     Ok(filtered(t, filter)?.count(t.db()).await?)
 }
 
-/// One page of activities for each of many customers, in a single statement: the rows are
-/// numbered per customer by a window function and cut at the page size in SQL, so neither
-/// the statement count nor the rows read grow with the number of parents beyond the page.
+/// One page of activities for each of many customers, in a single statement that fetches
+/// only the projected columns. On PostgreSQL each customer's page is a `LATERAL` subquery
+/// that reads just its rows through the `(org_id, customer_id, …)` index and stops at the
+/// page size; SQLite, which has no `LATERAL`, numbers each customer's rows with a window
+/// function and keeps the first. Either way the statement count does not grow with the
+/// number of parents, and no row beyond a page is decoded.
 pub async fn list_for_customers(
     t: &Tenant,
     customer_ids: &[CustomerId],
@@ -56,31 +60,63 @@ pub async fn list_for_customers(
 ) -> Result<HashMap<CustomerId, Slice<Activity>>> {
     let spec = query.order.spec();
     let page = query.page.validate(&spec)?;
-    let mut inner = filtered(t, &query.filter)?
-        .filter(C::CustomerId.is_in(customer_ids.iter().cloned()))
-        .filter(spec.bounds(&page))
-        .into_query();
-    let mut window = WindowStatement::partition_by(C::CustomerId);
-    for (expr, order) in spec.order_exprs(page.backward) {
-        window.order_by_expr(expr, order);
+    if customer_ids.is_empty() {
+        return Ok(HashMap::new());
     }
-    let row_number = Alias::new("row_number_in_page");
-    inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, row_number.clone());
-    let mut outer = Query::select();
-    outer
-        .column(Asterisk)
-        .from_subquery(inner, Alias::new("ranked"))
-        .and_where(Expr::col(row_number.clone()).lte(page.fetch()))
-        .order_by(C::CustomerId, Order::Asc)
-        .order_by(row_number, Order::Asc);
-    let stmt = t.db().get_database_backend().build(&outer);
-    // The statement wraps `filtered(t, …)`, the tenant's rows.
-    let rows = activities::Model::find_by_statement(stmt)
-        .all(t.db())
-        .await?;
+    // The cursor needs the sort column.
+    let projection = query.projection.with(spec.column);
+    let columns: Vec<C> = projection.columns().collect();
+    let backend = t.db().get_database_backend();
+    let statement = if backend == DbBackend::Postgres {
+        let parents = Alias::new("parents");
+        let mut per_parent = filtered(t, &query.filter)?
+            .select_only()
+            .columns(columns.iter().copied())
+            .filter(
+                Expr::col((activities::Entity, C::CustomerId))
+                    .equals((parents.clone(), Alias::new("column1"))),
+            )
+            .filter(spec.bounds(&page))
+            .into_query();
+        spec.order(&mut per_parent, page.backward);
+        per_parent.limit(page.fetch());
+        let pages = Alias::new("pages");
+        let mut outer = Query::select();
+        outer
+            .columns(columns.iter().map(|c| (pages.clone(), *c)))
+            .from_values(
+                customer_ids.iter().map(|id| id.as_str().to_owned()),
+                parents,
+            )
+            .join_lateral(JoinType::InnerJoin, per_parent, pages, Expr::cust("TRUE"));
+        backend.build(&outer)
+    } else {
+        let mut inner = filtered(t, &query.filter)?
+            .select_only()
+            .columns(columns.iter().copied())
+            .filter(C::CustomerId.is_in(customer_ids.iter()))
+            .filter(spec.bounds(&page))
+            .into_query();
+        let mut window = WindowStatement::partition_by(C::CustomerId);
+        for (expr, order) in spec.order_exprs(page.backward) {
+            window.order_by_expr(expr, order);
+        }
+        let row_number = Alias::new("row_number_in_page");
+        inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, row_number.clone());
+        let mut outer = Query::select();
+        outer
+            .columns(columns.iter().copied())
+            .from_subquery(inner, Alias::new("ranked"))
+            .and_where(Expr::col(row_number.clone()).lte(page.fetch()))
+            .order_by(row_number, Order::Asc);
+        backend.build(&outer)
+    };
+    // Both statements wrap `filtered(t, …)`, the tenant's rows.
+    let rows = t.db().query_all_raw(statement).await?;
 
     let mut grouped: HashMap<String, Vec<(String, activities::Model)>> = HashMap::new();
-    for m in rows {
+    for row in &rows {
+        let m = projection.decode(row)?;
         let cursor = spec.cursor(m.get(spec.column), &m.id);
         grouped
             .entry(m.customer_id.clone())

@@ -118,6 +118,7 @@ pub fn query_of(
             last,
             before,
         },
+        projection: Default::default(),
     }
 }
 

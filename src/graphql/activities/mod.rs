@@ -8,4 +8,4 @@ mod types;
 pub use inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
 pub use mutation::ActivityMutation;
 pub use query::ActivityQuery;
-pub use types::{ActivityConnection, ActivityKind, ActivityNode, ActivityTotal};
+pub use types::{ActivityConnection, ActivityKind, ActivityNode, ActivityTotal, projection};

@@ -1,7 +1,7 @@
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
-use crate::domain::activities::{self, Activity, ActivityFilter};
+use crate::domain::activities::{self, Activity, ActivityFilter, Projection};
 use crate::domain::ids::CustomerId;
 use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
@@ -109,6 +109,32 @@ impl ActivityNode {
             .await?;
         Ok(user.map(UserNode))
     }
+}
+
+/// The columns an activity connection's selection needs (under `nodes` and `edges.node`,
+/// through fragments): a nested page fetches nothing else.
+pub fn projection(ctx: &Context<'_>) -> Projection {
+    use entity::activities::Column as C;
+    let look = ctx.look_ahead();
+    let nodes = [look.field("nodes"), look.field("edges").field("node")];
+    let selected = |field: &str| nodes.iter().any(|n| n.field(field).exists());
+    [
+        ("kind", C::Kind),
+        ("subject", C::Subject),
+        ("body", C::Body),
+        ("occurredAt", C::OccurredAt),
+        ("dueAt", C::DueAt),
+        ("completedAt", C::CompletedAt),
+        ("author", C::AuthorId),
+        ("source", C::Source),
+        ("externalId", C::ExternalId),
+        ("version", C::Version),
+        ("createdAt", C::CreatedAt),
+        ("updatedAt", C::UpdatedAt),
+    ]
+    .into_iter()
+    .filter(|(field, _)| selected(field))
+    .fold(Projection::minimal(), |p, (_, column)| p.with(column))
 }
 
 /// `totalCount` of an activity list: what it counts.

@@ -159,8 +159,9 @@ impl CustomerNode {
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
     ) -> Result<Option<ActivityConnection>> {
-        let query =
+        let mut query =
             crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
+        query.projection = crate::graphql::activities::projection(ctx);
         let filter = query.filter.clone();
         let key = (self.0.id.clone(), query);
         let page = ctx
