@@ -75,12 +75,28 @@ pub enum CursorValue {
     Text(String),
 }
 
-impl Cursor {
+/// The position of a row in its ordering, encoded into the opaque cursor only when a client
+/// asks for it: most reads select no cursor for most rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowCursor {
+    #[serde(rename = "o")]
+    order: &'static str,
+    #[serde(rename = "v")]
+    value: CursorValue,
+    #[serde(rename = "i")]
+    id: String,
+}
+
+impl RowCursor {
+    /// The opaque cursor, as `Cursor::decode` reads it back.
     pub fn encode(&self) -> String {
         // Serialising a plain struct of strings and integers cannot fail.
         let json = serde_json::to_vec(self).unwrap_or_default();
         URL_SAFE_NO_PAD.encode(json)
     }
+}
+
+impl Cursor {
 
     fn decode(raw: &str, arg: &str) -> Result<Self> {
         let bad = || Error::BadArgument(format!("`{arg}` is not a valid cursor"));
@@ -107,7 +123,7 @@ impl Cursor {
 /// A fetched page: rows in the requested order, each with its cursor.
 #[derive(Clone, Debug)]
 pub struct Slice<T> {
-    pub rows: Vec<(String, T)>,
+    pub rows: Vec<(RowCursor, T)>,
     pub has_next_page: bool,
     pub has_previous_page: bool,
 }
@@ -176,18 +192,17 @@ impl PageArgs {
 
 impl<C: ColumnTrait + Copy> SortSpec<C> {
     /// The cursor of a row, from the row's sort value and id.
-    pub fn cursor(&self, value: Value, id: &str) -> String {
+    pub fn cursor(&self, value: Value, id: &str) -> RowCursor {
         let value = match value {
             Value::String(Some(s)) => CursorValue::Text(s.to_string()),
             Value::ChronoDateTimeUtc(Some(t)) => CursorValue::Micros(t.timestamp_micros()),
             _ => CursorValue::Null,
         };
-        Cursor {
-            order: self.name.to_owned(),
+        RowCursor {
+            order: self.name,
             value,
             id: id.to_owned(),
         }
-        .encode()
     }
 
     /// Appends ORDER BY for the page's direction: backward pages read the reversed order
@@ -282,7 +297,7 @@ impl<C: ColumnTrait + Copy> SortSpec<C> {
 
 impl Page {
     /// Turns up to `limit + 1` fetched rows (in the fetch order) into the page.
-    pub fn finish<T>(&self, mut rows: Vec<(String, T)>) -> Slice<T> {
+    pub fn finish<T>(&self, mut rows: Vec<(RowCursor, T)>) -> Slice<T> {
         let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
         let more = rows.len() > limit;
         rows.truncate(limit);

@@ -1,16 +1,17 @@
 //! Relay connections: `edges { cursor node }`, `nodes`, `pageInfo`, and a lazy `totalCount`
 //! that costs a query only when asked for.
 
-use async_graphql::SimpleObject;
+use async_graphql::Object;
 
-use crate::domain::page::Slice;
+use crate::domain::page::{RowCursor, Slice};
 
-#[derive(SimpleObject, Clone, Debug, Default)]
+/// Cursors are encoded only when asked for.
+#[derive(Clone, Debug, Default)]
 pub struct PageInfo {
-    pub has_next_page: bool,
-    pub has_previous_page: bool,
-    pub start_cursor: Option<String>,
-    pub end_cursor: Option<String>,
+    has_next_page: bool,
+    has_previous_page: bool,
+    start: Option<RowCursor>,
+    end: Option<RowCursor>,
 }
 
 impl PageInfo {
@@ -18,9 +19,28 @@ impl PageInfo {
         Self {
             has_next_page: slice.has_next_page,
             has_previous_page: slice.has_previous_page,
-            start_cursor: slice.rows.first().map(|(c, _)| c.clone()),
-            end_cursor: slice.rows.last().map(|(c, _)| c.clone()),
+            start: slice.rows.first().map(|(c, _)| c.clone()),
+            end: slice.rows.last().map(|(c, _)| c.clone()),
         }
+    }
+}
+
+#[Object]
+impl PageInfo {
+    async fn has_next_page(&self) -> bool {
+        self.has_next_page
+    }
+
+    async fn has_previous_page(&self) -> bool {
+        self.has_previous_page
+    }
+
+    async fn start_cursor(&self) -> Option<String> {
+        self.start.as_ref().map(RowCursor::encode)
+    }
+
+    async fn end_cursor(&self) -> Option<String> {
+        self.end.as_ref().map(RowCursor::encode)
     }
 }
 
@@ -34,15 +54,15 @@ pub fn count_to_int(n: u64) -> i32 {
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $total:ty) => {
         pub struct $edge {
-            pub cursor: String,
+            pub cursor: $crate::domain::page::RowCursor,
             pub node: $node,
         }
 
         #[async_graphql::Object]
         impl $edge {
             /// Opaque; pass it as `after` or `before`.
-            async fn cursor(&self) -> &str {
-                &self.cursor
+            async fn cursor(&self) -> String {
+                self.cursor.encode()
             }
 
             async fn node(&self) -> &$node {

@@ -17,7 +17,7 @@ use super::{Activity, ActivityFilter, ActivityQuery};
 use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::ids::{ActivityId, CustomerId};
-use crate::domain::page::Slice;
+use crate::domain::page::{RowCursor, Slice};
 use crate::domain::{Result, Tenant};
 
 use activities::Column as C;
@@ -114,7 +114,7 @@ pub async fn list_for_customers(
     // Both statements wrap `filtered(t, …)`, the tenant's rows.
     let rows = t.db().query_all_raw(statement).await?;
 
-    let mut grouped: HashMap<String, Vec<(String, activities::Model)>> = HashMap::new();
+    let mut grouped: HashMap<String, Vec<(RowCursor, activities::Model)>> = HashMap::new();
     for row in &rows {
         let m = projection.decode(row)?;
         let cursor = spec.cursor(m.get(spec.column), &m.id);
