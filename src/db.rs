@@ -29,6 +29,18 @@ pub async fn connect(
                 .busy_timeout(Duration::from_secs(10))
         });
     }
+    if config.url.starts_with("postgres") && !config.url.contains("sslmode=") {
+        options.map_sqlx_postgres_opts(|opts| {
+            // TLS to a server on this host protects nothing and costs a third of the CPU of
+            // a read (measured: 145 → 212 nested reads/s); `sslmode=` in the URL decides
+            // otherwise, and TLS stays preferred for any other host.
+            if matches!(opts.get_host(), "localhost" | "127.0.0.1" | "::1") {
+                opts.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+            } else {
+                opts
+            }
+        });
+    }
     let mut db = Database::connect(options).await?;
     if let Some((metrics, pool)) = metrics {
         let counter = metrics

@@ -27,14 +27,20 @@ fn cached<L: Send + Sync + 'static>(loader: L, window: Duration) -> Cached<L> {
     DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default()).delay(window)
 }
 
+/// A loader that batches but keeps nothing: for keys that a request asks for once (a page of
+/// a parent's children), where a cache would only copy every key and value once more.
+fn batched<L: Send + Sync + 'static>(loader: L, window: Duration) -> DataLoader<L> {
+    DataLoader::new(loader, tokio::spawn).delay(window)
+}
+
 pub struct Loaders {
     pub customers: Cached<CustomerById>,
     pub activities: Cached<ActivityById>,
     pub users: Cached<UserById>,
     pub external_ids: Cached<ExternalIdsByCustomer>,
     pub social_profiles: Cached<SocialProfilesByCustomer>,
-    pub activity_pages: Cached<ActivityPages>,
-    pub activity_counts: Cached<ActivityCounts>,
+    pub activity_pages: DataLoader<ActivityPages>,
+    pub activity_counts: DataLoader<ActivityCounts>,
 }
 
 impl Loaders {
@@ -46,8 +52,8 @@ impl Loaders {
             users: cached(UserById(scope()), window),
             external_ids: cached(ExternalIdsByCustomer(scope()), window),
             social_profiles: cached(SocialProfilesByCustomer(scope()), window),
-            activity_pages: cached(ActivityPages(scope()), window),
-            activity_counts: cached(ActivityCounts(scope()), window),
+            activity_pages: batched(ActivityPages(scope()), window),
+            activity_counts: batched(ActivityCounts(scope()), window),
         }
     }
 
@@ -60,8 +66,6 @@ impl Loaders {
         loaders.users.enable_all_cache(false);
         loaders.external_ids.enable_all_cache(false);
         loaders.social_profiles.enable_all_cache(false);
-        loaders.activity_pages.enable_all_cache(false);
-        loaders.activity_counts.enable_all_cache(false);
         loaders
     }
 }

@@ -229,28 +229,26 @@ async fn execute(
     Ok(render(format, response))
 }
 
+/// A response body, serialised straight from the executed response: keys stay in the order
+/// of the query (GraphQL spec §7.2.2), and no intermediate JSON tree is built.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    /// Absent for a request that failed before execution (GraphQL spec §7.1.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
 fn render(format: ResponseFormat, response: async_graphql::Response) -> Response {
     let request_error = is_request_error(&response);
-    let mut body = serde_json::Map::new();
-    // A request that failed before execution has no `data` at all (GraphQL spec §7.1.2).
-    if !request_error {
-        body.insert(
-            "data".into(),
-            serde_json::to_value(&response.data).unwrap_or_default(),
-        );
-    }
-    if !response.errors.is_empty() {
-        body.insert(
-            "errors".into(),
-            serde_json::to_value(&response.errors).unwrap_or_default(),
-        );
-    }
-    if !response.extensions.is_empty() {
-        body.insert(
-            "extensions".into(),
-            serde_json::to_value(&response.extensions).unwrap_or_default(),
-        );
-    }
+    let body = Body {
+        data: (!request_error).then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
+    };
     let status = if request_error && format == ResponseFormat::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
@@ -262,7 +260,7 @@ fn render(format: ResponseFormat, response: async_graphql::Response) -> Response
             header::CONTENT_TYPE,
             HeaderValue::from_static(format.content_type()),
         )],
-        serde_json::Value::Object(body).to_string(),
+        serde_json::to_vec(&body).unwrap_or_default(),
     )
         .into_response()
 }
