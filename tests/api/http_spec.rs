@@ -56,7 +56,10 @@ async fn request_errors_get_400_and_no_data_key_under_graphql_response_json() {
         ("{ customers( }", "GRAPHQL_PARSE_FAILED"),
         ("{ customer(", "GRAPHQL_PARSE_FAILED"),
         ("{ noSuchField }", "GRAPHQL_VALIDATION_FAILED"),
-        ("query($n: Int!) { __typename }", "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "query($n: Int!) { __typename }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
     ] {
         let r = app.gql_as(None, query, json!({})).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
@@ -438,4 +441,25 @@ async fn client_text_cannot_forge_log_lines() {
             .all(|l| !l.contains("forged line") || l.contains("Evil")),
         "{text}"
     );
+}
+
+/// Response keys follow the query's order (GraphQL spec §7.2.2), not the alphabet.
+#[tokio::test]
+async fn response_keys_follow_the_query() {
+    let app = TestApp::spawn().await;
+    let text = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .bearer_auth(app.token("customers:read"))
+        .body(r#"{"query":"{ zulu: __typename alpha: __typename viewer { subject org } }"}"#)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    let at = |key: &str| text.find(key).unwrap_or_else(|| panic!("{key} in {text}"));
+    assert!(at("zulu") < at("alpha") && at("alpha") < at("viewer"), "{text}");
+    assert!(at("subject") < at("\"org\""), "{text}");
 }
