@@ -97,7 +97,6 @@ impl RowCursor {
 }
 
 impl Cursor {
-
     fn decode(raw: &str, arg: &str) -> Result<Self> {
         let bad = || Error::BadArgument(format!("`{arg}` is not a valid cursor"));
         if raw.len() > 2048 {

@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use entity::activities;
-use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, JoinType, Order, Query, WindowStatement,
-};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect,
     QueryTrait,
@@ -48,11 +46,11 @@ pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {
 }
 
 /// One page of activities for each of many customers, in a single statement that fetches
-/// only the projected columns. On PostgreSQL each customer's page is a `LATERAL` subquery
-/// that reads just its rows through the `(org_id, customer_id, …)` index and stops at the
-/// page size; SQLite, which has no `LATERAL`, numbers each customer's rows with a window
-/// function and keeps the first. Either way the statement count does not grow with the
-/// number of parents, and no row beyond a page is decoded.
+/// only the projected columns. Each customer's page is a subquery that reads just its rows
+/// through the `(org_id, customer_id, …)` index and stops at the page size (`LATERAL` on
+/// PostgreSQL, a correlated `rowid IN (…)` on SQLite), rather than ranking every child row.
+/// The statement count does not grow with the number of parents, and no row beyond a page
+/// is decoded.
 pub async fn list_for_customers(
     t: &Tenant,
     customer_ids: &[CustomerId],
@@ -67,51 +65,43 @@ pub async fn list_for_customers(
     let projection = query.projection.with(spec.column);
     let columns: Vec<C> = projection.columns().collect();
     let backend = t.db().get_database_backend();
-    let statement = if backend == DbBackend::Postgres {
-        let parents = Alias::new("parents");
-        let mut per_parent = filtered(t, &query.filter)?
-            .select_only()
-            .columns(columns.iter().copied())
-            .filter(
-                Expr::col((activities::Entity, C::CustomerId))
-                    .equals((parents.clone(), Alias::new("column1"))),
-            )
-            .filter(spec.bounds(&page))
-            .into_query();
-        spec.order(&mut per_parent, page.backward);
-        per_parent.limit(page.fetch());
-        let pages = Alias::new("pages");
-        let mut outer = Query::select();
-        outer
-            .columns(columns.iter().map(|c| (pages.clone(), *c)))
-            .from_values(
-                customer_ids.iter().map(|id| id.as_str().to_owned()),
-                parents,
-            )
-            .join_lateral(JoinType::InnerJoin, per_parent, pages, Expr::cust("TRUE"));
-        backend.build(&outer)
+    // One customer's page: its rows in order, cut at the page size, through the index.
+    let parents = Alias::new("parents");
+    let mut per_parent = filtered(t, &query.filter)?
+        .select_only()
+        .filter(
+            Expr::col((activities::Entity, C::CustomerId))
+                .equals((parents.clone(), Alias::new("column1"))),
+        )
+        .filter(spec.bounds(&page))
+        .into_query();
+    spec.order(&mut per_parent, page.backward);
+    per_parent.limit(page.fetch());
+    let pages = Alias::new("pages");
+    let mut outer = Query::select();
+    outer
+        .columns(columns.iter().map(|c| (pages.clone(), *c)))
+        .from_values(
+            customer_ids.iter().map(|id| id.as_str().to_owned()),
+            parents,
+        );
+    if backend == DbBackend::Postgres {
+        per_parent.columns(columns.iter().copied());
+        outer.join_lateral(JoinType::InnerJoin, per_parent, pages, Expr::cust("TRUE"));
     } else {
-        let mut inner = filtered(t, &query.filter)?
-            .select_only()
-            .columns(columns.iter().copied())
-            .filter(C::CustomerId.is_in(customer_ids.iter()))
-            .filter(spec.bounds(&page))
-            .into_query();
-        let mut window = WindowStatement::partition_by(C::CustomerId);
-        for (expr, order) in spec.order_exprs(page.backward) {
-            window.order_by_expr(expr, order);
-        }
-        let row_number = Alias::new("row_number_in_page");
-        inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, row_number.clone());
-        let mut outer = Query::select();
-        outer
-            .columns(columns.iter().copied())
-            .from_subquery(inner, Alias::new("ranked"))
-            .and_where(Expr::col(row_number.clone()).lte(page.fetch()))
-            .order_by(row_number, Order::Asc);
-        backend.build(&outer)
-    };
-    // Both statements wrap `filtered(t, …)`, the tenant's rows.
+        // SQLite has no LATERAL; a correlated `rowid IN (…)` does the same index walk.
+        per_parent.expr(Expr::col((activities::Entity, Alias::new("rowid"))));
+        outer.join_as(
+            JoinType::InnerJoin,
+            activities::Entity,
+            pages.clone(),
+            Expr::col((pages, Alias::new("rowid"))).in_subquery(per_parent),
+        );
+    }
+    // Each customer's rows in page order (grouping below keeps it).
+    spec.order(&mut outer, page.backward);
+    let statement = backend.build(&outer);
+    // The statement wraps `filtered(t, …)`, the tenant's rows.
     let rows = t.db().query_all_raw(statement).await?;
 
     let mut grouped: HashMap<String, Vec<(RowCursor, activities::Model)>> = HashMap::new();
