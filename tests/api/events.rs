@@ -299,7 +299,10 @@ async fn snapshots_are_versioned_and_unreadable_ones_are_errors_not_gaps() {
     let first = app.customer(json!({"name": "Readable"})).await;
     let second = app.customer(json!({"name": "From the future"})).await;
     let log = log(&app).await;
-    assert!(log.iter().all(|e| e.snapshot["snapshotVersion"] == 1), "{log:#?}");
+    assert!(
+        log.iter().all(|e| e.snapshot["snapshotVersion"] == 1),
+        "{log:#?}"
+    );
 
     let db = Database::connect(&app.db_url).await.expect("database");
     let backend = db.get_database_backend();
@@ -322,7 +325,11 @@ async fn snapshots_are_versioned_and_unreadable_ones_are_errors_not_gaps() {
         )
         .await;
     let events = r.data("changes.events").as_array().expect("events").clone();
-    assert_eq!(events.len(), 2, "the unreadable event is not skipped: {events:#?}");
+    assert_eq!(
+        events.len(),
+        2,
+        "the unreadable event is not skipped: {events:#?}"
+    );
     assert_eq!(events[0]["customer"]["id"], first.as_str());
     assert_eq!(events[1]["entityId"], second.as_str());
     assert_eq!(events[1]["customer"], Value::Null);

@@ -460,6 +460,9 @@ async fn response_keys_follow_the_query() {
         .await
         .expect("body");
     let at = |key: &str| text.find(key).unwrap_or_else(|| panic!("{key} in {text}"));
-    assert!(at("zulu") < at("alpha") && at("alpha") < at("viewer"), "{text}");
+    assert!(
+        at("zulu") < at("alpha") && at("alpha") < at("viewer"),
+        "{text}"
+    );
     assert!(at("subject") < at("\"org\""), "{text}");
 }

@@ -1,0 +1,137 @@
+//! The child processes: `crm seed`, `crm token`, `crm serve` and the floor server (this bench
+//! binary again, with `--floor-server`), and what /proc says about a server's memory.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The `crm` binary cargo built beside this bench, in the bench profile (optimised like
+/// release) under `cargo bench`.
+pub const CRM: &str = env!("CARGO_BIN_EXE_crm");
+/// At least 32 bytes, as the server requires.
+const SECRET: &str = "bench-secret-bench-secret-bench-secret";
+/// The tenant the seed fills and the token names.
+pub const ORG: &str = "bench-org";
+
+/// A server child, killed when dropped (also on a panic).
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Fills the tenant with `customers` customers and `activities` activities each (and their
+/// events), through the migrations the server would run.
+pub async fn seed(database_url: &str, customers: usize, activities: usize) {
+    let out = tokio::process::Command::new(CRM)
+        .args(["seed", "--org", ORG])
+        .args(["--customers", &customers.to_string()])
+        .args(["--activities-per-customer", &activities.to_string()])
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run crm seed");
+    assert!(out.status.success(), "crm seed failed: {}", out.status);
+    print!("  {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// A token of the tenant with every scope, signed with the server's secret.
+pub async fn token(database_url: &str) -> String {
+    let out = tokio::process::Command::new(CRM)
+        .args(["token", "--org", ORG, "--sub", "bench", "--ttl", "86400"])
+        .env("CRM_JWT_SECRET", SECRET)
+        .env("DATABASE_URL", database_url)
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run crm token");
+    assert!(out.status.success(), "crm token failed: {}", out.status);
+    String::from_utf8(out.stdout)
+        .expect("a token in UTF-8")
+        .trim()
+        .to_owned()
+}
+
+pub async fn start_crm(database_url: &str) -> Server {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(CRM)
+        .arg("serve")
+        .env("CRM_LISTEN", &addr)
+        .env("DATABASE_URL", database_url)
+        .env("CRM_JWT_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start crm serve");
+    healthy(Server { child, addr }).await
+}
+
+/// The floor: this bench binary again, serving the hand-written answers.
+pub async fn start_floor(database_url: &str) -> Server {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(std::env::current_exe().expect("the bench binary's path"))
+        .args(["--floor-server", &addr, database_url, ORG])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the floor server");
+    healthy(Server { child, addr }).await
+}
+
+async fn healthy(mut server: Server) -> Server {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!("the server at {} exited at start: {status}", server.addr);
+        }
+        if client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server at {} did not come up", server.addr);
+}
+
+/// A `Vm*` line of `/proc/<pid>/status`, in MiB: `VmRSS` (resident now) or `VmHWM` (the
+/// most it has been resident).
+pub fn memory_mib(pid: u32, key: &str) -> f64 {
+    let kib: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0);
+    kib as f64 / 1024.0
+}
