@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::page::{PageArgs, Slice, SortSpec};
+use super::projection::{Projected, Projection};
 use super::store::WriteTxn;
 use super::{Error, Result, Tenant, TenantTable, versioning};
 use crate::auth::Principal;
@@ -263,23 +264,33 @@ pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[A::Id]) -> Result<Vec<A>> {
 
 /// One keyset page of `select` (the tenant's rows an aggregate's filter picked), in the
 /// order of `spec`, each row with its cursor.
+/// Only the columns of `projection` are fetched (and the id and sort column, which the
+/// cursor needs).
 pub async fn list<A>(
     t: &Tenant,
     select: Select<A::Entity>,
     spec: SortSpec<<A::Entity as EntityTrait>::Column>,
     args: &PageArgs,
+    projection: Projection<A::Entity>,
 ) -> Result<Slice<A>>
 where
     A: Aggregate,
+    A::Entity: Projected,
     Row<A>: VersionedRow + ModelTrait<Entity = A::Entity>,
 {
     let page = args.validate(&spec)?;
-    let mut select = select.filter(spec.bounds(&page));
+    let projection = projection.with(A::id_column()).with(spec.column);
+    let mut select = select
+        .select_only()
+        .columns(projection.columns())
+        .filter(spec.bounds(&page));
     spec.order(QueryTrait::query(&mut select), page.backward);
-    let rows = select.limit(page.fetch()).all(t.db()).await?;
-    let rows = rows
-        .into_iter()
-        .map(|m| (spec.cursor(m.get(spec.column), m.id()), m))
-        .collect();
+    let select = select.limit(page.fetch());
+    let statement = QueryTrait::build(&select, t.db().get_database_backend());
+    let mut rows = Vec::new();
+    for row in t.db().query_all_raw(statement).await? {
+        let m = A::Entity::decode(projection, &row)?;
+        rows.push((spec.cursor(m.get(spec.column), m.id()), m));
+    }
     page.finish(rows).map(A::try_from)
 }

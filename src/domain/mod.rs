@@ -13,6 +13,7 @@ mod error;
 pub mod filter;
 pub mod ids;
 pub mod page;
+pub mod projection;
 pub mod seed;
 mod store;
 mod tenant;

@@ -44,6 +44,28 @@ impl PageInfo {
     }
 }
 
+/// The columns a connection's selection needs: those of the node fields it selects under
+/// `nodes` and `edges.node` (through fragments), from the node type's `fields` table, plus
+/// `always` (what its relations and cursors read).
+pub fn projection<E: sea_orm::EntityTrait>(
+    ctx: &async_graphql::Context<'_>,
+    fields: &[(&str, E::Column)],
+    always: &[E::Column],
+) -> crate::domain::projection::Projection<E> {
+    let look = ctx.look_ahead();
+    let nodes = [look.field("nodes"), look.field("edges").field("node")];
+    let selected = |field: &str| nodes.iter().any(|n| n.field(field).exists());
+    let base = always
+        .iter()
+        .fold(crate::domain::projection::Projection::none(), |p, c| {
+            p.with(*c)
+        });
+    fields
+        .iter()
+        .filter(|(field, _)| selected(field))
+        .fold(base, |p, (_, column)| p.with(*column))
+}
+
 /// Saturates: a GraphQL `Int` is 32 bits.
 pub fn count_to_int(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)

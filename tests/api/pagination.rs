@@ -285,3 +285,55 @@ async fn nested_pages_show_every_selected_field_however_it_is_selected() {
         assert_eq!(r.data("customer.other.nodes.0.subject"), "s2", "{shape}");
     }
 }
+
+/// A customer page fetches only the columns its selection needs; each customer shows
+/// exactly what a lookup by id shows, however the selection is written.
+#[tokio::test]
+async fn customer_pages_show_every_selected_field_however_it_is_selected() {
+    let app = TestApp::spawn().await;
+    for i in 0..3 {
+        let id = app
+            .customer(json!({"name": format!("Projected {i}"), "email": format!("p{i}@example.com"), "phone": "+12025550143", "company": "Acme", "lifecycleStage": "PROSPECT", "tags": ["vip"], "customFields": {"tier": i}, "externalIds": [{"source": "erp", "externalId": format!("e{i}")}]}))
+            .await;
+        app.activity(json!({"customerId": id, "kind": "CALL", "subject": "hello", "occurredAt": "2026-02-01T00:00:00Z"}))
+            .await;
+    }
+    let all = "id name email phone company lifecycleStage tags customFields version lastActivityAt createdAt updatedAt deletedAt owner { subject } externalIds { source externalId } activities(first: 1) { nodes { subject } }";
+    let shapes = [
+        format!("nodes {{ {all} }}"),
+        format!("edges {{ cursor node {{ {all} }} }}"),
+        format!("nodes {{ ... on Customer {{ {all} }} }}"),
+        format!("nodes {{ id ... on Customer {{ name }} }} more: nodes {{ {all} }}"),
+    ];
+    for shape in shapes {
+        let r = app
+            .gql(
+                &format!("{{ customers(first: 3, orderBy: {{field: NAME}}) {{ {shape} }} }}"),
+                json!({}),
+            )
+            .await;
+        r.assert_ok();
+        let page = r.data("customers");
+        let nodes: Vec<Value> = match (page.get("more"), page.get("nodes")) {
+            (Some(more), _) => more.as_array().expect("nodes").clone(),
+            (None, Some(nodes)) => nodes.as_array().expect("nodes").clone(),
+            (None, None) => page["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"].clone())
+                .collect(),
+        };
+        assert_eq!(nodes.len(), 3, "{shape}");
+        for node in nodes {
+            let by_id = app
+                .gql(
+                    &format!("query($id: ID!) {{ customer(id: $id) {{ {all} }} }}"),
+                    json!({"id": node["id"]}),
+                )
+                .await;
+            by_id.assert_ok();
+            assert_eq!(&node, by_id.data("customer"), "{shape}");
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! Activities logged against customers: calls, emails, meetings, notes, tasks, social
 //! messages. Types here; rules in `validate`, reads in `read`, writes in `write`.
 
-mod projection;
 mod read;
 mod scope;
 mod validate;
@@ -15,10 +14,10 @@ use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::{ActivityId, CustomerId};
 use super::page::{PageArgs, SortSpec, SortValueKind};
+use super::projection::{Projected, Projection};
 use super::{Error, Result};
 use crate::events::EntityKind;
 
-pub use projection::Projection;
 pub use read::{by_ids, count, count_for_customers, get, list, list_for_customers};
 pub use write::{delete, log, update};
 
@@ -122,6 +121,32 @@ impl Activity {
             deleted_at: Set(self.deleted_at),
             ..Default::default()
         }
+    }
+}
+
+impl Projected for activities::Entity {
+    fn decode(p: Projection<Self>, row: &sea_orm::QueryResult) -> Result<activities::Model> {
+        use activities::Column as C;
+        let mut r = p.reader(row);
+        Ok(activities::Model {
+            id: r.get(C::Id, String::new())?,
+            org_id: r.get(C::OrgId, String::new())?,
+            customer_id: r.get(C::CustomerId, String::new())?,
+            // Any valid kind: not shown.
+            kind: r.get(C::Kind, ActivityKind::Note.as_str().to_owned())?,
+            subject: r.get(C::Subject, String::new())?,
+            body: r.get(C::Body, None)?,
+            occurred_at: r.get(C::OccurredAt, DateTime::default())?,
+            due_at: r.get(C::DueAt, None)?,
+            completed_at: r.get(C::CompletedAt, None)?,
+            author_id: r.get(C::AuthorId, None)?,
+            source: r.get(C::Source, None)?,
+            external_id: r.get(C::ExternalId, None)?,
+            version: r.get(C::Version, 0)?,
+            created_at: r.get(C::CreatedAt, DateTime::default())?,
+            updated_at: r.get(C::UpdatedAt, DateTime::default())?,
+            deleted_at: r.get(C::DeletedAt, None)?,
+        })
     }
 }
 
@@ -246,6 +271,6 @@ pub struct ActivityQuery {
     pub filter: ActivityFilter,
     pub order: ActivityOrder,
     pub page: PageArgs,
-    /// The columns a nested page (`list_for_customers`) fetches.
-    pub projection: Projection,
+    /// The columns the read fetches.
+    pub projection: Projection<activities::Entity>,
 }

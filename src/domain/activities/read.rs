@@ -16,6 +16,7 @@ use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::ids::{ActivityId, CustomerId};
 use crate::domain::page::{RowCursor, Slice};
+use crate::domain::projection::Projected;
 use crate::domain::{Result, Tenant};
 
 use activities::Column as C;
@@ -37,6 +38,7 @@ pub async fn list(t: &Tenant, query: &ActivityQuery) -> Result<Slice<Activity>> 
         filtered(t, &query.filter)?,
         query.order.spec(),
         &query.page,
+        query.projection,
     )
     .await
 }
@@ -106,7 +108,7 @@ pub async fn list_for_customers(
 
     let mut grouped: HashMap<String, Vec<(RowCursor, activities::Model)>> = HashMap::new();
     for row in &rows {
-        let m = projection.decode(row)?;
+        let m = activities::Entity::decode(projection, row)?;
         let cursor = spec.cursor(m.get(spec.column), &m.id);
         grouped
             .entry(m.customer_id.clone())

@@ -15,6 +15,7 @@ use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::CustomerId;
 use super::page::{PageArgs, SortSpec, SortValueKind};
+use super::projection::{Projected, Projection};
 use super::{Error, Result};
 use crate::events::EntityKind;
 
@@ -114,6 +115,31 @@ impl Customer {
             updated_at: Set(self.updated_at),
             deleted_at: Set(self.deleted_at),
             ..Default::default()
+        })
+    }
+}
+
+impl Projected for customers::Entity {
+    fn decode(p: Projection<Self>, row: &sea_orm::QueryResult) -> Result<customers::Model> {
+        use customers::Column as C;
+        let mut r = p.reader(row);
+        Ok(customers::Model {
+            id: r.get(C::Id, String::new())?,
+            org_id: r.get(C::OrgId, String::new())?,
+            name: r.get(C::Name, String::new())?,
+            email: r.get(C::Email, None)?,
+            phone: r.get(C::Phone, None)?,
+            company: r.get(C::Company, None)?,
+            // Any valid stage: not shown.
+            lifecycle_stage: r.get(C::LifecycleStage, LifecycleStage::Lead.as_str().to_owned())?,
+            owner_id: r.get(C::OwnerId, None)?,
+            tags: r.get(C::Tags, "[]".to_owned())?,
+            custom_fields: r.get(C::CustomFields, Value::Null)?,
+            version: r.get(C::Version, 0)?,
+            last_activity_at: r.get(C::LastActivityAt, None)?,
+            created_at: r.get(C::CreatedAt, DateTime::default())?,
+            updated_at: r.get(C::UpdatedAt, DateTime::default())?,
+            deleted_at: r.get(C::DeletedAt, None)?,
         })
     }
 }
@@ -278,4 +304,6 @@ pub struct CustomerQuery {
     pub filter: CustomerFilter,
     pub order: CustomerOrder,
     pub page: PageArgs,
+    /// The columns the read fetches.
+    pub projection: Projection<customers::Entity>,
 }

@@ -33,6 +33,7 @@ pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> 
         filtered(t, &query.filter)?,
         query.order.spec(),
         &query.page,
+        query.projection,
     )
     .await
 }

@@ -42,7 +42,8 @@ impl ActivityQuery {
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
     ) -> Result<Option<ActivityConnection>> {
-        let query = query_of(first, after, last, before, filter, order_by);
+        let mut query = query_of(first, after, last, before, filter, order_by);
+        query.projection = super::types::projection(ctx);
         let slice = activities::list(tenant(ctx)?, &query).await?;
         Ok(Some(ActivityConnection::new(
             slice,

@@ -1,8 +1,9 @@
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
-use crate::domain::activities::{self, Activity, ActivityFilter, Projection};
+use crate::domain::activities::{self, Activity, ActivityFilter};
 use crate::domain::ids::CustomerId;
+use crate::domain::projection::Projection;
 use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
 use crate::graphql::customers::CustomerNode;
@@ -111,30 +112,28 @@ impl ActivityNode {
     }
 }
 
-/// The columns an activity connection's selection needs (under `nodes` and `edges.node`,
-/// through fragments): a nested page fetches nothing else.
-pub fn projection(ctx: &Context<'_>) -> Projection {
+/// The columns an activity connection's selection needs: a page fetches nothing else.
+pub fn projection(ctx: &Context<'_>) -> Projection<entity::activities::Entity> {
     use entity::activities::Column as C;
-    let look = ctx.look_ahead();
-    let nodes = [look.field("nodes"), look.field("edges").field("node")];
-    let selected = |field: &str| nodes.iter().any(|n| n.field(field).exists());
-    [
-        ("kind", C::Kind),
-        ("subject", C::Subject),
-        ("body", C::Body),
-        ("occurredAt", C::OccurredAt),
-        ("dueAt", C::DueAt),
-        ("completedAt", C::CompletedAt),
-        ("author", C::AuthorId),
-        ("source", C::Source),
-        ("externalId", C::ExternalId),
-        ("version", C::Version),
-        ("createdAt", C::CreatedAt),
-        ("updatedAt", C::UpdatedAt),
-    ]
-    .into_iter()
-    .filter(|(field, _)| selected(field))
-    .fold(Projection::minimal(), |p, (_, column)| p.with(column))
+    crate::graphql::connection::projection(
+        ctx,
+        &[
+            ("kind", C::Kind),
+            ("subject", C::Subject),
+            ("body", C::Body),
+            ("occurredAt", C::OccurredAt),
+            ("dueAt", C::DueAt),
+            ("completedAt", C::CompletedAt),
+            ("author", C::AuthorId),
+            ("source", C::Source),
+            ("externalId", C::ExternalId),
+            ("version", C::Version),
+            ("createdAt", C::CreatedAt),
+            ("updatedAt", C::UpdatedAt),
+        ],
+        // The id, and the customer that groups nested pages and resolves `customer`.
+        &[C::Id, C::CustomerId],
+    )
 }
 
 /// `totalCount` of an activity list: what it counts.

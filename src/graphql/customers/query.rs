@@ -57,6 +57,7 @@ impl CustomerQuery {
                 last,
                 before,
             },
+            projection: super::types::projection(ctx),
         };
         let slice = customers::list(tenant(ctx)?, &query).await?;
         Ok(Some(CustomerConnection::new(

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::Scope;
 use crate::domain::customers::{self, Customer, CustomerFilter};
+use crate::domain::projection::Projection;
 use crate::graphql::activities::{
     ActivityConnection, ActivityFilterInput, ActivityOrderInput, ActivityTotal,
 };
@@ -199,6 +200,31 @@ pub struct SocialProfileNode {
     /// Usually holds the handle, so it is guarded like it.
     #[graphql(directive = requires_scopes::apply(all_of(&[Scope::PiiRead])))]
     pub url: Option<String>,
+}
+
+/// The columns a customer connection's selection needs: a page fetches nothing else.
+pub fn projection(ctx: &Context<'_>) -> Projection<entity::customers::Entity> {
+    use entity::customers::Column as C;
+    crate::graphql::connection::projection(
+        ctx,
+        &[
+            ("name", C::Name),
+            ("email", C::Email),
+            ("phone", C::Phone),
+            ("company", C::Company),
+            ("lifecycleStage", C::LifecycleStage),
+            ("owner", C::OwnerId),
+            ("tags", C::Tags),
+            ("customFields", C::CustomFields),
+            ("version", C::Version),
+            ("lastActivityAt", C::LastActivityAt),
+            ("createdAt", C::CreatedAt),
+            ("updatedAt", C::UpdatedAt),
+            ("deletedAt", C::DeletedAt),
+        ],
+        // The id, which every relation (activities, external ids, profiles) reads.
+        &[C::Id],
+    )
 }
 
 /// `totalCount` of a customer list: the filter it counts.
