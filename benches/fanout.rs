@@ -17,11 +17,15 @@
     reason = "a benchmark stops loudly on what it did not expect"
 )]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+#[path = "shared/child.rs"]
+mod child;
+
+use child::{Server, free_addr};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -62,29 +66,15 @@ fn args() -> Args {
     args
 }
 
-struct Server {
-    child: Child,
-    addr: String,
+/// The server and the directory of its database, removed after it.
+struct Started {
+    server: Server,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn start_server() -> Server {
+async fn start_server() -> Started {
     let dir = tempfile::tempdir().expect("temp dir");
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = free_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_crm"))
         .arg("serve")
         .env("CRM_LISTEN", &addr)
@@ -98,24 +88,10 @@ async fn start_server() -> Server {
         .stdout(Stdio::null())
         .spawn()
         .expect("start crm serve");
-    let server = Server {
-        child,
-        addr,
+    Started {
+        server: Server::healthy(child, addr).await,
         _dir: dir,
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("http://{}/healthz", server.addr))
-            .send()
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the server did not come up");
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -360,8 +336,9 @@ async fn main() {
         args.subscribers
     );
     await_quiet_network().await;
-    let server = start_server().await;
-    let pid = server.child.id();
+    let running = start_server().await;
+    let server = &running.server;
+    let pid = server.pid();
     let token = crm::auth::TokenIssuer::hs256(SECRET.as_bytes(), "crm", "crm-api")
         .mint(
             "bench",
@@ -426,7 +403,7 @@ async fn main() {
     let cpu_before = (cpu_ms(&server_pid), cpu_ms("self"));
     let client = reqwest::Client::new();
     let res = client
-        .post(format!("http://{}/graphql", server.addr))
+        .post(server.url("/graphql"))
         .bearer_auth(&token)
         .header("content-type", "application/json")
         .body(r#"{"query":"mutation { createCustomer(input: {name: \"Fan-out\"}) { customer { id } } }"}"#)
@@ -475,5 +452,5 @@ async fn main() {
     println!(
         "server RSS per idle subscriber: {per_subscriber:.1} KiB      target < {TARGET_KIB_PER_SUBSCRIBER} KiB"
     );
-    drop(server);
+    drop(running);
 }

@@ -31,6 +31,8 @@
     reason = "a benchmark stops loudly on what it did not expect"
 )]
 
+#[path = "shared/child.rs"]
+mod child;
 #[path = "http/database.rs"]
 mod database;
 #[path = "http/floor.rs"]

@@ -1,8 +1,7 @@
 //! The child processes: `crm seed`, `crm token`, `crm serve` and the floor server (this bench
 //! binary again, with `--floor-server`), and what /proc says about a server's memory.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 /// The `crm` binary cargo built beside this bench, in the bench profile (optimised like
 /// release) under `cargo bench`.
@@ -12,35 +11,8 @@ const SECRET: &str = "bench-secret-bench-secret-bench-secret";
 /// The tenant the seed fills and the token names.
 pub const ORG: &str = "bench-org";
 
-/// A server child, killed when dropped (also on a panic).
-pub struct Server {
-    child: Child,
-    pub addr: String,
-}
-
-impl Server {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use super::child::Server;
+use super::child::free_addr;
 
 /// Fills the tenant with `customers` customers and `activities` activities each (and their
 /// events), through the migrations the server would run.
@@ -79,7 +51,7 @@ pub async fn token(database_url: &str) -> String {
 }
 
 pub async fn start_crm(database_url: &str) -> Server {
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = free_addr();
     let child = Command::new(CRM)
         .arg("serve")
         .env("CRM_LISTEN", &addr)
@@ -89,37 +61,18 @@ pub async fn start_crm(database_url: &str) -> Server {
         .stdout(Stdio::null())
         .spawn()
         .expect("start crm serve");
-    healthy(Server { child, addr }).await
+    Server::healthy(child, addr).await
 }
 
 /// The floor: this bench binary again, serving the hand-written answers.
 pub async fn start_floor(database_url: &str) -> Server {
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = free_addr();
     let child = Command::new(std::env::current_exe().expect("the bench binary's path"))
         .args(["--floor-server", &addr, database_url, ORG])
         .stdout(Stdio::null())
         .spawn()
         .expect("start the floor server");
-    healthy(Server { child, addr }).await
-}
-
-async fn healthy(mut server: Server) -> Server {
-    let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("the server at {} exited at start: {status}", server.addr);
-        }
-        if client
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server at {} did not come up", server.addr);
+    Server::healthy(child, addr).await
 }
 
 /// A `Vm*` line of `/proc/<pid>/status`, in MiB: `VmRSS` (resident now) or `VmHWM` (the
