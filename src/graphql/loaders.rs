@@ -148,6 +148,48 @@ impl Loader<CustomerId> for SocialProfilesByCustomer {
     }
 }
 
+/// A parent's page arguments as part of a loader key, hashed once: every parent of a level
+/// asks with the same arguments, and a dataloader hashes each key several times (a filter
+/// has a score of fields).
+#[derive(Clone, Debug)]
+pub struct Args<Q> {
+    hash: u64,
+    query: Arc<Q>,
+}
+
+impl<Q: std::hash::Hash> Args<Q> {
+    pub fn new(query: Q) -> Self {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        Self {
+            hash: BuildHasherDefault::<DefaultHasher>::default().hash_one(&query),
+            query: Arc::new(query),
+        }
+    }
+}
+
+impl<Q> std::ops::Deref for Args<Q> {
+    type Target = Q;
+
+    fn deref(&self) -> &Q {
+        &self.query
+    }
+}
+
+impl<Q> std::hash::Hash for Args<Q> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl<Q: PartialEq> PartialEq for Args<Q> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.query, &other.query)
+            || (self.hash == other.hash && self.query == other.query)
+    }
+}
+
+impl<Q: Eq> Eq for Args<Q> {}
+
 /// Groups keys by their arguments, so parents asking for the same page shape share one
 /// statement (the usual case: one field in a query, many parents).
 fn by_args<A: Clone + Eq + std::hash::Hash>(
@@ -160,14 +202,14 @@ fn by_args<A: Clone + Eq + std::hash::Hash>(
     groups
 }
 
-impl Loader<(CustomerId, ActivityQuery)> for ActivityPages {
+impl Loader<(CustomerId, Args<ActivityQuery>)> for ActivityPages {
     type Value = Slice<Activity>;
     type Error = Arc<domain::Error>;
 
     async fn load(
         &self,
-        keys: &[(CustomerId, ActivityQuery)],
-    ) -> LoadResult<(CustomerId, ActivityQuery), Slice<Activity>> {
+        keys: &[(CustomerId, Args<ActivityQuery>)],
+    ) -> LoadResult<(CustomerId, Args<ActivityQuery>), Slice<Activity>> {
         let mut out = HashMap::with_capacity(keys.len());
         for (query, ids) in by_args(keys) {
             let pages = activities::list_for_customers(&self.0.0, &ids, &query).await?;
@@ -181,14 +223,14 @@ impl Loader<(CustomerId, ActivityQuery)> for ActivityPages {
     }
 }
 
-impl Loader<(CustomerId, ActivityFilter)> for ActivityCounts {
+impl Loader<(CustomerId, Args<ActivityFilter>)> for ActivityCounts {
     type Value = u64;
     type Error = Arc<domain::Error>;
 
     async fn load(
         &self,
-        keys: &[(CustomerId, ActivityFilter)],
-    ) -> LoadResult<(CustomerId, ActivityFilter), u64> {
+        keys: &[(CustomerId, Args<ActivityFilter>)],
+    ) -> LoadResult<(CustomerId, Args<ActivityFilter>), u64> {
         let mut out = HashMap::with_capacity(keys.len());
         for (filter, ids) in by_args(keys) {
             let counts = activities::count_for_customers(&self.0.0, &ids, &filter).await?;

@@ -47,7 +47,7 @@ impl ActivityQuery {
         let slice = activities::list(tenant(ctx)?, &query).await?;
         Ok(Some(ActivityConnection::new(
             slice,
-            ActivityTotal::Matching(query.filter),
+            ActivityTotal::Matching(Box::new(query.filter)),
         )))
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::projection::Projection;
 use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
 use crate::graphql::customers::CustomerNode;
-use crate::graphql::loaders::Loaders;
+use crate::graphql::loaders::{Args, Loaders};
 use crate::graphql::users::UserNode;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,9 +138,9 @@ pub fn projection(ctx: &Context<'_>) -> Projection<entity::activities::Entity> {
 
 /// `totalCount` of an activity list: what it counts.
 pub enum ActivityTotal {
-    Matching(ActivityFilter),
+    Matching(Box<ActivityFilter>),
     /// Batched across the parents of a nested connection.
-    OfCustomer(CustomerId, ActivityFilter),
+    OfCustomer(CustomerId, Args<ActivityFilter>),
 }
 
 impl ActivityTotal {

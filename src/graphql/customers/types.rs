@@ -10,7 +10,7 @@ use crate::graphql::activities::{
 };
 use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
-use crate::graphql::loaders::Loaders;
+use crate::graphql::loaders::{Args, Loaders};
 use crate::graphql::permissions::{all_of, requires_scopes};
 use crate::graphql::users::UserNode;
 
@@ -163,8 +163,8 @@ impl CustomerNode {
         let mut query =
             crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
         query.projection = crate::graphql::activities::projection(ctx);
-        let filter = query.filter.clone();
-        let key = (self.0.id.clone(), query);
+        let filter = Args::new(query.filter.clone());
+        let key = (self.0.id.clone(), Args::new(query));
         let page = ctx
             .data::<Loaders>()?
             .activity_pages
