@@ -15,6 +15,7 @@ mod filters;
 mod limits;
 mod loaders;
 mod node;
+mod order;
 mod permissions;
 mod schema;
 mod subscriptions;

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use super::errors;
+use super::order::QueryOrder;
 use super::subscriptions::SubscriptionRoot;
 use super::{Limits, RequestAuth};
 use super::{activities, changes, clients, customers, limits, node, permissions, viewer};
@@ -102,7 +103,7 @@ impl Executor {
     }
 
     /// Bounds the request and picks its schema; a refusal is the whole response.
-    fn admit(&self, request: &mut Request) -> Result<&CrmSchema, Box<Response>> {
+    fn admit(&self, request: &mut Request) -> Result<(&CrmSchema, QueryOrder), Box<Response>> {
         let auth = request
             .data
             .get(&TypeId::of::<RequestAuth>())
@@ -111,8 +112,9 @@ impl Executor {
         let schema = self.schema_for(auth);
         match limits::admit(&self.limits, &self.costs, authenticated, request) {
             Ok(doc) => {
+                let order = QueryOrder::new(&doc, request.operation_name.as_deref());
                 request.set_parsed_query(doc);
-                Ok(schema)
+                Ok((schema, order))
             }
             Err(err) => {
                 let mut response = Response::from_errors(vec![err]);
@@ -124,8 +126,9 @@ impl Executor {
 
     pub async fn execute(&self, mut request: Request) -> Response {
         match self.admit(&mut request) {
-            Ok(schema) => {
+            Ok((schema, order)) => {
                 let mut response = schema.execute(request).await;
+                order.apply(&mut response.data);
                 errors::finish(&mut response);
                 response
             }
@@ -135,9 +138,10 @@ impl Executor {
 
     pub fn execute_stream(&self, mut request: Request) -> BoxStream<'static, Response> {
         match self.admit(&mut request) {
-            Ok(schema) => schema
+            Ok((schema, order)) => schema
                 .execute_stream(request)
-                .map(|mut response| {
+                .map(move |mut response| {
+                    order.apply(&mut response.data);
                     errors::finish(&mut response);
                     response
                 })

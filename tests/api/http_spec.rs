@@ -447,12 +447,13 @@ async fn client_text_cannot_forge_log_lines() {
 #[tokio::test]
 async fn response_keys_follow_the_query() {
     let app = TestApp::spawn().await;
+    app.customer(json!({"name": "Ordered"})).await;
     let text = app
         .client
         .post(app.url("/graphql"))
         .header("content-type", "application/json")
         .bearer_auth(app.token("customers:read"))
-        .body(r#"{"query":"{ zulu: __typename alpha: __typename viewer { subject org } }"}"#)
+        .body(r#"{"query":"{ zulu: __typename customers(first: 1) { totalCount nodes { name id } } alpha: __typename viewer { subject org } }"}"#)
         .send()
         .await
         .expect("sent")

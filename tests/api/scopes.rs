@@ -522,3 +522,51 @@ async fn results_never_depend_on_values_the_token_may_not_read() {
     }
     assert!(compared > 30, "only {compared} rounds without pii:read");
 }
+
+/// A write scope alone writes but does not read: the record in a mutation's payload needs the
+/// read scope too, or an empty update would read any record.
+#[tokio::test]
+async fn a_write_scope_alone_does_not_read_through_the_payload() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .customer(json!({"name": "Private", "email": "p@example.com"}))
+        .await;
+    let writer = app.token("customers:write activities:write pii:read");
+    let r = app
+        .gql_as(
+            Some(&writer),
+            "mutation($id: ID!) { updateCustomer(input: {id: $id}) { customer { name email } userErrors { code } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        r.data("updateCustomer.customer"),
+        &Value::Null,
+        "{}",
+        r.body
+    );
+    assert_eq!(r.data("updateCustomer.userErrors"), &json!([]));
+    assert_eq!(r.error_codes(), ["FORBIDDEN"]);
+    assert!(!r.body.to_string().contains("Private"), "{}", r.body);
+
+    let r = app
+        .gql_as(
+            Some(&writer),
+            "mutation($id: ID!) { logActivity(input: {customerId: $id, kind: NOTE, subject: \"hi\"}) { activity { subject } userErrors { code } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(r.data("logActivity.activity"), &Value::Null, "{}", r.body);
+    assert_eq!(r.error_codes(), ["FORBIDDEN"]);
+
+    let both = app.token("customers:write customers:read");
+    let r = app
+        .gql_as(
+            Some(&both),
+            "mutation($id: ID!) { updateCustomer(input: {id: $id, name: \"Renamed\"}) { customer { name } } }",
+            json!({"id": id}),
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.data("updateCustomer.customer.name"), "Renamed");
+}

@@ -14,12 +14,18 @@ pub struct ActivityMutation;
 
 #[derive(SimpleObject)]
 pub struct LogActivityPayload {
+    /// The record as the write left it; reading it needs the read scope too (a write scope
+    /// alone must not read what it did not write, as an empty update would).
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])))]
     pub activity: Option<ActivityNode>,
     pub user_errors: Vec<UserError>,
 }
 
 #[derive(SimpleObject)]
 pub struct UpdateActivityPayload {
+    /// The record as the write left it; reading it needs the read scope too (a write scope
+    /// alone must not read what it did not write, as an empty update would).
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::ActivitiesRead])))]
     pub activity: Option<ActivityNode>,
     pub user_errors: Vec<UserError>,
 }

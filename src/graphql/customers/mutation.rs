@@ -16,19 +16,26 @@ pub struct CustomerMutation;
 
 #[derive(SimpleObject)]
 pub struct CreateCustomerPayload {
+    /// The record as the write left it; reading it needs the read scope too (a write scope
+    /// alone must not read what it did not write, as an empty update would).
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])))]
     pub customer: Option<CustomerNode>,
     pub user_errors: Vec<UserError>,
 }
 
 #[derive(SimpleObject)]
 pub struct UpdateCustomerPayload {
+    /// The record as the write left it; reading it needs the read scope too (a write scope
+    /// alone must not read what it did not write, as an empty update would).
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])))]
     pub customer: Option<CustomerNode>,
     pub user_errors: Vec<UserError>,
 }
 
 #[derive(SimpleObject)]
 pub struct DeleteCustomerPayload {
-    /// The customer as it is in the trash.
+    /// The customer as it is in the trash; reading it needs the read scope too.
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])))]
     pub customer: Option<CustomerNode>,
     pub deleted_customer_id: Option<async_graphql::ID>,
     pub user_errors: Vec<UserError>,
@@ -36,6 +43,9 @@ pub struct DeleteCustomerPayload {
 
 #[derive(SimpleObject)]
 pub struct RestoreCustomerPayload {
+    /// The record as the write left it; reading it needs the read scope too (a write scope
+    /// alone must not read what it did not write, as an empty update would).
+    #[graphql(directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])))]
     pub customer: Option<CustomerNode>,
     pub user_errors: Vec<UserError>,
 }
