@@ -207,8 +207,21 @@ fn lower(col: SimpleExpr) -> SimpleExpr {
 
 /// `col` contains `needle`, case-insensitively.
 pub fn contains(col: SimpleExpr, needle: &str) -> SimpleExpr {
-    let pattern = format!("%{}%", like_escape(&needle.to_lowercase()));
-    lower(col).like(LikeExpr::new(pattern).escape('\\'))
+    like_ignoring_case(col, needle, "%", "%")
+}
+
+/// `col LIKE before || needle || after`, ignoring case. SQLite's `LOWER` folds ASCII letters
+/// only, so the text as given is matched too: a needle with the stored case of a non-ASCII
+/// letter (`Émile`) still matches there.
+fn like_ignoring_case(col: SimpleExpr, needle: &str, before: &str, after: &str) -> SimpleExpr {
+    let folded = format!("{before}{}{after}", like_escape(&needle.to_lowercase()));
+    let given = format!("{before}{}{after}", like_escape(needle));
+    let same = given == folded;
+    let folded_matches = lower(col.clone()).like(LikeExpr::new(folded).escape('\\'));
+    if same {
+        return folded_matches;
+    }
+    folded_matches.or(col.like(LikeExpr::new(given).escape('\\')))
 }
 
 fn check_in(field: &str, values: &[String]) -> Result<()> {
@@ -252,8 +265,7 @@ impl TextOps {
         }
         if let Some(v) = &self.starts_with {
             check_text(&field, v)?;
-            let pattern = format!("{}%", like_escape(&v.to_lowercase()));
-            cond = cond.add(lower(col()).like(LikeExpr::new(pattern).escape('\\')));
+            cond = cond.add(like_ignoring_case(col(), v, "", "%"));
         }
         if let Some(e) = null_check(col(), self.is_null) {
             cond = cond.add(e);
