@@ -2,7 +2,7 @@
 
 use entity::{customer_external_ids, customers, social_profiles};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
-use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use super::scope::scoped;
 use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
@@ -128,12 +128,29 @@ fn condition(f: &CustomerFilter, depth: usize, private: bool) -> Result<Conditio
 
 /// External ids of the given customers (of the tenant), oldest first.
 pub async fn external_ids_of(t: &Tenant, customer_ids: &[CustomerId]) -> Result<Vec<ExternalId>> {
+    external_ids_in(t.db(), t, customer_ids).await
+}
+
+/// Social profiles of the given customers (of the tenant), oldest first.
+pub async fn social_profiles_of(
+    t: &Tenant,
+    customer_ids: &[CustomerId],
+) -> Result<Vec<SocialProfile>> {
+    social_profiles_in(t.db(), t, customer_ids).await
+}
+
+/// `external_ids_of`, read on `conn` (a write reads them in its transaction).
+pub(super) async fn external_ids_in(
+    conn: &impl ConnectionTrait,
+    t: &Tenant,
+    customer_ids: &[CustomerId],
+) -> Result<Vec<ExternalId>> {
     use customer_external_ids::Column as X;
     let rows = t
         .find::<customer_external_ids::Entity>()
         .filter(X::CustomerId.is_in(customer_ids.iter().cloned()))
         .order_by_asc(X::Id)
-        .all(t.db())
+        .all(conn)
         .await?;
     Ok(rows
         .into_iter()
@@ -146,8 +163,9 @@ pub async fn external_ids_of(t: &Tenant, customer_ids: &[CustomerId]) -> Result<
         .collect())
 }
 
-/// Social profiles of the given customers (of the tenant), oldest first.
-pub async fn social_profiles_of(
+/// `social_profiles_of`, read on `conn` (a write reads them in its transaction).
+pub(super) async fn social_profiles_in(
+    conn: &impl ConnectionTrait,
     t: &Tenant,
     customer_ids: &[CustomerId],
 ) -> Result<Vec<SocialProfile>> {
@@ -156,7 +174,7 @@ pub async fn social_profiles_of(
         .find::<social_profiles::Entity>()
         .filter(S::CustomerId.is_in(customer_ids.iter().cloned()))
         .order_by_asc(S::Id)
-        .all(t.db())
+        .all(conn)
         .await?;
     Ok(rows
         .into_iter()

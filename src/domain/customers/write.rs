@@ -5,9 +5,10 @@
 use entity::{customer_external_ids, customers, social_profiles};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QuerySelect, Set,
 };
 
+use super::read::{external_ids_in, social_profiles_in};
 use super::scope::scoped;
 use super::validate::{self, ValidCustomer};
 use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
@@ -168,18 +169,12 @@ async fn current_external_ids(
     t: &Tenant,
     id: &CustomerId,
 ) -> Result<Vec<NewExternalId>> {
-    use customer_external_ids::Column as X;
-    let rows = t
-        .find::<customer_external_ids::Entity>()
-        .filter(X::CustomerId.eq(id))
-        .order_by_asc(X::Id)
-        .all(txn)
-        .await?;
-    Ok(rows
+    let ids = external_ids_in(txn, t, std::slice::from_ref(id)).await?;
+    Ok(ids
         .into_iter()
-        .map(|m| NewExternalId {
-            source: m.source,
-            external_id: m.external_id,
+        .map(|x| NewExternalId {
+            source: x.source,
+            external_id: x.external_id,
         })
         .collect())
 }
@@ -189,20 +184,14 @@ async fn current_social_profiles(
     t: &Tenant,
     id: &CustomerId,
 ) -> Result<Vec<NewSocialProfile>> {
-    use social_profiles::Column as S;
-    let rows = t
-        .find::<social_profiles::Entity>()
-        .filter(S::CustomerId.eq(id))
-        .order_by_asc(S::Id)
-        .all(txn)
-        .await?;
-    Ok(rows
+    let profiles = social_profiles_in(txn, t, std::slice::from_ref(id)).await?;
+    Ok(profiles
         .into_iter()
-        .map(|m| NewSocialProfile {
-            network: m.network,
-            handle: m.handle,
-            network_user_id: m.network_user_id,
-            url: m.url,
+        .map(|p| NewSocialProfile {
+            network: p.network,
+            handle: p.handle,
+            network_user_id: p.network_user_id,
+            url: p.url,
         })
         .collect())
 }
