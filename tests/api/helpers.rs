@@ -25,6 +25,8 @@ pub struct TestApp {
     /// Dropping (or sending on) this shuts the server down gracefully.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: Option<tempfile::TempDir>,
+    /// Declared last: dropped after the server is told to stop.
+    _owned_db: Option<OwnedDatabase>,
 }
 
 pub struct Reply {
@@ -73,23 +75,84 @@ impl Reply {
     }
 }
 
-async fn database_url(dir: &tempfile::TempDir) -> String {
+/// A PostgreSQL database a test created, dropped with its `TestApp` (also when the test
+/// fails), so `TEST_DATABASE_URL=… cargo test` leaves nothing behind.
+struct OwnedDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for OwnedDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot block on a future: the drop gets
+        // a thread and a runtime of its own. FORCE closes the stopped server's connections.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let admin = connect_admin(&admin_url).await.ok()?;
+                let done = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+                admin.close().await.ok();
+                done.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// The test server's connection, fast to fail: an unreachable PostgreSQL is reported in
+/// seconds, naming the URL, not after a pool's 30-second wait in every test.
+async fn connect_admin(admin_url: &str) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+    let mut options = sea_orm::ConnectOptions::new(admin_url.to_owned());
+    options
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .max_connections(1)
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
+
+async fn database(dir: &tempfile::TempDir) -> (String, Option<OwnedDatabase>) {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin_url) if !admin_url.is_empty() => {
+            // Once one test found the server unreachable, the others fail at once.
+            static UNREACHABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            if let Some(why) = UNREACHABLE.get() {
+                panic!("{why}");
+            }
             let name = format!("crm_t_{}", ulid::Ulid::new().to_string().to_lowercase());
-            let admin = Database::connect(&admin_url)
-                .await
-                .expect("connect to TEST_DATABASE_URL");
+            let admin = connect_admin(&admin_url).await.unwrap_or_else(|err| {
+                let why = format!(
+                    "PostgreSQL at TEST_DATABASE_URL={admin_url} is unreachable ({err}); \
+                     start it, point TEST_DATABASE_URL at one that is running, or unset it \
+                     to test on SQLite"
+                );
+                panic!("{}", UNREACHABLE.get_or_init(|| why));
+            });
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
-                .expect("create a test database");
+                .unwrap_or_else(|err| {
+                    panic!("cannot create a test database at {admin_url}: {err}")
+                });
             admin.close().await.ok();
             let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
             url.set_path(&name);
-            url.to_string()
+            let owned = OwnedDatabase { admin_url, name };
+            (url.to_string(), Some(owned))
         }
-        _ => format!("sqlite://{}?mode=rwc", dir.path().join("crm.db").display()),
+        _ => (
+            format!("sqlite://{}?mode=rwc", dir.path().join("crm.db").display()),
+            None,
+        ),
     }
 }
 
@@ -100,7 +163,7 @@ impl TestApp {
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_url = database_url(&dir).await;
+        let (db_url, owned_db) = database(&dir).await;
         let mut config = ServeConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
             db: DbConfig {
@@ -142,6 +205,7 @@ impl TestApp {
             db_url,
             stop: Some(stop),
             _dir: Some(dir),
+            _owned_db: owned_db,
         }
     }
 
