@@ -35,6 +35,23 @@ pub fn resolve_secret(auth: &AuthConfig, db: &DbConfig) -> anyhow::Result<(Vec<u
     }
 }
 
+/// The secret of the server that runs on `db`, for minting tokens outside it: never created
+/// here, since a second secret would sign tokens that server refuses.
+pub fn server_secret(auth: &AuthConfig, db: &DbConfig) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &auth.jwt_secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let dir = db.state_dir();
+    dev::load_secret(&dir)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no dev secret at {} (`crm serve` creates it beside its database on its first \
+             start without CRM_JWT_SECRET): run `crm token` where the server runs, pass the \
+             server's --database-url, or set CRM_JWT_SECRET to the server's secret",
+            dev::secret_path(&dir).display()
+        )
+    })
+}
+
 pub const DEV_ORG: &str = "dev-org";
 pub const DEV_SUBJECT: &str = "dev-user";
 

@@ -120,7 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
-            let (secret, _) = app::resolve_secret(&args.auth, &args.db)?;
+            let secret = app::server_secret(&args.auth, &args.db)?;
             let token = TokenIssuer::hs256(&secret, &args.auth.issuer, &args.auth.audience).mint(
                 &args.sub,
                 &args.org,

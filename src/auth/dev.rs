@@ -12,13 +12,20 @@ pub fn secret_path(dir: &Path) -> PathBuf {
     dir.join(DEV_SECRET_FILE)
 }
 
+/// The dev secret kept in `dir`, if there is one.
+pub fn load_secret(dir: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read_to_string(secret_path(dir)) {
+        Ok(text) if text.trim().len() >= 32 => Ok(Some(text.trim().as_bytes().to_vec())),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 pub fn load_or_create_secret(dir: &Path) -> io::Result<Vec<u8>> {
     let path = secret_path(dir);
-    match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().as_bytes().to_vec()),
-        Ok(_) => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
+    if let Some(secret) = load_secret(dir)? {
+        return Ok(secret);
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);

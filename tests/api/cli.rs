@@ -4,10 +4,14 @@ use std::process::Command;
 
 fn crm(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
+    crm_in(dir.path(), args, envs)
+}
+
+fn crm_in(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_crm"));
     command
         .args(args)
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env_remove("CRM_JWT_SECRET");
     for (key, value) in envs {
         command.env(key, value);
@@ -40,6 +44,30 @@ fn token_refuses_unknown_scopes_and_short_secrets_naming_them() {
         err.contains("CRM_JWT_SECRET") && err.contains("32"),
         "{err}"
     );
+}
+
+/// `crm token` signs with the secret of the server on the given database, or says where it
+/// looked; it never makes a second secret the server would not know.
+#[test]
+fn token_finds_the_servers_secret_and_never_makes_one() {
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let (ok, out, err) = crm_in(elsewhere.path(), &["token"], &[]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains("crm-dev-secret") && err.contains("CRM_JWT_SECRET"),
+        "{err}"
+    );
+    assert!(!elsewhere.path().join("crm-dev-secret").exists());
+
+    let server = tempfile::tempdir().expect("temp dir");
+    std::fs::write(server.path().join("crm-dev-secret"), "ab".repeat(32)).expect("secret");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        server.path().join("crm.db").display()
+    );
+    let (ok, out, err) = crm_in(elsewhere.path(), &["token", "--database-url", &url], &[]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim().split('.').count(), 3, "a JWT on stdout: {out}");
 }
 
 #[test]
