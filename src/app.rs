@@ -141,7 +141,12 @@ impl Application {
             revocations,
         };
         let router = http::router(state, config.max_body_bytes);
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|err| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {err}\n  is another process using it? Choose a free address with CRM_LISTEN (--listen)",
+                config.listen
+            )
+        })?;
         Ok(Self {
             listener,
             router,

@@ -137,17 +137,21 @@ impl DbConfig {
         self.url.starts_with("sqlite:")
     }
 
+    /// The file of a SQLite URL.
+    pub fn sqlite_path(&self) -> &str {
+        self.url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or_default()
+    }
+
     /// Where dev-mode files (the generated secret) live: beside the SQLite file, or in the
     /// working directory for other databases.
     pub fn state_dir(&self) -> PathBuf {
         if self.is_sqlite() {
-            let path = self
-                .url
-                .trim_start_matches("sqlite://")
-                .trim_start_matches("sqlite:")
-                .split('?')
-                .next()
-                .unwrap_or_default();
+            let path = self.sqlite_path();
             if let Some(parent) = PathBuf::from(path).parent()
                 && !parent.as_os_str().is_empty()
             {

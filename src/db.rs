@@ -9,8 +9,65 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 use crate::config::DbConfig;
 use crate::metrics::{Metrics, PoolLabel};
 
+/// A database that cannot be opened, named (without its password) with what to try.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the database {url}: {cause}\n  {hint}")]
+pub struct OpenError {
+    url: String,
+    cause: String,
+    hint: String,
+}
+
+impl OpenError {
+    fn new(config: &DbConfig, err: &DbErr) -> Self {
+        let cause = match err {
+            DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => e.to_string(),
+            other => other.to_string(),
+        };
+        let hint = if config.is_sqlite() {
+            let path = config.sqlite_path();
+            if cause.contains("not a database") {
+                format!(
+                    "{path} is not a SQLite database: move it away, or point DATABASE_URL (--database-url) at another file"
+                )
+            } else {
+                format!(
+                    "the directory of {path} must exist and be writable; set DATABASE_URL (--database-url) to change the file"
+                )
+            }
+        } else {
+            "is PostgreSQL running there, and does the database exist? Set DATABASE_URL (--database-url) to change it".to_owned()
+        };
+        Self {
+            url: redacted(&config.url),
+            cause,
+            hint,
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Opens a pool; with `metrics`, its statements are counted under the given pool name.
 pub async fn connect(
+    config: &DbConfig,
+    metrics: Option<(&Metrics, &'static str)>,
+) -> Result<DatabaseConnection, OpenError> {
+    open(config, metrics)
+        .await
+        .map_err(|err| OpenError::new(config, &err))
+}
+
+async fn open(
     config: &DbConfig,
     metrics: Option<(&Metrics, &'static str)>,
 ) -> Result<DatabaseConnection, DbErr> {

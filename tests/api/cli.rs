@@ -84,3 +84,30 @@ fn logs_go_to_stderr_without_colour_when_not_on_a_terminal() {
     assert!(err.contains("Applying"), "{err}");
     assert!(!err.contains('\u{1b}'), "no colour codes: {err:?}");
 }
+
+/// What cannot start says what failed and which setting to change.
+#[test]
+fn start_up_failures_name_the_culprit_and_the_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no/such/dir/crm.db");
+    let url = format!("sqlite://{}?mode=rwc", missing.display());
+    let (ok, _, err) = crm(&["serve", "--database-url", &url], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains(&missing.display().to_string()) && err.contains("DATABASE_URL"),
+        "{err}"
+    );
+
+    let not_a_database = dir.path().join("notes.txt");
+    std::fs::write(&not_a_database, "not a database, just text").expect("file");
+    let url = format!("sqlite://{}", not_a_database.display());
+    let (ok, _, err) = crm(&["serve", "--database-url", &url], &[]);
+    assert!(!ok);
+    assert!(err.contains("not a SQLite database"), "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("address").to_string();
+    let (ok, _, err) = crm(&["serve", "--listen", &addr], &[]);
+    assert!(!ok);
+    assert!(err.contains(&addr) && err.contains("CRM_LISTEN"), "{err}");
+}
