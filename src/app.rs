@@ -60,6 +60,7 @@ impl Application {
         config.validate()?;
         let metrics = Metrics::new();
         let conn = db::connect(&config.db, Some((&metrics, "requests"))).await?;
+        db::check_integrity(&conn, &config.db).await?;
         db::migrate(&conn).await?;
 
         let (secret, dev_mode) = resolve_secret(&config.auth, &config.db)?;

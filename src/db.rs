@@ -115,6 +115,45 @@ async fn open(
     Ok(db)
 }
 
+/// A SQLite file that opens but is damaged.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database {path} is damaged ({report}); restore it from a backup, or move it away to start afresh"
+)]
+pub struct Damaged {
+    path: String,
+    report: String,
+}
+
+/// On SQLite, refuses a damaged file before anything is served from it (`PRAGMA
+/// quick_check`: every page and index entry, without the slower cross-checks). A file that
+/// is damaged half-way opens, and would otherwise answer queries wrongly or fail one at a time.
+pub async fn check_integrity(db: &DatabaseConnection, config: &DbConfig) -> anyhow::Result<()> {
+    if !config.is_sqlite() {
+        return Ok(());
+    }
+    let damaged = |report: String| Damaged {
+        path: config.sqlite_path().to_owned(),
+        report,
+    };
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA quick_check(5)",
+        ))
+        .await
+        .map_err(|err| damaged(err.to_string()))?;
+    let findings: Vec<String> = rows
+        .iter()
+        .filter_map(|row| row.try_get_by_index::<String>(0).ok())
+        .collect();
+    if findings == ["ok"] {
+        Ok(())
+    } else {
+        Err(damaged(findings.join("; ")).into())
+    }
+}
+
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }

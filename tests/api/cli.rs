@@ -12,11 +12,24 @@ fn crm_in(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (bool,
     command
         .args(args)
         .current_dir(dir)
-        .env_remove("CRM_JWT_SECRET");
+        .env_remove("CRM_JWT_SECRET")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     for (key, value) in envs {
         command.env(key, value);
     }
-    let out = command.output().expect("crm runs");
+    let mut child = command.spawn().expect("crm runs");
+    // A command expected to stop (a refused `serve`, say) that keeps running fails the test
+    // instead of hanging it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -110,4 +123,40 @@ fn start_up_failures_name_the_culprit_and_the_setting() {
     let (ok, _, err) = crm(&["serve", "--listen", &addr], &[]);
     assert!(!ok);
     assert!(err.contains(&addr) && err.contains("CRM_LISTEN"), "{err}");
+}
+
+/// A SQLite file damaged half-way opens, but the server refuses it before serving from it.
+#[tokio::test]
+async fn a_damaged_sqlite_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("crm.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let (ok, _, err) = crm(&["seed", "--database-url", &url, "--customers", "300"], &[]);
+    assert!(ok, "{err}");
+    // Move what the seed wrote from the write-ahead log into the file itself.
+    {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(&url).await.expect("open");
+        db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .expect("checkpoint");
+        db.close().await.expect("close");
+    }
+    let mut bytes = std::fs::read(&file).expect("the database file");
+    assert!(bytes.len() > 64 * 1024, "{} bytes", bytes.len());
+    // Past the header page: the file still opens as SQLite.
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 8192] {
+        *byte = 0xA5;
+    }
+    std::fs::write(&file, bytes).expect("write back");
+    let (ok, _, err) = crm(
+        &["serve", "--database-url", &url, "--listen", "127.0.0.1:0"],
+        &[("CRM_JWT_SECRET", crate::helpers::SECRET)],
+    );
+    assert!(!ok, "a damaged file must not be served");
+    assert!(
+        err.contains("damaged") && err.contains(&file.display().to_string()),
+        "{err}"
+    );
 }
