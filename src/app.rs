@@ -37,8 +37,8 @@ pub fn resolve_secret(auth: &AuthConfig, db: &DbConfig) -> anyhow::Result<(Vec<u
 
 /// The secret of the server that runs on `db`, for minting tokens outside it: never created
 /// here, since a second secret would sign tokens that server refuses.
-pub fn server_secret(auth: &AuthConfig, db: &DbConfig) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = &auth.jwt_secret {
+pub fn server_secret(jwt_secret: Option<&str>, db: &DbConfig) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = jwt_secret {
         return Ok(secret.as_bytes().to_vec());
     }
     let dir = db.state_dir();

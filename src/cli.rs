@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{self, Application};
 use crate::auth::{Scope, TokenIssuer};
-use crate::config::{AuthConfig, DbConfig, ServeConfig};
+use crate::config::{DbConfig, ServeConfig};
 
 #[derive(Parser)]
 #[command(name = "crm", version, about = "The CRM GraphQL API service")]
@@ -63,10 +63,22 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl: i64,
-    #[command(flatten)]
-    auth: AuthConfig,
-    #[command(flatten)]
-    db: DbConfig,
+    /// The server's HS256 secret. Unset: the dev secret `crm serve` keeps beside its database.
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// The server's `iss`.
+    #[arg(long, env = "CRM_JWT_ISSUER", default_value = "crm")]
+    issuer: String,
+    /// The server's `aud`.
+    #[arg(long, env = "CRM_JWT_AUDIENCE", default_value = "crm-api")]
+    audience: String,
+    /// The server's database, beside which its dev secret is kept.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "sqlite://crm.db?mode=rwc"
+    )]
+    database_url: String,
 }
 
 #[derive(Args)]
@@ -103,7 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => {
             // The same checks as `serve` and `client create`: a token the server would refuse,
             // or one whose scopes silently mean nothing, is an error here, not later.
-            if let Some(secret) = &args.auth.jwt_secret
+            if let Some(secret) = &args.jwt_secret
                 && secret.len() < 32
             {
                 anyhow::bail!(
@@ -120,8 +132,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
-            let secret = app::server_secret(&args.auth, &args.db)?;
-            let token = TokenIssuer::hs256(&secret, &args.auth.issuer, &args.auth.audience).mint(
+            let db = DbConfig {
+                url: args.database_url,
+                max_connections: 1,
+            };
+            let secret = app::server_secret(args.jwt_secret.as_deref(), &db)?;
+            let token = TokenIssuer::hs256(&secret, &args.issuer, &args.audience).mint(
                 &args.sub,
                 &args.org,
                 &scope,

@@ -81,6 +81,18 @@ fn token_finds_the_servers_secret_and_never_makes_one() {
     let (ok, out, err) = crm_in(elsewhere.path(), &["token", "--database-url", &url], &[]);
     assert!(ok, "{err}");
     assert_eq!(out.trim().split('.').count(), 3, "a JWT on stdout: {out}");
+
+    // Its help lists its own flags, not the server's.
+    let (ok, help, _) = crm(&["token", "--help"], &[]);
+    assert!(ok && help.contains("--database-url") && help.contains("--scope"));
+    for foreign in [
+        "--jwks-url",
+        "--leeway-secs",
+        "--max-connections",
+        "--listen",
+    ] {
+        assert!(!help.contains(foreign), "{foreign} in {help}");
+    }
 }
 
 #[test]
