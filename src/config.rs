@@ -6,11 +6,22 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// A listen address, or why not: host names are not resolved, so say so.
+fn listen_address(value: &str) -> Result<SocketAddr, String> {
+    value.parse().map_err(|_| {
+        format!(
+            "`{value}` is not an IP address and port (CRM_LISTEN / --listen): use e.g. \
+             127.0.0.1:8080, 0.0.0.0:8080 or [::]:8080; host names such as `localhost` are \
+             not resolved"
+        )
+    })
+}
+
 /// Settings of the server. Every flag has an environment variable.
 #[derive(Args, Clone)]
 pub struct ServeConfig {
-    /// Address to listen on.
-    #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: an IP address and a port (`0.0.0.0:8080` for every interface).
+    #[arg(long, env = "CRM_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: SocketAddr,
 
     #[command(flatten)]

@@ -135,6 +135,13 @@ fn start_up_failures_name_the_culprit_and_the_setting() {
     let (ok, _, err) = crm(&["serve", "--listen", &addr], &[]);
     assert!(!ok);
     assert!(err.contains(&addr) && err.contains("CRM_LISTEN"), "{err}");
+
+    let (ok, _, err) = crm(&["serve", "--listen", "localhost:8080"], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("localhost:8080") && err.contains("CRM_LISTEN") && err.contains("host names"),
+        "{err}"
+    );
 }
 
 /// A SQLite file damaged half-way opens, but the server refuses it before serving from it.
