@@ -136,6 +136,21 @@ fn start_up_failures_name_the_culprit_and_the_setting() {
     assert!(!ok);
     assert!(err.contains(&addr) && err.contains("CRM_LISTEN"), "{err}");
 
+    // An unreachable PostgreSQL: named, without its password, with the setting.
+    let (ok, _, err) = crm(
+        &[
+            "serve",
+            "--database-url",
+            "postgres://crm:hunter2@127.0.0.1:1/crm",
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("DATABASE_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+
     let (ok, _, err) = crm(&["serve", "--listen", "localhost:8080"], &[]);
     assert!(!ok);
     assert!(
