@@ -60,8 +60,8 @@ struct TokenArgs {
     /// Space-separated scopes; every scope by default.
     #[arg(long)]
     scope: Option<String>,
-    /// Lifetime in seconds.
-    #[arg(long, default_value_t = 3600)]
+    /// Lifetime in seconds (at most ten years).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..=315_360_000))]
     ttl: i64,
     /// The server's HS256 secret. Unset: the dev secret `crm serve` keeps beside its database.
     #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]

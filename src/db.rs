@@ -24,6 +24,8 @@ impl OpenError {
             DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => e.to_string(),
             other => other.to_string(),
         };
+        // The driver may quote the URL it was given.
+        let cause = cause.replace(&config.url, &redacted(&config.url));
         let hint = if config.is_sqlite() {
             let path = config.sqlite_path();
             if cause.contains("not a database") {
@@ -35,8 +37,10 @@ impl OpenError {
                     "the directory of {path} must exist and be writable; set DATABASE_URL (--database-url) to change the file"
                 )
             }
+        } else if cause.contains("cannot be parsed") {
+            "the URL is malformed: postgres://user:password@host:port/database; set DATABASE_URL (--database-url)".to_owned()
         } else {
-            "is PostgreSQL running there, and does the database exist? Set DATABASE_URL (--database-url) to change it".to_owned()
+            "is PostgreSQL running there, and do the role and the database exist? Set DATABASE_URL (--database-url) to change it".to_owned()
         };
         Self {
             url: redacted(&config.url),
@@ -47,14 +51,30 @@ impl OpenError {
 }
 
 /// The URL without its password, for messages.
+/// Works on the text, so a URL that does not parse is masked too: the userinfo's password
+/// and any `password=` parameter.
 fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@').map(|i| rest + i)
+            && let Some(colon) = out[rest..at].find(':').map(|i| rest + i)
+        {
+            out.replace_range(colon + 1..at, "***");
         }
-        _ => url.to_owned(),
     }
+    let mut masked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        let value = i + "password=".len();
+        masked.push_str(&rest[..value]);
+        masked.push_str("***");
+        rest = &rest[value..];
+        rest = &rest[rest.find('&').unwrap_or(rest.len())..];
+    }
+    masked.push_str(rest);
+    masked
 }
 
 /// Opens a pool; with `metrics`, its statements are counted under the given pool name.
@@ -156,4 +176,31 @@ pub async fn check_integrity(db: &DatabaseConnection, config: &DbConfig) -> anyh
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_masked_even_in_urls_that_do_not_parse() {
+        for (url, shown) in [
+            ("postgres://u:s3cret@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?password=s3cret&x=1",
+                "postgres://u@h/db?password=***&x=1",
+            ),
+            (
+                "postgres://u:s3cret@127.0.0.1:99999/db",
+                "postgres://u:***@127.0.0.1:99999/db",
+            ),
+            (
+                "postgres://u:p:a@ss@h/db?sslmode=disable&password=o",
+                "postgres://u:***@h/db?sslmode=disable&password=***",
+            ),
+            ("sqlite://crm.db?mode=rwc", "sqlite://crm.db?mode=rwc"),
+        ] {
+            assert_eq!(redacted(url), shown);
+        }
+    }
 }

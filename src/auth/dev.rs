@@ -12,13 +12,23 @@ pub fn secret_path(dir: &Path) -> PathBuf {
     dir.join(DEV_SECRET_FILE)
 }
 
-/// The dev secret kept in `dir`, if there is one.
+/// The dev secret kept in `dir`, if there is one. A file that cannot be read, or holds too
+/// short a secret, is an error naming it: replacing it would strand every token it signed.
 pub fn load_secret(dir: &Path) -> io::Result<Option<Vec<u8>>> {
-    match std::fs::read_to_string(secret_path(dir)) {
+    let path = secret_path(dir);
+    match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().len() >= 32 => Ok(Some(text.trim().as_bytes().to_vec())),
-        Ok(_) => Ok(None),
+        Ok(text) => Err(io::Error::other(format!(
+            "the dev secret at {} has {} bytes, at least 32 are needed; delete the file to \
+             have a new one made",
+            path.display(),
+            text.trim().len()
+        ))),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
+        Err(err) => Err(io::Error::new(
+            err.kind(),
+            format!("cannot read the dev secret at {}: {err}", path.display()),
+        )),
     }
 }
 

@@ -82,6 +82,20 @@ fn token_finds_the_servers_secret_and_never_makes_one() {
     assert!(ok, "{err}");
     assert_eq!(out.trim().split('.').count(), 3, "a JWT on stdout: {out}");
 
+    // A lifetime out of range, and a secret file too short to be one, are refused by name.
+    let (ok, _, err) = crm(&["token", "--ttl", "9223372036854775807"], &[]);
+    assert!(
+        !ok && err.contains("--ttl") && !err.contains("panicked"),
+        "{err}"
+    );
+    let short = tempfile::tempdir().expect("temp dir");
+    std::fs::write(short.path().join("crm-dev-secret"), "short").expect("secret");
+    let (ok, _, err) = crm_in(short.path(), &["token"], &[]);
+    assert!(
+        !ok && err.contains("crm-dev-secret") && err.contains("32"),
+        "{err}"
+    );
+
     // Its help lists its own flags, not the server's.
     let (ok, help, _) = crm(&["token", "--help"], &[]);
     assert!(ok && help.contains("--database-url") && help.contains("--scope"));
