@@ -151,7 +151,7 @@ where
 }
 
 /// The live row `id` of the tenant, locked for the rest of the transaction.
-pub async fn live_row<A>(txn: &DatabaseTransaction, t: &Tenant, id: &A::Id) -> Result<Row<A>>
+async fn live_row<A>(txn: &DatabaseTransaction, t: &Tenant, id: &A::Id) -> Result<Row<A>>
 where
     A: Aggregate,
 {
@@ -166,12 +166,7 @@ where
 
 /// Writes `after` only if the row still has the version read into `before`: a concurrent
 /// writer that committed in between makes this a conflict, not a lost update.
-pub async fn save<A>(
-    txn: &DatabaseTransaction,
-    t: &Tenant,
-    before: &Row<A>,
-    after: Row<A>,
-) -> Result<A>
+async fn save<A>(txn: &DatabaseTransaction, t: &Tenant, before: &Row<A>, after: Row<A>) -> Result<A>
 where
     A: Aggregate,
     Row<A>: VersionedRow + IntoActiveModel<Active<A>>,
@@ -191,7 +186,7 @@ where
 }
 
 /// The `changedFields` of a write from `before` to `after`, by GraphQL field name.
-pub fn changed_fields<A: Aggregate>(before: &A, after: &A) -> Result<Vec<String>> {
+fn changed_fields<A: Aggregate>(before: &A, after: &A) -> Result<Vec<String>> {
     Ok(events::changed_fields(
         &serde_json::to_value(before)?,
         &serde_json::to_value(after)?,

@@ -4,7 +4,7 @@
 mod snapshot;
 mod tail;
 
-pub use snapshot::{Snapshot, VERSION_KEY, encode as encode_snapshot};
+pub use snapshot::{Snapshot, encode as encode_snapshot};
 pub use tail::{DecodeError, Event, EventHub};
 
 use chrono::{DateTime, Utc};
@@ -108,7 +108,6 @@ fn field_names<'a>(
     names: FieldNames,
 ) -> Vec<String> {
     let mut fields: Vec<String> = keys
-        .filter(|(key, _)| key.as_str() != VERSION_KEY)
         .filter_map(|(key, _)| names(key).map(str::to_owned))
         .collect();
     fields.sort();

@@ -149,11 +149,6 @@ impl Executor {
             Err(refused) => futures_util::stream::once(async move { *refused }).boxed(),
         }
     }
-
-    /// The schema with every check, for printing and introspecting.
-    pub fn schema(&self) -> &CrmSchema {
-        &self.checked
-    }
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.
