@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::keys::{self, KeySet};
 use crate::auth::{Scope, TokenIssuer, TokenVerifier, dev};
-use crate::config::{AuthConfig, DbConfig, ServeConfig};
+use crate::config::{AuthConfig, DbConfig, IntrospectionMode, ServeConfig};
 use crate::db;
 use crate::domain::Store;
 use crate::events::EventHub;
@@ -115,7 +115,12 @@ impl Application {
             Limits {
                 max_depth: config.max_query_depth,
                 max_complexity: config.max_query_complexity,
-                introspection: config.introspection,
+                // Dev mode is one developer's machine: its GraphiQL works before a token is pasted.
+                introspection: config.edge.introspection.unwrap_or(if dev_mode {
+                    IntrospectionMode::On
+                } else {
+                    IntrospectionMode::Authenticated
+                }),
             },
         );
         let batch_window = std::time::Duration::from_millis(config.batch_window_ms);
@@ -141,7 +146,7 @@ impl Application {
             sockets: sockets.clone(),
             revocations,
         };
-        let router = http::router(state, config.max_body_bytes);
+        let router = http::router(state, &config.edge, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await.map_err(|err| {
             anyhow::anyhow!(
                 "cannot listen on {}: {err}\n  is another process using it? Choose a free address with CRM_LISTEN (--listen)",

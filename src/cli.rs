@@ -135,6 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = DbConfig {
                 url: args.database_url,
                 max_connections: 1,
+                statement_timeout_ms: 0,
             };
             let secret = app::server_secret(args.jwt_secret.as_deref(), &db)?;
             let token = TokenIssuer::hs256(&secret, &args.issuer, &args.audience).mint(

@@ -60,9 +60,101 @@ pub struct ServeConfig {
     #[arg(long, env = "CRM_EVENT_RETENTION_DAYS", default_value_t = 30)]
     pub event_retention_days: u32,
 
-    /// Answer introspection queries (schema tooling and GraphiQL need it).
-    #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub introspection: bool,
+    #[command(flatten)]
+    pub edge: EdgeConfig,
+}
+
+/// Who may introspect the schema.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntrospectionMode {
+    /// Everyone, with or without a token.
+    #[value(alias = "true")]
+    On,
+    /// Callers with a valid token.
+    Authenticated,
+    /// Nobody; error messages suggest no field names either.
+    #[value(alias = "false")]
+    Off,
+}
+
+/// Which documents the server runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TrustedDocuments {
+    /// Any document; clients may also register documents by hash (automatic persisted
+    /// queries).
+    #[default]
+    Off,
+    /// Only documents added with `crm documents add`, sent by hash or in full.
+    Only,
+}
+
+/// What the edge lets through: who may introspect, from which origins browsers may call,
+/// which documents run, how many operations a batch holds, how much each caller may spend.
+#[derive(Args, Clone, Debug)]
+pub struct EdgeConfig {
+    /// Who may introspect: `on`, `authenticated` or `off`. Default: `on` in dev mode,
+    /// `authenticated` otherwise.
+    #[arg(long, env = "CRM_INTROSPECTION", value_enum)]
+    pub introspection: Option<IntrospectionMode>,
+
+    /// Origins browsers may call the API from (CORS), comma-separated, e.g.
+    /// `https://app.example.com,http://localhost:5173`; `*` for any origin (never with
+    /// credentials: tokens travel in the Authorization header). None by default.
+    #[arg(long = "cors-origin", env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// `off`: any document runs, and clients may register them by hash (automatic persisted
+    /// queries); `only`: only documents added with `crm documents add` run.
+    #[arg(long, env = "CRM_TRUSTED_DOCUMENTS", value_enum, default_value_t = TrustedDocuments::Off)]
+    pub trusted_documents: TrustedDocuments,
+
+    /// Most operations one POST may batch as a JSON array (0: no batching).
+    #[arg(long, env = "CRM_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Cost (the `@cost` units of the schema) each caller regains per second; 0 turns rate
+    /// limiting off.
+    #[arg(long, env = "CRM_RATE_LIMIT_COST_PER_SEC", default_value_t = 20_000)]
+    pub rate_limit_cost_per_sec: u32,
+
+    /// Cost a caller may spend at once (the bucket's size); at least the largest query
+    /// complexity, so that every admitted query can run.
+    #[arg(long, env = "CRM_RATE_LIMIT_BURST", default_value_t = 100_000)]
+    pub rate_limit_burst: u32,
+
+    /// Redis URL (`redis://127.0.0.1:6379`): rate-limit budgets and persisted queries shared
+    /// by every instance. Unset: kept in this process (budgets) and the database (documents).
+    #[arg(long, env = "CRM_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Seconds a request may execute before it is abandoned (its statements are cancelled).
+    #[arg(long, env = "CRM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a client may take to send a request body.
+    #[arg(long, env = "CRM_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds between writes of usage counts (per client and day) to the database.
+    #[arg(long, env = "CRM_USAGE_FLUSH_SECS", default_value_t = 10)]
+    pub usage_flush_secs: u64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            introspection: None,
+            cors_origins: Vec::new(),
+            trusted_documents: TrustedDocuments::Off,
+            max_batch: 10,
+            rate_limit_cost_per_sec: 20_000,
+            rate_limit_burst: 100_000,
+            redis_url: None,
+            request_timeout_secs: 30,
+            body_timeout_secs: 10,
+            usage_flush_secs: 10,
+        }
+    }
 }
 
 #[derive(Args, Clone, Debug)]
@@ -78,6 +170,11 @@ pub struct DbConfig {
     /// Largest number of pooled database connections.
     #[arg(long, env = "CRM_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
+
+    /// Milliseconds one SQL statement may run before PostgreSQL cancels it (0: no limit).
+    /// SQLite statements are bounded by the request timeout alone.
+    #[arg(long, env = "CRM_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Args, Clone)]
@@ -187,6 +284,18 @@ pub enum ConfigError {
     TokenTtl,
     #[error("--jwks-refresh-secs / CRM_JWKS_REFRESH_SECS must be at least 1")]
     JwksRefresh,
+    #[error(
+        "--cors-origin / CRM_CORS_ORIGINS: `{0}` is not an origin (scheme://host[:port], no path) or `*`"
+    )]
+    CorsOrigin(String),
+    #[error(
+        "--rate-limit-burst / CRM_RATE_LIMIT_BURST ({burst}) must be at least the largest query complexity ({complexity}), or no such query could ever run"
+    )]
+    SmallBurst { burst: u32, complexity: usize },
+    #[error("--redis-url / CRM_REDIS_URL must start with redis:// or rediss://")]
+    RedisUrl,
+    #[error("{0} must be at least 1 second")]
+    ZeroSeconds(&'static str),
 }
 
 impl ServeConfig {
@@ -208,6 +317,7 @@ impl ServeConfig {
         if self.auth.jwks_refresh_secs < 1 {
             return Err(ConfigError::JwksRefresh);
         }
+        self.edge.validate(self.max_query_complexity)?;
         self.db.validate()
     }
 }
@@ -236,4 +346,53 @@ impl ServeConfig {
         }
         <Only as clap::Parser>::parse_from(["crm"]).config
     }
+}
+
+impl EdgeConfig {
+    pub fn validate(&self, max_complexity: usize) -> Result<(), ConfigError> {
+        for origin in &self.cors_origins {
+            if origin != "*" && !is_origin(origin) {
+                return Err(ConfigError::CorsOrigin(origin.clone()));
+            }
+        }
+        if self.rate_limit_cost_per_sec > 0 && (self.rate_limit_burst as usize) < max_complexity {
+            return Err(ConfigError::SmallBurst {
+                burst: self.rate_limit_burst,
+                complexity: max_complexity,
+            });
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::RedisUrl);
+        }
+        for (value, name) in [
+            (
+                self.request_timeout_secs,
+                "--request-timeout-secs / CRM_REQUEST_TIMEOUT_SECS",
+            ),
+            (
+                self.body_timeout_secs,
+                "--body-timeout-secs / CRM_BODY_TIMEOUT_SECS",
+            ),
+            (
+                self.usage_flush_secs,
+                "--usage-flush-secs / CRM_USAGE_FLUSH_SECS",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroSeconds(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `value` is an origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn is_origin(value: &str) -> bool {
+    url::Url::parse(value).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.origin().ascii_serialization() == value
+    })
 }

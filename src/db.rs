@@ -106,6 +106,12 @@ async fn open(
                 .busy_timeout(Duration::from_secs(10))
         });
     }
+    if config.url.starts_with("postgres") && config.statement_timeout_ms > 0 {
+        let timeout = config.statement_timeout_ms.to_string();
+        options.map_sqlx_postgres_opts(move |opts| {
+            opts.options([("statement_timeout", timeout.as_str())])
+        });
+    }
     if config.url.starts_with("postgres") && !config.url.contains("sslmode=") {
         options.map_sqlx_postgres_opts(|opts| {
             // TLS to a server on this host protects nothing and costs a third of the CPU of

@@ -11,7 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    crm::telemetry::init();
+    match crm::telemetry::format_from_env() {
+        Ok(format) => crm::telemetry::init(format),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = crm::cli::Cli::parse();
     match crm::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

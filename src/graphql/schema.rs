@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use super::errors;
+use super::limits::IntrospectionMode;
 use super::order::QueryOrder;
 use super::subscriptions::SubscriptionRoot;
 use super::{Limits, RequestAuth};
@@ -80,8 +81,13 @@ impl Executor {
                 builder =
                     builder.extension(permissions::ScopeEnforcement::new(permissions.clone()));
             }
-            if !limits.introspection {
-                builder = builder.disable_introspection();
+            match limits.introspection {
+                IntrospectionMode::On => {}
+                // Suggestions ("did you mean …") would name the fields introspection hides.
+                IntrospectionMode::Authenticated => builder = builder.disable_suggestions(),
+                IntrospectionMode::Off => {
+                    builder = builder.disable_introspection().disable_suggestions()
+                }
             }
             builder.finish()
         };
@@ -110,6 +116,9 @@ impl Executor {
             .and_then(|d| d.downcast_ref::<RequestAuth>());
         let authenticated = auth.is_some_and(|auth| auth.0.is_some());
         let schema = self.schema_for(auth);
+        if !authenticated && self.limits.introspection == IntrospectionMode::Authenticated {
+            request.introspection_mode = async_graphql::IntrospectionMode::Disabled;
+        }
         match limits::admit(&self.limits, &self.costs, authenticated, request) {
             Ok(doc) => {
                 let order = QueryOrder::new(&doc, request.operation_name.as_deref());

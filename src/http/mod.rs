@@ -2,6 +2,7 @@
 //! This layer chooses statuses and content types; it knows nothing of the database.
 
 mod auth;
+mod cors;
 mod error;
 mod graphql;
 mod negotiate;
@@ -17,21 +18,25 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::config::EdgeConfig;
 use crate::metrics::StatusLabel;
 pub use revocations::RevocationWatch;
 pub use state::AppState;
 pub use throttle::Throttle;
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
+pub fn router(state: AppState, edge: &EdgeConfig, max_body_bytes: usize) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .merge(playground::routes())
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/healthz", get(ops::healthz))
@@ -69,9 +74,39 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                     );
                 }),
         )
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            edge.body_timeout_secs,
+        )))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+        .layer(middleware::from_fn(drop_unusable_request_id));
+    // Outermost: a preflight is answered before anything else looks at the request.
+    let router = match cors::layer(&edge.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(state)
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// A client's `X-Request-Id` is kept (so its logs and ours join up) when it is a sane token;
+/// one too long or with other characters is replaced by a generated id, since it goes into
+/// every log line of the request.
+async fn drop_unusable_request_id(mut req: Request, next: Next) -> Response {
+    let usable = |value: &axum::http::HeaderValue| {
+        let bytes = value.as_bytes();
+        (1..=128).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    };
+    let headers = req.headers_mut();
+    let ids = headers.get_all(REQUEST_ID).iter().collect::<Vec<_>>();
+    if !(ids.len() == 1 && usable(ids[0])) {
+        headers.remove(REQUEST_ID);
+    }
+    next.run(req).await
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {

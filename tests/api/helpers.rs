@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crm::app::Application;
 use crm::auth::TokenIssuer;
-use crm::config::{AuthConfig, DbConfig, ServeConfig};
+use crm::config::{AuthConfig, DbConfig, EdgeConfig, IntrospectionMode, ServeConfig};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -169,6 +169,7 @@ impl TestApp {
             db: DbConfig {
                 url: db_url.clone(),
                 max_connections: 5,
+                statement_timeout_ms: 10_000,
             },
             auth: AuthConfig {
                 jwt_secret: Some(SECRET.to_owned()),
@@ -188,7 +189,10 @@ impl TestApp {
             ws_init_timeout_secs: 10,
             event_gap_timeout_secs: 10,
             event_retention_days: 30,
-            introspection: true,
+            edge: EdgeConfig {
+                introspection: Some(IntrospectionMode::On),
+                ..EdgeConfig::default()
+            },
         };
         adjust(&mut config);
         let db_url = config.db.url.clone();

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# GraphiQL runs a subscription in Chromium against a fresh `crm serve` (SQLite, temp dir).
-# On demand, not in CI: needs Chromium (`apt-get install chromium`) and the npm packages.
+# GraphiQL in Chromium against a fresh `crm serve` (SQLite, temp dir), with the browser's
+# network limited to that server: docs explorer, a query, a subscription.
+# On demand, not in CI: needs Chromium (`apt-get install -y chromium`) and playwright-core
+# (installed here from package-lock.json). The page itself needs no internet.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 command -v chromium >/dev/null || { echo "install Chromium first: apt-get install -y chromium" >&2; exit 2; }
-(cd "$here" && npm install --no-audit --no-fund --silent)
+(cd "$here" && npm ci --no-audit --no-fund --silent)
 cargo build --quiet --manifest-path "$root/Cargo.toml" --bin crm
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/crm"
 

@@ -25,7 +25,8 @@ use costs::{Measure, Measurer};
 pub use scan::check_nesting;
 use scan::check_value;
 
-use super::document::selected;
+use super::document::{selected, selects_introspection};
+pub use crate::config::IntrospectionMode;
 
 /// Deepest bracket nesting (`{`, `[`, `(`) of a document: far above any real query (the
 /// standard introspection query nests 11), far below what the recursive parser survives.
@@ -44,7 +45,7 @@ pub struct Limits {
     pub max_depth: usize,
     /// Largest cost of a request with a token.
     pub max_complexity: usize,
-    pub introspection: bool,
+    pub introspection: IntrospectionMode,
 }
 
 impl Default for Limits {
@@ -52,7 +53,7 @@ impl Default for Limits {
         Self {
             max_depth: 12,
             max_complexity: 50_000,
-            introspection: true,
+            introspection: IntrospectionMode::On,
         }
     }
 }
@@ -86,6 +87,10 @@ pub enum Rejection {
         "introspection nests more than {MAX_INTROSPECTION_LISTS} lists (`types`, `fields`, `possibleTypes`…) in one another"
     )]
     IntrospectionTooDeep,
+    #[error("introspection is disabled on this server")]
+    IntrospectionOff,
+    #[error("introspection needs a token on this server: send a bearer token")]
+    IntrospectionNeedsToken,
 }
 
 impl Rejection {
@@ -131,6 +136,17 @@ pub fn admit(
         }
     }
     if let Some(operation) = selected(&doc, request.operation_name.as_deref()) {
+        let refusal = match limits.introspection {
+            IntrospectionMode::On => None,
+            IntrospectionMode::Authenticated if authenticated => None,
+            IntrospectionMode::Authenticated => Some(Rejection::IntrospectionNeedsToken),
+            IntrospectionMode::Off => Some(Rejection::IntrospectionOff),
+        };
+        if let Some(refusal) = refusal
+            && selects_introspection(&doc, &operation.node)
+        {
+            return Err(refusal.at(Some(operation.pos)));
+        }
         for definition in &operation.node.variable_definitions {
             let name = &definition.node.name.node;
             if let Some(default) = &definition.node.default_value
