@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
@@ -13,9 +14,10 @@ use crate::auth::{Scope, TokenIssuer, TokenVerifier, dev};
 use crate::config::{AuthConfig, DbConfig, IntrospectionMode, ServeConfig};
 use crate::db;
 use crate::domain::Store;
+use crate::domain::usage::Meter;
 use crate::events::EventHub;
 use crate::graphql::{Executor, Limits, LiveOperations};
-use crate::http::{self, AppState, RevocationWatch, Throttle};
+use crate::http::{self, AppState, Documents, RateLimits, RatePolicy, RevocationWatch, Throttle};
 use crate::metrics::Metrics;
 
 pub struct Application {
@@ -23,6 +25,8 @@ pub struct Application {
     router: axum::Router,
     stopping: tokio::sync::watch::Sender<bool>,
     sockets: tokio_util::task::TaskTracker,
+    /// Usage counted since the last flush is written at shutdown.
+    meter: Meter,
     /// In dev mode (no secret configured): a token with every scope, to paste into GraphiQL.
     pub dev_token: Option<String>,
 }
@@ -110,8 +114,28 @@ impl Application {
         let store = Store::with_events(conn, events);
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let sockets = tokio_util::task::TaskTracker::new();
+        let meter = Meter::new(store.clone());
+        meter.spawn_flusher(std::time::Duration::from_secs(config.edge.usage_flush_secs));
+        let rate_limits = match (
+            NonZeroU32::new(config.edge.rate_limit_cost_per_sec),
+            NonZeroU32::new(config.edge.rate_limit_burst),
+        ) {
+            (Some(per_sec), Some(burst)) => {
+                let limits = Arc::new(
+                    RateLimits::new(
+                        RatePolicy { per_sec, burst },
+                        config.edge.redis_url.as_deref(),
+                    )
+                    .await?,
+                );
+                limits.spawn_sweeper();
+                Some(limits)
+            }
+            _ => None,
+        };
         let executor = Executor::new(
             store.clone(),
+            meter.clone(),
             Limits {
                 max_depth: config.max_query_depth,
                 max_complexity: config.max_query_complexity,
@@ -132,7 +156,7 @@ impl Application {
                 metrics.live.clone(),
             ),
             executor,
-            store,
+            store: store.clone(),
             verifier: Arc::new(verifier),
             metrics,
             batch_window,
@@ -145,6 +169,11 @@ impl Application {
             shutdown: stopping_rx,
             sockets: sockets.clone(),
             revocations,
+            documents: Documents::new(store.clone(), config.edge.trusted_documents),
+            rate_limits,
+            meter: meter.clone(),
+            max_batch: config.edge.max_batch,
+            request_timeout: std::time::Duration::from_secs(config.edge.request_timeout_secs),
         };
         let router = http::router(state, &config.edge, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await.map_err(|err| {
@@ -158,6 +187,7 @@ impl Application {
             router,
             stopping,
             sockets,
+            meter,
             dev_token,
         })
     }
@@ -197,6 +227,9 @@ impl Application {
             .is_err()
         {
             tracing::warn!("some WebSocket connections did not close in time");
+        }
+        if let Err(err) = self.meter.flush().await {
+            tracing::warn!(error = %err, "usage counted since the last flush was not written");
         }
         served
     }

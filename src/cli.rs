@@ -28,6 +28,26 @@ enum Command {
     /// Manage API clients (OAuth2 client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage trusted documents (persisted queries that an operator vouches for).
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
+}
+
+#[derive(Subcommand)]
+enum DocumentsCommand {
+    /// Add trusted documents: GraphQL files (`.graphql`, one document each, its id the
+    /// SHA-256 of its text), Apollo persisted query manifests or Relay persisted-query maps
+    /// (`.json`). Prints each id. With CRM_TRUSTED_DOCUMENTS=only, only these run.
+    Add(DocumentsAddArgs),
+}
+
+#[derive(Args)]
+struct DocumentsAddArgs {
+    /// The files to add.
+    #[arg(required = true)]
+    files: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    db: DbConfig,
 }
 
 #[derive(Subcommand)]
@@ -176,6 +196,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(err) => Err(err.into()),
             }
+        }
+        Command::Documents(DocumentsCommand::Add(args)) => {
+            args.db.validate()?;
+            // Every file is read and checked before anything is stored.
+            let mut documents = Vec::new();
+            for path in &args.files {
+                documents.extend(crate::manifest::read(path)?);
+            }
+            let conn = crate::db::connect(&args.db, None).await?;
+            crate::db::migrate(&conn).await?;
+            let store = crate::domain::Store::new(conn);
+            store.trust_documents(&documents).await?;
+            for (id, _) in &documents {
+                println!("{id}");
+            }
+            eprintln!("{} trusted documents added", documents.len());
+            Ok(())
         }
         Command::Seed(args) => {
             args.db.validate()?;

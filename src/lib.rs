@@ -10,5 +10,6 @@ pub mod domain;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod manifest;
 pub mod metrics;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refreshes the GraphiQL page's files from the npm registry (needs only npm and node).
-# Change a version here, run this, then paste the printed integrity lines into
-# src/http/playground.rs (its unit test fails until they match the files).
+# Change a version here, run this, then put the new file names and the printed integrity
+# values into src/http/playground.rs (`cargo test --lib playground` fails until they match).
 set -euo pipefail
 GRAPHIQL=4.1.2
 REACT=18.3.1

@@ -7,6 +7,8 @@ pub mod customer_external_ids;
 pub mod customers;
 pub mod events;
 pub mod organizations;
+pub mod persisted_documents;
 pub mod revoked_tokens;
 pub mod social_profiles;
+pub mod usage_daily;
 pub mod users;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_core_tables;
 mod m20261123_000002_create_api_clients;
+mod m20261201_000003_create_documents_and_usage;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_core_tables::Migration),
             Box::new(m20261123_000002_create_api_clients::Migration),
+            Box::new(m20261201_000003_create_documents_and_usage::Migration),
         ]
     }
 }

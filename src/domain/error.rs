@@ -54,6 +54,9 @@ pub enum Error {
     Invalid(Vec<FieldViolation>),
     #[error("{0}")]
     BadArgument(String),
+    /// The database cancelled a statement that ran past its timeout.
+    #[error("the database took too long to answer; try a narrower request")]
+    Timeout,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -72,8 +75,24 @@ impl Error {
 
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
+        if is_statement_timeout(&err) {
+            tracing::warn!(error = %err, "a statement ran past its timeout");
+            return Error::Timeout;
+        }
         Error::Internal(Box::new(err))
     }
+}
+
+/// Whether PostgreSQL cancelled the statement (`57014 query_canceled`: `statement_timeout`).
+fn is_statement_timeout(err: &DbErr) -> bool {
+    let (DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx))
+    | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))) = err
+    else {
+        return false;
+    };
+    sqlx.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "57014")
 }
 
 /// Whether a database error is a unique-constraint violation, classified by SeaORM so that

@@ -5,7 +5,8 @@
 //! isolation holds by construction rather than by each query remembering its filter.
 
 use entity::{
-    activities, api_clients, customer_external_ids, customers, events, social_profiles, users,
+    activities, api_clients, customer_external_ids, customers, events, social_profiles,
+    usage_daily, users,
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DatabaseConnection, DeleteMany,
@@ -53,7 +54,8 @@ tenant_tables!(
     customer_external_ids,
     social_profiles,
     api_clients,
-    events
+    events,
+    usage_daily
 );
 
 /// One authenticated caller's view of the store: its tenant's rows, nothing else.

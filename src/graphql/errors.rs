@@ -37,6 +37,17 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
     /// At the edge: a body that is not JSON (HTTP 415).
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+    /// At the edge: a persisted query id this server does not know; send the full text with
+    /// it (HTTP 200, as Apollo's clients expect).
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    /// At the edge: in trusted-documents mode, a document that is not trusted (HTTP 400).
+    pub const PERSISTED_QUERY_NOT_IN_LIST: &str = "PERSISTED_QUERY_NOT_IN_LIST";
+    /// At the edge: a batch of more operations than allowed (HTTP 400).
+    pub const BATCH_TOO_LARGE: &str = "BATCH_TOO_LARGE";
+    /// The caller spent its budget; retry after `Retry-After` seconds (HTTP 429).
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// The request ran out of time: the request deadline or a statement timeout.
+    pub const TIMEOUT: &str = "TIMEOUT";
 }
 
 /// Errors of the GraphQL layer itself (who may call what).
@@ -112,6 +123,7 @@ fn classify(err: &mut ServerError) {
         let code = match domain {
             domain::Error::NotFound => codes::NOT_FOUND,
             domain::Error::Invalid(_) | domain::Error::BadArgument(_) => codes::BAD_USER_INPUT,
+            domain::Error::Timeout => codes::TIMEOUT,
             domain::Error::Internal(cause) => {
                 tracing::error!(error = %cause, error.debug = ?cause, path = ?err.path, "internal error");
                 err.message = "internal error".to_owned();

@@ -19,15 +19,17 @@ mod order;
 mod permissions;
 mod schema;
 mod subscriptions;
+mod usage;
 mod user_errors;
 mod users;
 mod viewer;
 
 pub use context::RequestAuth;
 pub use document::operation_type;
+pub use document::parse_bounded;
 pub use errors::{codes, error_list, is_request_error};
 pub use fanout::{LiveOperations, LiveRequest, LiveResult, Membership, Recipient};
 pub use limits::{Limits, Rejection};
 pub use loaders::Loaders;
-pub use schema::{CrmSchema, Executor, MutationRoot, QueryRoot, sdl};
+pub use schema::{Admitted, CrmSchema, Executor, MutationRoot, QueryRoot, sdl};
 pub use subscriptions::SubscriptionRoot;

@@ -13,9 +13,10 @@ use super::limits::IntrospectionMode;
 use super::order::QueryOrder;
 use super::subscriptions::SubscriptionRoot;
 use super::{Limits, RequestAuth};
-use super::{activities, changes, clients, customers, limits, node, permissions, viewer};
+use super::{activities, changes, clients, customers, limits, node, permissions, usage, viewer};
 use crate::auth::Scope;
 use crate::domain::Store;
+use crate::domain::usage::Meter;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
@@ -26,6 +27,7 @@ pub struct QueryRoot(
     viewer::ViewerQuery,
     clients::ClientQuery,
     changes::ChangesQuery,
+    usage::UsageQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -61,7 +63,7 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(store: Store, limits: Limits) -> Self {
+    pub fn new(store: Store, meter: Meter, limits: Limits) -> Self {
         let sdl = sdl();
         let permissions = Arc::new(permissions::table_from_sdl(&sdl));
         let build = |enforce: bool| {
@@ -71,6 +73,7 @@ impl Executor {
                 SubscriptionRoot,
             )
             .data(store.clone())
+            .data(meter.clone())
             .data(permissions.clone())
             // Depth and cost are checked by `limits::admit` (which exempts introspection from
             // depth, as schema tools need ~15 levels there); these stay as a backstop.
@@ -109,7 +112,7 @@ impl Executor {
     }
 
     /// Bounds the request and picks its schema; a refusal is the whole response.
-    fn admit(&self, request: &mut Request) -> Result<(&CrmSchema, QueryOrder), Box<Response>> {
+    pub fn admit(&self, mut request: Request) -> Result<Admitted<'_>, Box<Response>> {
         let auth = request
             .data
             .get(&TypeId::of::<RequestAuth>())
@@ -119,11 +122,16 @@ impl Executor {
         if !authenticated && self.limits.introspection == IntrospectionMode::Authenticated {
             request.introspection_mode = async_graphql::IntrospectionMode::Disabled;
         }
-        match limits::admit(&self.limits, &self.costs, authenticated, request) {
-            Ok(doc) => {
-                let order = QueryOrder::new(&doc, request.operation_name.as_deref());
-                request.set_parsed_query(doc);
-                Ok((schema, order))
+        match limits::admit(&self.limits, &self.costs, authenticated, &mut request) {
+            Ok(admission) => {
+                let order = QueryOrder::new(&admission.doc, request.operation_name.as_deref());
+                request.set_parsed_query(admission.doc);
+                Ok(Admitted {
+                    schema,
+                    order,
+                    request,
+                    cost: admission.cost,
+                })
             }
             Err(err) => {
                 let mut response = Response::from_errors(vec![err]);
@@ -133,21 +141,26 @@ impl Executor {
         }
     }
 
-    pub async fn execute(&self, mut request: Request) -> Response {
-        match self.admit(&mut request) {
-            Ok((schema, order)) => {
-                let mut response = schema.execute(request).await;
-                order.apply(&mut response.data);
-                errors::finish(&mut response);
-                response
-            }
+    /// What a request would cost, without running it (`None` if it would be refused).
+    pub fn cost_of(&self, request: Request) -> Option<usize> {
+        self.admit(request).ok().map(|admitted| admitted.cost)
+    }
+
+    pub async fn execute(&self, request: Request) -> Response {
+        match self.admit(request) {
+            Ok(admitted) => admitted.run().await,
             Err(refused) => *refused,
         }
     }
 
-    pub fn execute_stream(&self, mut request: Request) -> BoxStream<'static, Response> {
-        match self.admit(&mut request) {
-            Ok((schema, order)) => schema
+    pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
+        match self.admit(request) {
+            Ok(Admitted {
+                schema,
+                order,
+                request,
+                ..
+            }) => schema
                 .execute_stream(request)
                 .map(move |mut response| {
                     order.apply(&mut response.data);
@@ -157,6 +170,23 @@ impl Executor {
                 .boxed(),
             Err(refused) => futures_util::stream::once(async move { *refused }).boxed(),
         }
+    }
+}
+
+/// A request past the limits, ready to run; `cost` is what it is charged.
+pub struct Admitted<'e> {
+    schema: &'e CrmSchema,
+    order: QueryOrder,
+    request: Request,
+    pub cost: usize,
+}
+
+impl Admitted<'_> {
+    pub async fn run(self) -> Response {
+        let mut response = self.schema.execute(self.request).await;
+        self.order.apply(&mut response.data);
+        errors::finish(&mut response);
+        response
     }
 }
 

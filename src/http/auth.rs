@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::AppState;
 use super::error::HttpError;
-use crate::auth::{Principal, TokenError, TokenVerifier, Verified};
+use crate::auth::{TokenError, TokenVerifier, Verified};
 use crate::domain::{Store, clients};
 use crate::graphql::codes;
 
@@ -16,12 +16,6 @@ use crate::graphql::codes;
 /// upgrade alike): anonymous, or a verified token. Taken as `Result<Caller, HttpError>` so a
 /// handler decides where in its checks a refused token answers.
 pub struct Caller(pub Option<Verified>);
-
-impl Caller {
-    pub fn principal(self) -> Option<Principal> {
-        self.0.map(|v| v.principal)
-    }
-}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = HttpError;
@@ -96,6 +90,36 @@ pub async fn bearer(
         }
     }
     Ok(verified)
+}
+
+/// Who a request is charged to (rate limits) and counted for (usage): an API client by its
+/// id, a user by tenant and subject, an anonymous caller by peer address.
+pub struct Account {
+    pub rate_key: String,
+    /// The tenant and the caller's name in its usage figures; anonymous calls have none.
+    pub usage: Option<(String, String)>,
+}
+
+impl Account {
+    pub fn of(verified: Option<&Verified>, peer: std::net::IpAddr) -> Self {
+        match verified {
+            Some(v) => {
+                let caller = match &v.client_id {
+                    Some(client) => format!("client:{client}"),
+                    None => format!("user:{}", v.principal.sub),
+                };
+                Self {
+                    // The unit separator keeps ("a:b", "c") and ("a", "b:c") apart.
+                    rate_key: format!("{}\u{1f}{caller}", v.principal.org),
+                    usage: Some((v.principal.org.clone(), caller)),
+                }
+            }
+            None => Self {
+                rate_key: format!("ip:{peer}"),
+                usage: None,
+            },
+        }
+    }
 }
 
 fn unauthorized(message: &str) -> HttpError {

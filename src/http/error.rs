@@ -12,6 +12,9 @@ pub struct HttpError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Extra fields of the answer (rate-limit state, `Retry-After`); boxed, as most errors
+    /// have none.
+    pub headers: Option<Box<axum::http::HeaderMap>>,
 }
 
 impl HttpError {
@@ -20,6 +23,7 @@ impl HttpError {
             status,
             code,
             message: message.into(),
+            headers: None,
         }
     }
 
@@ -42,6 +46,9 @@ impl IntoResponse for HttpError {
         )
             .into_response();
         let headers = res.headers_mut();
+        if let Some(extra) = self.headers {
+            headers.extend(*extra);
+        }
         match self.status {
             // RFC 6750 §3: a refused bearer token is answered with a challenge.
             StatusCode::UNAUTHORIZED => {

@@ -2,35 +2,43 @@
 //! `application/graphql-response+json` to everyone, keeps `"data": null` on request errors,
 //! takes any body as JSON and runs mutations over GET; this handler does none of that.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Request as GqlRequest, Variables};
+use async_graphql::{Request as GqlRequest, Response as GqlResponse, Variables};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::Instrument;
 
-use super::auth::Caller;
-use super::error::HttpError;
+use super::auth::{Account, Caller};
+use super::documents::{DocumentError, Named};
+use super::error::{HttpError, error_body};
 use super::negotiate::{ResponseFormat, is_json_body, response_format, wants_html};
+use super::rate_limit::Decision;
 use super::{AppState, playground, ws};
-use crate::graphql::{Loaders, RequestAuth, codes, is_request_error, operation_type};
+use crate::auth::Principal;
+use crate::domain::usage::Counts;
+use crate::graphql::{Admitted, Loaders, RequestAuth, codes, is_request_error, operation_type};
 
-/// The body of a POST, or the parameters of a GET.
+/// The body of a POST (or one operation of a batch), or the parameters of a GET.
 #[derive(Deserialize, Default)]
 struct RawRequest {
     query: Option<String>,
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<serde_json::Value>,
-    #[allow(dead_code, reason = "accepted per the spec; no extension reads it yet")]
+    /// `persistedQuery` (automatic persisted queries) is read; anything else is ignored.
     extensions: Option<serde_json::Value>,
+    /// A persisted document's id (the GraphQL-over-HTTP persisted documents draft).
+    #[serde(rename = "documentId")]
+    document_id: Option<String>,
 }
 
 fn not_acceptable() -> HttpError {
@@ -43,6 +51,7 @@ fn not_acceptable() -> HttpError {
 
 pub async fn post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     caller: Result<Caller, HttpError>,
     body: Result<Bytes, BytesRejection>,
@@ -66,10 +75,13 @@ pub async fn post(
             HttpError::bad_request("the request body could not be read")
         }
     })?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return batch(state, peer, caller, format, &body).await;
+    }
     let raw: RawRequest = serde_json::from_slice(&body).map_err(|_| {
         HttpError::bad_request("the body must be a JSON object with a `query` string")
     })?;
-    execute(state, caller, format, raw, false).await
+    single(state, peer, caller, format, raw, false).await
 }
 
 #[derive(Deserialize)]
@@ -79,21 +91,27 @@ struct GetParams {
     operation_name: Option<String>,
     variables: Option<String>,
     extensions: Option<String>,
+    document_id: Option<String>,
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     caller: Result<Caller, HttpError>,
     RawQuery(raw_query): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
     if let Ok(upgrade) = upgrade {
-        return websocket(state, caller?, upgrade).await;
+        return websocket(state, caller?, peer.ip(), upgrade).await;
     }
     let params = query_params(raw_query.as_deref().unwrap_or_default())
         .ok_or_else(|| HttpError::bad_request("the query string is malformed"))?;
-    if params.query.is_none() && wants_html(&headers) {
+    if params.query.is_none()
+        && params.extensions.is_none()
+        && params.document_id.is_none()
+        && wants_html(&headers)
+    {
         return Ok(playground::page(&headers).into_response());
     }
     let format = response_format(&headers).ok_or_else(not_acceptable)?;
@@ -110,8 +128,9 @@ pub async fn get(
         extensions: parse_json(params.extensions, "extensions")?,
         query: params.query,
         operation_name: params.operation_name,
+        document_id: params.document_id,
     };
-    execute(state, caller, format, raw, true).await
+    single(state, peer, caller, format, raw, true).await
 }
 
 /// Upgrades to GraphQL over WebSocket. A token on the upgrade request is checked here (a bad
@@ -119,6 +138,7 @@ pub async fn get(
 async fn websocket(
     state: AppState,
     caller: Caller,
+    peer: std::net::IpAddr,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, HttpError> {
     let header_auth = caller.0;
@@ -144,6 +164,7 @@ async fn websocket(
                 state,
                 protocol,
                 header_auth,
+                peer,
                 init_timeout,
             ))
         }))
@@ -156,6 +177,7 @@ fn query_params(query: &str) -> Option<GetParams> {
         operation_name: None,
         variables: None,
         extensions: None,
+        document_id: None,
     };
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         let slot = match key.as_ref() {
@@ -163,6 +185,7 @@ fn query_params(query: &str) -> Option<GetParams> {
             "operationName" => &mut params.operation_name,
             "variables" => &mut params.variables,
             "extensions" => &mut params.extensions,
+            "documentId" => &mut params.document_id,
             _ => continue,
         };
         if slot.is_some() {
@@ -173,26 +196,43 @@ fn query_params(query: &str) -> Option<GetParams> {
     Some(params)
 }
 
-async fn execute(
-    state: AppState,
-    caller: Result<Caller, HttpError>,
-    format: ResponseFormat,
+/// One operation of a request, ready to be charged and run.
+struct Prepared<'e> {
+    admitted: Result<Admitted<'e>, Box<GqlResponse>>,
+    /// A document to keep under its checked hash once it has run well.
+    register: Option<(String, String)>,
+    operation: String,
+}
+
+impl Prepared<'_> {
+    fn cost(&self) -> usize {
+        self.admitted.as_ref().map_or(0, |admitted| admitted.cost)
+    }
+}
+
+/// Turns what a client sent into an operation past the limits, or the edge's refusal.
+async fn prepare<'e>(
+    state: &'e AppState,
+    principal: Option<&Principal>,
     raw: RawRequest,
     via_get: bool,
-) -> Result<Response, HttpError> {
-    let query = raw
-        .query
-        .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| HttpError::bad_request("the request has no `query`"))?;
+) -> Result<Prepared<'e>, HttpError> {
+    let resolved = state
+        .documents
+        .resolve(Named {
+            query: raw.query,
+            extensions: raw.extensions.as_ref(),
+            document_id: raw.document_id.as_deref(),
+        })
+        .await?;
     let variables = match raw.variables {
         None | Some(serde_json::Value::Null) => Variables::default(),
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
         Some(_) => return Err(HttpError::bad_request("`variables` must be a JSON object")),
     };
-    let principal = caller?.principal();
     // GraphQL-over-HTTP §6.1: GET must not be used for mutations (a link must not write).
     if via_get
-        && let Some(ty) = operation_type(&query, raw.operation_name.as_deref())
+        && let Some(ty) = operation_type(&resolved.query, raw.operation_name.as_deref())
         && ty != OperationType::Query
     {
         return Err(HttpError::new(
@@ -201,32 +241,244 @@ async fn execute(
             "only queries may be sent with GET; use POST",
         ));
     }
-
+    // Only a caller with a token may add to the stored documents.
+    let register = resolved
+        .register
+        .filter(|_| principal.is_some())
+        .map(|id| (id, resolved.query.clone()));
     let operation = raw.operation_name.clone().unwrap_or_default();
-    let mut request = GqlRequest::new(query).variables(variables);
+    let mut request = GqlRequest::new(resolved.query).variables(variables);
     if let Some(name) = raw.operation_name {
         request = request.operation_name(name);
     }
-    if let Some(who) = &principal {
+    if let Some(who) = principal {
         let tenant = state.store.tenant(who);
         request = request
             .data(Loaders::new(&tenant, state.batch_window))
             .data(tenant);
     }
-    request = request.data(RequestAuth(principal));
+    request = request.data(RequestAuth(principal.cloned()));
+    Ok(Prepared {
+        admitted: state.executor.admit(request),
+        register,
+        operation,
+    })
+}
 
-    let started = Instant::now();
-    let span = tracing::info_span!("graphql", operation = ?operation);
-    let response = state.executor.execute(request).instrument(span).await;
-    let elapsed = started.elapsed();
-    state.metrics.graphql_seconds.observe(elapsed.as_secs_f64());
-    tracing::info!(
-        operation = ?operation,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        errors = response.errors.len(),
-        "graphql executed"
+/// Runs a charged operation within the request deadline, keeps its document if asked, and
+/// counts it.
+async fn run(state: &AppState, account: &Account, prepared: Prepared<'_>) -> GqlResponse {
+    let cost = prepared.cost();
+    let response = match prepared.admitted {
+        Err(refused) => *refused,
+        Ok(admitted) => {
+            let started = Instant::now();
+            let span = tracing::info_span!("graphql", operation = ?prepared.operation);
+            let response =
+                match tokio::time::timeout(state.request_timeout, admitted.run().instrument(span))
+                    .await
+                {
+                    Ok(response) => response,
+                    // Dropping the execution cancels its statements and frees its connections.
+                    Err(_) => timed_out(state.request_timeout),
+                };
+            let elapsed = started.elapsed();
+            state.metrics.graphql_seconds.observe(elapsed.as_secs_f64());
+            tracing::info!(
+                operation = ?prepared.operation,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                errors = response.errors.len(),
+                cost,
+                "graphql executed"
+            );
+            response
+        }
+    };
+    if let Some((id, body)) = prepared.register
+        && !is_request_error(&response)
+    {
+        state.documents.register(id, &body).await;
+    }
+    if let Some((org, caller)) = &account.usage {
+        state.meter.record(
+            org,
+            caller,
+            Counts {
+                requests: 1,
+                cost: i64::try_from(cost).unwrap_or(i64::MAX),
+                errors: i64::from(!response.errors.is_empty()),
+                rejections: 0,
+            },
+        );
+    }
+    response
+}
+
+fn timed_out(deadline: std::time::Duration) -> GqlResponse {
+    let mut err = async_graphql::ServerError::new(
+        format!(
+            "the request ran longer than {} s and was stopped",
+            deadline.as_secs()
+        ),
+        None,
     );
-    Ok(render(format, response))
+    err.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", codes::TIMEOUT);
+    GqlResponse::from_errors(vec![err])
+}
+
+/// Charges `cost` to the account; a refusal is the whole answer (429), counted as such.
+async fn charge(
+    state: &AppState,
+    account: &Account,
+    cost: usize,
+    operations: usize,
+) -> Result<Option<Decision>, HttpError> {
+    let Some(limits) = &state.rate_limits else {
+        return Ok(None);
+    };
+    let decision = limits.charge(&account.rate_key, cost).await;
+    if decision.allowed {
+        return Ok(Some(decision));
+    }
+    if let Some((org, caller)) = &account.usage {
+        state.meter.record(
+            org,
+            caller,
+            Counts {
+                rejections: i64::try_from(operations).unwrap_or(i64::MAX),
+                ..Counts::default()
+            },
+        );
+    }
+    let mut refused = HttpError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        codes::RATE_LIMITED,
+        format!(
+            "rate limit reached: this costs {cost}, and {} of the budget is left; retry after {} s",
+            decision.remaining,
+            decision.retry_after.as_secs_f64().ceil().max(1.0)
+        ),
+    );
+    let mut headers = HeaderMap::new();
+    limits.headers(&decision, &mut headers);
+    refused.headers = Some(Box::new(headers));
+    Err(refused)
+}
+
+fn with_rate_headers(state: &AppState, decision: Option<Decision>, mut res: Response) -> Response {
+    if let (Some(limits), Some(decision)) = (&state.rate_limits, decision) {
+        limits.headers(&decision, res.headers_mut());
+    }
+    res
+}
+
+async fn single(
+    state: AppState,
+    peer: SocketAddr,
+    caller: Result<Caller, HttpError>,
+    format: ResponseFormat,
+    raw: RawRequest,
+    via_get: bool,
+) -> Result<Response, HttpError> {
+    // A request without a document is malformed whoever sends it: 400 before 401.
+    if raw.query.as_deref().is_none_or(|q| q.trim().is_empty())
+        && raw
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("persistedQuery"))
+            .is_none()
+        && raw.document_id.is_none()
+    {
+        return Err(DocumentError::NoQuery.into());
+    }
+    let verified = caller?.0;
+    let account = Account::of(verified.as_ref(), peer.ip());
+    let principal = verified.map(|v| v.principal);
+    let prepared = prepare(&state, principal.as_ref(), raw, via_get).await?;
+    let decision = charge(&state, &account, prepared.cost(), 1).await?;
+    let response = run(&state, &account, prepared).await;
+    Ok(with_rate_headers(
+        &state,
+        decision,
+        render(format, response),
+    ))
+}
+
+/// A JSON array of operations (Apollo's `BatchHttpLink`): each prepared, the batch charged
+/// its total cost at once, then each run; the answer is the array of their results, where
+/// an operation refused at the edge has its error in its place.
+async fn batch(
+    state: AppState,
+    peer: SocketAddr,
+    caller: Result<Caller, HttpError>,
+    format: ResponseFormat,
+    body: &[u8],
+) -> Result<Response, HttpError> {
+    if state.max_batch == 0 {
+        return Err(HttpError::bad_request(
+            "batching is off on this server: send one operation per request",
+        ));
+    }
+    let raws: Vec<RawRequest> = serde_json::from_slice(body).map_err(|_| {
+        HttpError::bad_request("a batch must be a JSON array of objects with a `query` string")
+    })?;
+    if raws.is_empty() {
+        return Err(HttpError::bad_request("the batch is empty"));
+    }
+    if raws.len() > state.max_batch {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            codes::BATCH_TOO_LARGE,
+            format!(
+                "the batch holds {} operations; at most {} may be batched",
+                raws.len(),
+                state.max_batch
+            ),
+        ));
+    }
+    let verified = caller?.0;
+    let account = Account::of(verified.as_ref(), peer.ip());
+    let principal = verified.map(|v| v.principal);
+    let mut prepared = Vec::with_capacity(raws.len());
+    for raw in raws {
+        prepared.push(prepare(&state, principal.as_ref(), raw, false).await);
+    }
+    let cost = prepared
+        .iter()
+        .map(|p| p.as_ref().map_or(0, |p| p.cost().max(1)))
+        .sum::<usize>();
+    let decision = charge(&state, &account, cost, prepared.len()).await?;
+    let mut out = Vec::with_capacity(prepared.len());
+    for operation in prepared {
+        match operation {
+            Ok(operation) => {
+                let response = run(&state, &account, operation).await;
+                out.push(body_bytes(&response));
+            }
+            Err(refused) => out.push(error_body(&refused.message, refused.code).into_bytes()),
+        }
+    }
+    let mut json = Vec::with_capacity(out.iter().map(Vec::len).sum::<usize>() + out.len() + 2);
+    json.push(b'[');
+    for (i, item) in out.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(item);
+    }
+    json.push(b']');
+    let res = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
+        json,
+    )
+        .into_response();
+    Ok(with_rate_headers(&state, decision, res))
 }
 
 /// A response body, serialised straight from the executed response: keys stay in the order
@@ -242,13 +494,17 @@ struct Body<'a> {
     extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
 }
 
-fn render(format: ResponseFormat, response: async_graphql::Response) -> Response {
-    let request_error = is_request_error(&response);
+fn body_bytes(response: &GqlResponse) -> Vec<u8> {
     let body = Body {
-        data: (!request_error).then_some(&response.data),
+        data: (!is_request_error(response)).then_some(&response.data),
         errors: &response.errors,
         extensions: &response.extensions,
     };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+fn render(format: ResponseFormat, response: GqlResponse) -> Response {
+    let request_error = is_request_error(&response);
     let status = if request_error && format == ResponseFormat::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
@@ -260,7 +516,7 @@ fn render(format: ResponseFormat, response: async_graphql::Response) -> Response
             header::CONTENT_TYPE,
             HeaderValue::from_static(format.content_type()),
         )],
-        serde_json::to_vec(&body).unwrap_or_default(),
+        body_bytes(&response),
     )
         .into_response()
 }

@@ -3,12 +3,14 @@
 
 mod auth;
 mod cors;
+mod documents;
 mod error;
 mod graphql;
 mod negotiate;
 mod oauth;
 mod ops;
 mod playground;
+mod rate_limit;
 mod revocations;
 mod state;
 mod throttle;
@@ -28,6 +30,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::EdgeConfig;
 use crate::metrics::StatusLabel;
+pub use documents::Documents;
+pub use rate_limit::{Policy as RatePolicy, RateLimits};
 pub use revocations::RevocationWatch;
 pub use state::AppState;
 pub use throttle::Throttle;

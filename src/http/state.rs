@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::documents::Documents;
+use super::rate_limit::RateLimits;
 use super::{RevocationWatch, Throttle};
 use crate::auth::{TokenIssuer, TokenVerifier};
 use crate::domain::Store;
+use crate::domain::usage::Meter;
 use crate::graphql::{Executor, LiveOperations};
 use crate::metrics::Metrics;
 
@@ -33,4 +36,14 @@ pub struct AppState {
     pub sockets: tokio_util::task::TaskTracker,
     /// Recent revocations, which close the WebSockets of revoked tokens.
     pub revocations: RevocationWatch,
+    /// Persisted documents (APQ, trusted documents).
+    pub documents: Documents,
+    /// Cost budgets per caller; `None` when rate limiting is off.
+    pub rate_limits: Option<Arc<RateLimits>>,
+    /// Usage counts per caller and day.
+    pub meter: Meter,
+    /// Most operations one batch may hold (0: no batching).
+    pub max_batch: usize,
+    /// How long one operation may execute.
+    pub request_timeout: Duration,
 }

@@ -191,6 +191,9 @@ impl TestApp {
             event_retention_days: 30,
             edge: EdgeConfig {
                 introspection: Some(IntrospectionMode::On),
+                // Tests send requests far faster than any budget allows; the tests of rate
+                // limits turn them on.
+                rate_limit_cost_per_sec: 0,
                 ..EdgeConfig::default()
             },
         };

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables whose rows belong to one tenant (they carry `org_id`).
-const TENANT_TABLES: [&str; 7] = [
+const TENANT_TABLES: [&str; 8] = [
     "customers",
     "activities",
     "users",
@@ -14,11 +14,16 @@ const TENANT_TABLES: [&str; 7] = [
     "social_profiles",
     "api_clients",
     "events",
+    "usage_daily",
 ];
 
 /// Where tenant-table queries may be built, and why.
-const ALLOWED: [(&str, &str); 2] = [
+const ALLOWED: [(&str, &str); 3] = [
     ("src/domain/tenant.rs", "the scoping module itself"),
+    (
+        "src/domain/usage.rs",
+        "usage metering: one flush adds the counts of every tenant's callers (reads go through Tenant)",
+    ),
     (
         "src/events/",
         "the event log: its tailer and retention read every tenant's events, and `append` takes the org of the writing tenant",

@@ -108,6 +108,13 @@ impl Rejection {
     }
 }
 
+/// A request that passed the limits: its parsed document and what it costs (what rate
+/// limits charge).
+pub struct Admission {
+    pub doc: ExecutableDocument,
+    pub cost: usize,
+}
+
 /// Checks a request and parses its document; the parsed document is what will run. The
 /// defaults of the operation's variables are filled in, so that what is checked (and what
 /// later extensions see) is what will execute.
@@ -116,7 +123,7 @@ pub fn admit(
     costs: &CostTable,
     authenticated: bool,
     request: &mut Request,
-) -> Result<ExecutableDocument, ServerError> {
+) -> Result<Admission, ServerError> {
     check_nesting(&request.query).map_err(|r| r.at(None))?;
     let doc = async_graphql::parser::parse_query(&request.query).map_err(|err| {
         let mut err = ServerError::from(err);
@@ -210,7 +217,10 @@ pub fn admit(
         }
         .at(None));
     }
-    Ok(doc)
+    Ok(Admission {
+        doc,
+        cost: whole.total(),
+    })
 }
 
 #[cfg(test)]
@@ -260,7 +270,9 @@ mod cost_examples {
             ..Limits::default()
         };
         let mut request = Request::new(query);
-        let doc = admit(&limits, &costs, true, &mut request).map_err(|e| e.message)?;
+        let doc = admit(&limits, &costs, true, &mut request)
+            .map_err(|e| e.message)?
+            .doc;
         let mut measurer = Measurer::new(&doc, &costs, &request.variables);
         let mut whole = Measure::default();
         for (_, op) in doc.operations.iter() {

@@ -32,9 +32,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::AppState;
-use super::auth;
+use super::auth::{self, Account};
+use super::documents::Named;
+use super::error::HttpError;
 use crate::auth::Verified;
+use crate::domain::usage::Counts;
 use crate::graphql::{LiveRequest, LiveResult, Membership, Recipient};
+use crate::graphql::{RequestAuth, codes};
 use outbox::{Live, Outbox, Refused};
 
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
@@ -140,6 +144,8 @@ struct Connection {
     outbox: Arc<Outbox>,
     done_tx: mpsc::UnboundedSender<Done>,
     auth: Option<Verified>,
+    /// The peer's address: what an anonymous caller is rate-limited by.
+    peer: std::net::IpAddr,
     acked: bool,
     operations: HashMap<Arc<str>, Operation>,
     next_serial: u64,
@@ -155,6 +161,7 @@ pub async fn serve(
     state: AppState,
     protocol: Protocol,
     header_auth: Option<Verified>,
+    peer: std::net::IpAddr,
     init_timeout: Duration,
 ) {
     let (sink, mut incoming) = socket.split();
@@ -166,6 +173,7 @@ pub async fn serve(
         outbox: outbox.clone(),
         done_tx,
         auth: header_auth,
+        peer,
         acked: false,
         operations: HashMap::new(),
         next_serial: 0,
@@ -321,7 +329,7 @@ impl Connection {
             }
             (Protocol::TransportWs, "pong") => None,
             (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => {
-                self.subscribe(&msg)
+                self.subscribe(&msg).await
             }
             (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
                 if let Some(id) = msg.get("id").and_then(Value::as_str) {
@@ -359,7 +367,58 @@ impl Connection {
         None
     }
 
-    fn subscribe(&mut self, msg: &Value) -> Option<(u16, &'static str)> {
+    /// Answers one operation with an error and no results; the connection goes on.
+    fn refuse(&self, id: &str, message: &str, code: &str) {
+        let errors = crate::graphql::error_list(message, code);
+        let id_json = Value::from(id).to_string();
+        let _ = self
+            .outbox
+            .send(result_frame(&id_json, "error", Some(&errors.to_string())));
+    }
+
+    /// Charges an operation's cost to the connection's caller (once, when it starts), and
+    /// counts it; the refusal's message when the budget cannot pay.
+    async fn charge(&self, request: &LiveRequest) -> Option<String> {
+        let account = Account::of(self.auth.as_ref(), self.peer);
+        let principal = self.auth.as_ref().map(|v| v.principal.clone());
+        let mut gql = async_graphql::Request::new(request.query.clone()).variables(
+            async_graphql::Variables::from_json(request.variables.clone()),
+        );
+        if let Some(name) = &request.operation_name {
+            gql = gql.operation_name(name.clone());
+        }
+        let cost = self
+            .state
+            .executor
+            .cost_of(gql.data(RequestAuth(principal)))
+            .unwrap_or(0);
+        let mut counts = Counts {
+            requests: 1,
+            cost: i64::try_from(cost).unwrap_or(i64::MAX),
+            ..Counts::default()
+        };
+        let mut refusal = None;
+        if let Some(limits) = &self.state.rate_limits {
+            let decision = limits.charge(&account.rate_key, cost).await;
+            if !decision.allowed {
+                counts = Counts {
+                    rejections: 1,
+                    ..Counts::default()
+                };
+                refusal = Some(format!(
+                    "rate limit reached: this costs {cost}, and {} of the budget is left; retry after {} s",
+                    decision.remaining,
+                    decision.retry_after.as_secs_f64().ceil().max(1.0)
+                ));
+            }
+        }
+        if let Some((org, caller)) = &account.usage {
+            self.state.meter.record(org, caller, counts);
+        }
+        refusal
+    }
+
+    async fn subscribe(&mut self, msg: &Value) -> Option<(u16, &'static str)> {
         if !self.acked {
             return Some((4401, "Unauthorized"));
         }
@@ -371,9 +430,15 @@ impl Connection {
             return Some((4400, "the operation has no id"));
         };
         let payload = msg.get("payload").unwrap_or(&Value::Null);
-        let Some(query) = payload.get("query").and_then(Value::as_str) else {
+        let query = payload.get("query").and_then(Value::as_str);
+        let document_id = payload.get("documentId").and_then(Value::as_str);
+        let extensions = payload.get("extensions");
+        if query.is_none()
+            && document_id.is_none()
+            && extensions.and_then(|e| e.get("persistedQuery")).is_none()
+        {
             return Some((4400, "the operation has no query"));
-        };
+        }
         if self.operations.contains_key(id) {
             // The reason must name the id, and a static reason cannot; the code is what counts.
             return Some((4409, "Subscriber for this id already exists"));
@@ -381,13 +446,11 @@ impl Connection {
         if self.operations.len() >= MAX_OPERATIONS {
             // Each operation runs on every event: one socket must not multiply everyone's
             // writes. The operation is refused; the connection and its others go on.
-            let errors = crate::graphql::error_list(
+            self.refuse(
+                id,
                 &format!("a connection runs at most {MAX_OPERATIONS} operations at once"),
-                crate::graphql::codes::VALIDATION_FAILED,
+                codes::VALIDATION_FAILED,
             );
-            let id_json = Value::from(id).to_string();
-            let frame = result_frame(&id_json, "error", Some(&errors.to_string()));
-            let _ = self.outbox.send(frame);
             return None;
         }
         let variables = match payload.get("variables") {
@@ -395,14 +458,36 @@ impl Connection {
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Some((4400, "variables must be an object")),
         };
+        let resolved = self
+            .state
+            .documents
+            .resolve(Named {
+                query: query.map(str::to_owned),
+                extensions,
+                document_id,
+            })
+            .await;
+        let query = match resolved {
+            // Documents are not registered over WebSocket: a client registers over HTTP.
+            Ok(resolved) => resolved.query,
+            Err(err) => {
+                let refused = HttpError::from(err);
+                self.refuse(id, &refused.message, refused.code);
+                return None;
+            }
+        };
         let request = LiveRequest {
-            query: query.to_owned(),
+            query,
             operation_name: payload
                 .get("operationName")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             variables,
         };
+        if let Some(refusal) = self.charge(&request).await {
+            self.refuse(id, &refusal, codes::RATE_LIMITED);
+            return None;
+        }
         let id: Arc<str> = Arc::from(id);
         self.next_serial += 1;
         let serial = self.next_serial;
