@@ -132,6 +132,9 @@ impl Tenant {
 pub struct Meter {
     store: Store,
     pending: std::sync::Arc<std::sync::Mutex<HashMap<UsageKey, Counts>>>,
+    /// One flush at a time: a reader that flushes first waits for a flush under way (the
+    /// periodic one), so it sees what that one took, not a table it has yet to write to.
+    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Meter {
@@ -139,6 +142,7 @@ impl Meter {
         Self {
             store,
             pending: Default::default(),
+            flushing: Default::default(),
         }
     }
 
@@ -159,6 +163,7 @@ impl Meter {
     /// Writes what was counted since the last flush. What fails to be written is counted
     /// again, to be written next time.
     pub async fn flush(&self) -> Result<()> {
+        let _one_at_a_time = self.flushing.lock().await;
         let taken = std::mem::take(
             &mut *self
                 .pending

@@ -1,7 +1,6 @@
 //! `changes`: the delta feed for syncing integrations.
 
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::activities::ActivityNode;
 use super::context::{principal, tenant};
@@ -12,6 +11,7 @@ use super::subscriptions::{ChangeOp, snapshot};
 use crate::auth::Scope;
 use crate::domain::changes;
 use crate::events::{EntityKind, Event};
+use crate::graphql::scalars::DateTime;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "crate::events::EntityKind")]
@@ -68,8 +68,8 @@ impl ChangeEvent {
         readable_fields(ctx, ty, &self.0.changed_fields)
     }
 
-    async fn occurred_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn occurred_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 
     /// For customer events: the customer after the change (deleted ones carry `deletedAt`).

@@ -2,21 +2,22 @@
 //! it needs `clients:manage`.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use crate::auth::Scope;
 use crate::domain::clients::{self, ApiClient, IssuedSecret};
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
+use crate::graphql::scalars::DateTime;
 use crate::graphql::user_errors::{UserError, split};
 
 /// An integration that signs in with OAuth2 client credentials (`POST /oauth/token`).
-pub struct ApiClientNode(ApiClient);
+pub struct ApiClientNode(pub ApiClient);
 
 #[Object(name = "ApiClient")]
 impl ApiClientNode {
-    /// The OAuth2 `client_id`.
-    async fn id(&self) -> ID {
+    /// The OAuth2 `client_id`; also its Relay id (`node(id:)`).
+    pub async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
 
@@ -29,17 +30,17 @@ impl ApiClientNode {
         self.0.scopes.iter().map(|s| s.as_str()).collect()
     }
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 
-    async fn secret_rotated_at(&self) -> DateTime<Utc> {
-        self.0.secret_rotated_at
+    async fn secret_rotated_at(&self) -> DateTime {
+        self.0.secret_rotated_at.into()
     }
 
     /// Set once the client is revoked: it can no longer get tokens, and its tokens stop working.
-    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
-        self.0.revoked_at
+    async fn revoked_at(&self) -> Option<DateTime> {
+        self.0.revoked_at.map(Into::into)
     }
 }
 

@@ -1,9 +1,9 @@
 //! Per-field operator inputs shared by every filter, converted to the domain's operators.
 
 use async_graphql::{Enum, ID, InputObject};
-use chrono::{DateTime, Utc};
 
 use crate::domain::filter::{EqOps, TextOps, TimeOps};
+use crate::graphql::scalars::DateTime;
 
 /// Operators on a text field. Matching with `contains` and `startsWith` ignores case.
 #[derive(InputObject, Clone, Default)]
@@ -31,22 +31,22 @@ impl From<StringFilter> for TextOps {
 /// Operators on a timestamp field.
 #[derive(InputObject, Clone, Default)]
 pub struct DateTimeFilter {
-    pub eq: Option<DateTime<Utc>>,
-    pub gt: Option<DateTime<Utc>>,
-    pub gte: Option<DateTime<Utc>>,
-    pub lt: Option<DateTime<Utc>>,
-    pub lte: Option<DateTime<Utc>>,
+    pub eq: Option<DateTime>,
+    pub gt: Option<DateTime>,
+    pub gte: Option<DateTime>,
+    pub lt: Option<DateTime>,
+    pub lte: Option<DateTime>,
     pub is_null: Option<bool>,
 }
 
 impl From<DateTimeFilter> for TimeOps {
     fn from(f: DateTimeFilter) -> Self {
         Self {
-            eq: f.eq,
-            gt: f.gt,
-            gte: f.gte,
-            lt: f.lt,
-            lte: f.lte,
+            eq: f.eq.map(Into::into),
+            gt: f.gt.map(Into::into),
+            gte: f.gte.map(Into::into),
+            lt: f.lt.map(Into::into),
+            lte: f.lte.map(Into::into),
             is_null: f.is_null,
         }
     }

@@ -17,6 +17,7 @@ mod loaders;
 mod node;
 mod order;
 mod permissions;
+mod scalars;
 mod schema;
 mod subscriptions;
 mod usage;

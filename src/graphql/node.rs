@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, Interface, Object, PathSegment, Result};
 
 use super::activities::ActivityNode;
+use super::clients::ApiClientNode;
 use super::context::principal;
 use super::customers::CustomerNode;
 use super::errors::ApiError;
@@ -19,6 +20,7 @@ pub enum Node {
     Customer(CustomerNode),
     Activity(ActivityNode),
     User(UserNode),
+    ApiClient(ApiClientNode),
 }
 
 #[derive(Default)]
@@ -62,7 +64,13 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
             .load_one(id.to_owned())
             .await?
             .map(|u| Node::User(UserNode(u))),
-        Some(IdKind::ExternalId | IdKind::SocialProfile | IdKind::ApiClient) | None => None,
+        Some(IdKind::ApiClient) => {
+            need(Scope::ClientsManage)?;
+            crate::domain::clients::get(super::context::tenant(ctx)?, id)
+                .await?
+                .map(|c| Node::ApiClient(ApiClientNode(c)))
+        }
+        Some(IdKind::ExternalId | IdKind::SocialProfile) | None => None,
     })
 }
 

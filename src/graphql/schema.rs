@@ -198,5 +198,5 @@ pub fn sdl() -> String {
         SubscriptionRoot,
     )
     .finish()
-    .sdl()
+    .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }

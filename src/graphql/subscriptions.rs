@@ -9,7 +9,6 @@ use async_graphql::{
     ComplexObject, Context, Enum, ErrorExtensions, ID, InputObject, Result, SimpleObject,
     Subscription,
 };
-use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -22,6 +21,7 @@ use crate::auth::Scope;
 use crate::domain::activities::Activity;
 use crate::domain::customers::Customer;
 use crate::events::{EntityKind, Event};
+use crate::graphql::scalars::DateTime;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "crate::events::Op")]
@@ -41,7 +41,7 @@ struct ChangeMeta {
     /// Read through `changedFields`, which leaves out what the caller may not read.
     #[graphql(skip)]
     changed: Vec<String>,
-    occurred_at: DateTime<Utc>,
+    occurred_at: DateTime,
 }
 
 impl ChangeMeta {
@@ -50,7 +50,7 @@ impl ChangeMeta {
             op: ChangeOp::from(event.op),
             seq: event.seq.to_string(),
             changed: event.changed_fields.clone(),
-            occurred_at: event.created_at,
+            occurred_at: event.created_at.into(),
         })
     }
 }

@@ -1,39 +1,16 @@
 //! Usage figures per caller and day, for an organization's administrators
 //! (`clients:manage`): what each API client and user ran, spent, failed and was refused.
 
-use async_graphql::{Context, ID, Object, Result, Scalar, ScalarType, SimpleObject, Value};
-use chrono::NaiveDate;
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 use crate::auth::Scope;
 use crate::domain::usage::{Meter, UsageDay};
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
+use crate::graphql::scalars::Date;
 
 /// The widest range one `usage` query may ask for, in days.
 const MAX_DAYS: i64 = 366;
-
-/// A calendar date, `YYYY-MM-DD`.
-#[derive(Clone, Copy)]
-pub struct Date(NaiveDate);
-
-#[Scalar(
-    name = "Date",
-    specified_by_url = "https://scalars.graphql.org/andimarek/local-date.html"
-)]
-impl ScalarType for Date {
-    fn parse(value: Value) -> async_graphql::InputValueResult<Self> {
-        match &value {
-            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|_| async_graphql::InputValueError::custom("a date is `YYYY-MM-DD`")),
-            _ => Err(async_graphql::InputValueError::expected_type(value)),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        Value::String(self.0.format("%Y-%m-%d").to_string())
-    }
-}
 
 /// What one caller did on one day (UTC).
 #[derive(SimpleObject)]

@@ -32,6 +32,27 @@ impl HttpError {
     }
 }
 
+/// Marks an answer as the edge's own error, so `/graphql` can give it the media type its
+/// client asked for.
+#[derive(Clone, Copy)]
+pub struct EdgeError;
+
+/// On `/graphql`, an edge error (401, 400, 429…) is typed `application/graphql-response+json`
+/// for a client that prefers it, like the GraphQL answers beside it.
+pub async fn negotiate_type(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let format = super::negotiate::response_format(req.headers());
+    let mut res = next.run(req).await;
+    if res.extensions().get::<EdgeError>().is_some()
+        && let Some(format) = format
+    {
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+    }
+    res
+}
+
 /// A GraphQL-shaped error body.
 pub fn error_body(message: &str, code: &str) -> String {
     serde_json::json!({ "errors": crate::graphql::error_list(message, code) }).to_string()
@@ -45,6 +66,7 @@ impl IntoResponse for HttpError {
             error_body(&self.message, self.code),
         )
             .into_response();
+        res.extensions_mut().insert(EdgeError);
         let headers = res.headers_mut();
         if let Some(extra) = self.headers {
             headers.extend(*extra);

@@ -39,7 +39,12 @@ pub use throttle::Throttle;
 pub fn router(state: AppState, edge: &EdgeConfig, max_body_bytes: usize) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     let router = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(middleware::from_fn(error::negotiate_type)),
+        )
         .merge(playground::routes())
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))

@@ -230,3 +230,75 @@ fn an_unknown_log_format_is_refused_naming_the_setting() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn edge_errors_take_the_media_type_the_client_prefers() {
+    let app = TestApp::spawn().await;
+    for (accept, expected) in [
+        (
+            "application/graphql-response+json",
+            "application/graphql-response+json",
+        ),
+        ("application/json", "application/json"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .bearer_auth("not-a-token")
+            .body(json!({"query": "{ __typename }"}).to_string())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(header(&res, "content-type"), expected, "{accept}");
+        assert_eq!(reply(res).await.error_codes(), ["UNAUTHENTICATED"]);
+    }
+}
+
+#[tokio::test]
+async fn api_clients_are_nodes_for_those_who_manage_them() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .gql(
+            "mutation { createApiClient(input: {name: \"ERP\", scopes: [\"customers:read\"]}) { apiClient { id } } }",
+            json!({}),
+        )
+        .await;
+    let id = created.data("createApiClient.apiClient.id").clone();
+    let query = "query($id: ID!) { node(id: $id) { id ... on ApiClient { name } } }";
+    let r = app.gql(query, json!({"id": id})).await;
+    r.assert_ok();
+    assert_eq!(r.data("node.name"), "ERP");
+    let reader = app.token("customers:read");
+    let r = app.gql_as(Some(&reader), query, json!({"id": id})).await;
+    assert_eq!(r.error_codes(), ["FORBIDDEN"]);
+    let other = app.token_for("another-org", "user-1", crate::helpers::ALL_SCOPES);
+    let r = app.gql_as(Some(&other), query, json!({"id": id})).await;
+    r.assert_ok();
+    assert_eq!(r.data("node"), &Value::Null);
+}
+
+#[tokio::test]
+async fn scalars_say_what_they_hold_and_where_they_are_specified() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .gql(
+            "{ dt: __type(name: \"DateTime\") { description specifiedByURL } d: __type(name: \"Date\") { specifiedByURL } }",
+            json!({}),
+        )
+        .await;
+    r.assert_ok();
+    assert!(
+        r.data("dt.specifiedByURL")
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://"))
+    );
+    let description = r.data("dt.description").as_str().unwrap_or_default();
+    assert!(
+        description.contains("RFC 3339") && !description.contains("Utc>"),
+        "{description}"
+    );
+    assert!(r.data("d.specifiedByURL").is_string());
+}

@@ -133,6 +133,16 @@ pub async fn list(t: &Tenant) -> Result<Vec<ApiClient>> {
     Ok(rows.iter().map(ApiClient::from).collect())
 }
 
+/// One of the tenant's clients, revoked or not.
+pub async fn get(t: &Tenant, id: &str) -> Result<Option<ApiClient>> {
+    let row = t
+        .find::<api_clients::Entity>()
+        .filter(api_clients::Column::Id.eq(id))
+        .one(t.db())
+        .await?;
+    Ok(row.as_ref().map(ApiClient::from))
+}
+
 async fn live(t: &Tenant, id: &str) -> Result<api_clients::Model> {
     t.find::<api_clients::Entity>()
         .filter(api_clients::Column::Id.eq(id))

@@ -1,5 +1,4 @@
 use async_graphql::{Enum, ID, InputObject, MaybeUndefined};
-use chrono::{DateTime, Utc};
 
 use super::types::ActivityKind;
 use crate::domain::activities::{
@@ -10,6 +9,7 @@ use crate::graphql::customers::maybe_patch;
 use crate::graphql::filters::{
     DateTimeFilter, IdFilter, OrderDirection, StringFilter, enum_ops, ops,
 };
+use crate::graphql::scalars::DateTime;
 
 #[derive(InputObject, Clone)]
 pub struct ActivityKindFilter {
@@ -129,9 +129,9 @@ pub struct LogActivityInput {
     pub subject: String,
     pub body: Option<String>,
     /// Defaults to now.
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub due_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
+    pub occurred_at: Option<DateTime>,
+    pub due_at: Option<DateTime>,
+    pub completed_at: Option<DateTime>,
     /// The system the activity comes from; with `externalId`, unique per organization.
     pub source: Option<String>,
     pub external_id: Option<String>,
@@ -144,9 +144,9 @@ impl From<LogActivityInput> for NewActivity {
             kind: i.kind.into(),
             subject: i.subject,
             body: i.body,
-            occurred_at: i.occurred_at,
-            due_at: i.due_at,
-            completed_at: i.completed_at,
+            occurred_at: i.occurred_at.map(Into::into),
+            due_at: i.due_at.map(Into::into),
+            completed_at: i.completed_at.map(Into::into),
             source: i.source,
             external_id: i.external_id,
         }
@@ -161,9 +161,9 @@ pub struct UpdateActivityInput {
     pub kind: Option<ActivityKind>,
     pub subject: Option<String>,
     pub body: MaybeUndefined<String>,
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub due_at: MaybeUndefined<DateTime<Utc>>,
-    pub completed_at: MaybeUndefined<DateTime<Utc>>,
+    pub occurred_at: Option<DateTime>,
+    pub due_at: MaybeUndefined<DateTime>,
+    pub completed_at: MaybeUndefined<DateTime>,
 }
 
 impl UpdateActivityInput {
@@ -173,9 +173,9 @@ impl UpdateActivityInput {
             kind: self.kind.map(Into::into),
             subject: self.subject,
             body: maybe_patch(self.body),
-            occurred_at: self.occurred_at,
-            due_at: maybe_patch(self.due_at),
-            completed_at: maybe_patch(self.completed_at),
+            occurred_at: self.occurred_at.map(Into::into),
+            due_at: maybe_patch(self.due_at.map_value(Into::into)),
+            completed_at: maybe_patch(self.completed_at.map_value(Into::into)),
         };
         (self.id.0, patch)
     }

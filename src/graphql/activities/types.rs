@@ -1,5 +1,4 @@
 use async_graphql::{Context, Enum, ID, Object, Result};
-use chrono::{DateTime, Utc};
 
 use crate::domain::activities::{self, Activity, ActivityFilter};
 use crate::domain::ids::CustomerId;
@@ -8,6 +7,7 @@ use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
 use crate::graphql::customers::CustomerNode;
 use crate::graphql::loaders::{Args, Loaders};
+use crate::graphql::scalars::DateTime;
 use crate::graphql::users::UserNode;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,17 +49,17 @@ impl ActivityNode {
         self.0.body.as_deref()
     }
 
-    async fn occurred_at(&self) -> DateTime<Utc> {
-        self.0.occurred_at
+    async fn occurred_at(&self) -> DateTime {
+        self.0.occurred_at.into()
     }
 
     /// For tasks: when it is due.
-    async fn due_at(&self) -> Option<DateTime<Utc>> {
-        self.0.due_at
+    async fn due_at(&self) -> Option<DateTime> {
+        self.0.due_at.map(Into::into)
     }
 
-    async fn completed_at(&self) -> Option<DateTime<Utc>> {
-        self.0.completed_at
+    async fn completed_at(&self) -> Option<DateTime> {
+        self.0.completed_at.map(Into::into)
     }
 
     /// The system the activity came from, when an integration logged it.
@@ -75,12 +75,12 @@ impl ActivityNode {
         self.0.version
     }
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
 
     /// The customer it was logged against; null once that customer is in the trash or when

@@ -1,6 +1,5 @@
 use async_graphql::types::Json;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use crate::auth::Scope;
 use crate::domain::customers::{self, Customer, CustomerFilter};
@@ -12,6 +11,7 @@ use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
 use crate::graphql::loaders::{Args, Loaders};
 use crate::graphql::permissions::{all_of, requires_scopes};
+use crate::graphql::scalars::DateTime;
 use crate::graphql::users::UserNode;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,21 +74,21 @@ impl CustomerNode {
         self.0.version
     }
 
-    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_activity_at
+    async fn last_activity_at(&self) -> Option<DateTime> {
+        self.0.last_activity_at.map(Into::into)
     }
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
 
     /// Set while the customer is in the trash (soft-deleted).
-    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
-        self.0.deleted_at
+    async fn deleted_at(&self) -> Option<DateTime> {
+        self.0.deleted_at.map(Into::into)
     }
 
     #[graphql(directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT))]
