@@ -292,6 +292,10 @@ pub enum ConfigError {
         "--rate-limit-burst / CRM_RATE_LIMIT_BURST ({burst}) must be at least the largest query complexity ({complexity}), or no such query could ever run"
     )]
     SmallBurst { burst: u32, complexity: usize },
+    #[error(
+        "--rate-limit-cost-per-sec / CRM_RATE_LIMIT_COST_PER_SEC must be at most {MAX_COST_PER_SEC} (0 turns rate limiting off)"
+    )]
+    RateTooHigh,
     #[error("--redis-url / CRM_REDIS_URL must start with redis:// or rediss://")]
     RedisUrl,
     #[error("{0} must be at least 1 second")]
@@ -347,6 +351,9 @@ impl ServeConfig {
         <Only as clap::Parser>::parse_from(["crm"]).config
     }
 }
+
+/// The fastest refill a bucket can have: one unit a nanosecond.
+pub const MAX_COST_PER_SEC: u32 = 1_000_000_000;
 
 impl EdgeConfig {
     pub fn validate(&self, max_complexity: usize) -> Result<(), ConfigError> {
