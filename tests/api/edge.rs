@@ -302,3 +302,34 @@ async fn scalars_say_what_they_hold_and_where_they_are_specified() {
     );
     assert!(r.data("d.specifiedByURL").is_string());
 }
+
+/// Keys follow the query over WebSocket too, in every event.
+#[tokio::test]
+async fn websocket_results_keep_the_query_order() {
+    use futures_util::StreamExt;
+    let app = TestApp::spawn().await;
+    let mut socket = crate::ws_client::open(&app).await;
+    crate::ws_client::subscribe(
+        &mut socket,
+        &app.admin(),
+        "subscription { customerChanged { seq op customer { name id } zulu: op alpha: seq } }",
+    )
+    .await;
+    app.customer(json!({"name": "Ordered"})).await;
+    let text = loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg
+            && text.contains("\"next\"")
+        {
+            break text.to_string();
+        }
+    };
+    let at = |key: &str| text.find(key).unwrap_or_else(|| panic!("{key} in {text}"));
+    assert!(at("\"seq\"") < at("\"op\""), "{text}");
+    assert!(at("\"name\"") < at("\"id\":\"cus_"), "{text}");
+    assert!(at("\"zulu\"") < at("\"alpha\""), "{text}");
+}
