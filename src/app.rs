@@ -274,8 +274,8 @@ async fn key_set(auth: &AuthConfig, secret: &[u8]) -> anyhow::Result<KeySet> {
     Ok(set)
 }
 
-/// Hourly housekeeping: prunes the event log past its retention and forgets revocations of
-/// tokens that have expired. Several instances may all do it: the deletes are idempotent.
+/// Hourly housekeeping: prunes the event log past its retention, forgets persisted
+/// documents clients registered long ago and revocations of tokens that have expired. Several instances may all do it: the deletes are idempotent.
 fn spawn_housekeeping(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
     tokio::spawn(async move {
         loop {
@@ -283,6 +283,11 @@ fn spawn_housekeeping(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "pruned events past retention"),
                 Err(err) => tracing::warn!(error = %err, "pruning events failed"),
+            }
+            match crate::domain::documents::prune_registered(&db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(documents = n, "forgot persisted documents past retention"),
+                Err(err) => tracing::warn!(error = %err, "pruning persisted documents failed"),
             }
             match crate::domain::clients::prune_revoked_tokens(&db).await {
                 Ok(0) => {}

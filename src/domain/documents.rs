@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use entity::persisted_documents;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 
 use super::{Result, Store, now};
@@ -78,6 +78,28 @@ impl Store {
         self.commit(txn).await?;
         Ok(())
     }
+}
+
+/// How long a document a client registered is kept: a client whose document was pruned
+/// gets `PERSISTED_QUERY_NOT_FOUND` and sends it again, so keeping them is only a saving,
+/// and what clients can make the server store stays bounded in time.
+pub const REGISTERED_KEPT_DAYS: i64 = 7;
+
+/// The largest document a client may register (larger ones run but are not kept).
+pub const MAX_REGISTERED_BYTES: usize = 32 * 1024;
+
+/// Forgets documents clients registered more than `REGISTERED_KEPT_DAYS` ago (trusted ones
+/// stay until an operator removes them).
+pub async fn prune_registered(conn: &impl sea_orm::ConnectionTrait) -> Result<u64> {
+    let done = persisted_documents::Entity::delete_many()
+        .filter(persisted_documents::Column::Trusted.eq(false))
+        .filter(
+            persisted_documents::Column::CreatedAt
+                .lt(now() - chrono::Duration::days(REGISTERED_KEPT_DAYS)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
 }
 
 fn row(id: &str, body: &str, trusted: bool) -> persisted_documents::ActiveModel {

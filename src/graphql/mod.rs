@@ -30,7 +30,7 @@ pub use document::operation_type;
 pub use document::parse_bounded;
 pub use errors::{codes, error_list, is_request_error};
 pub use fanout::{LiveOperations, LiveRequest, LiveResult, Membership, Recipient};
-pub use limits::{Limits, Rejection};
+pub use limits::{Limits, Rejection, WRITE};
 pub use loaders::Loaders;
 pub use schema::{Admitted, CrmSchema, Executor, MutationRoot, QueryRoot, sdl};
 pub use subscriptions::SubscriptionRoot;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::error::HttpError;
 use crate::config::TrustedDocuments;
 use crate::domain::Store;
-use crate::domain::documents::{Document, id_of, is_valid_id};
+use crate::domain::documents::{Document, MAX_REGISTERED_BYTES, id_of, is_valid_id};
 use crate::graphql::codes;
 
 /// Bytes of document text kept in memory (the database keeps them all).
@@ -201,9 +201,15 @@ impl Documents {
                         _ => Err(DocumentError::NotTrusted),
                     };
                 }
-                // Only a checked hash is kept: a manifest id is the operator's to give.
+                // Only a checked hash is kept (a manifest id is the operator's to give), and
+                // only a document of a sensible size.
                 let register = match id {
-                    Id::Sha256(hash) if self.cache.get(&hash).is_none() => Some(hash),
+                    Id::Sha256(hash)
+                        if query.len() <= MAX_REGISTERED_BYTES
+                            && self.cache.get(&hash).is_none() =>
+                    {
+                        Some(hash)
+                    }
                     _ => None,
                 };
                 Ok(Resolved { query, register })

@@ -205,8 +205,16 @@ struct Prepared<'e> {
 }
 
 impl Prepared<'_> {
+    /// What the operation is charged: what it runs, plus a write when it asks for its
+    /// document to be kept (storing is work, and what a client may store must cost it).
     fn cost(&self) -> usize {
-        self.admitted.as_ref().map_or(0, |admitted| admitted.cost)
+        let runs = self.admitted.as_ref().map_or(0, |admitted| admitted.cost);
+        let keeps = if self.register.is_some() {
+            usize::try_from(crate::graphql::WRITE).unwrap_or(0)
+        } else {
+            0
+        };
+        runs.saturating_add(keeps)
     }
 }
 

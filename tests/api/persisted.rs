@@ -146,6 +146,17 @@ async fn documents_are_kept_only_when_they_run_and_only_for_callers_with_a_token
     reply(res).await.assert_ok();
     let r = post(&app, json!({"extensions": pq(&sha256(anon))})).await;
     assert_eq!(r.error_codes(), ["PERSISTED_QUERY_NOT_FOUND"]);
+
+    // A document over 32 KiB runs but is not kept.
+    let large = format!("{{ __typename }}\n# {}", "x".repeat(40 * 1024));
+    post(
+        &app,
+        json!({"query": large, "extensions": pq(&sha256(&large))}),
+    )
+    .await
+    .assert_ok();
+    let r = post(&app, json!({"extensions": pq(&sha256(&large))})).await;
+    assert_eq!(r.error_codes(), ["PERSISTED_QUERY_NOT_FOUND"]);
 }
 
 /// `crm documents add` as an operator runs it, against the server's database.
