@@ -276,7 +276,8 @@ async fn prepare<'e>(
 /// Runs a charged operation within the request deadline, keeps its document if asked, and
 /// counts it.
 async fn run(state: &AppState, account: &Account, prepared: Prepared<'_>) -> GqlResponse {
-    let cost = prepared.cost();
+    // What it was charged: every operation is some work, one refused before it ran too.
+    let cost = prepared.cost().max(1);
     let response = match prepared.admitted {
         Err(refused) => *refused,
         Ok(admitted) => {
@@ -457,6 +458,20 @@ async fn batch(
         .iter()
         .map(|p| p.as_ref().map_or(0, |p| p.cost().max(1)))
         .sum::<usize>();
+    // A bucket never holds more than its size: a batch costing more could never be paid,
+    // and must not be paid in part.
+    if let Some(limits) = &state.rate_limits
+        && cost > limits.burst()
+    {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            codes::BATCH_TOO_LARGE,
+            format!(
+                "the batch costs {cost}, more than a caller's whole budget of {}: send its operations in smaller batches",
+                limits.burst()
+            ),
+        ));
+    }
     let decision = charge(&state, &account, cost, prepared.len()).await?;
     let mut out = Vec::with_capacity(prepared.len());
     for operation in prepared {

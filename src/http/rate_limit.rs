@@ -116,6 +116,11 @@ impl RateLimits {
         Ok(Self { policy, backend })
     }
 
+    /// The most a caller can spend at once.
+    pub fn burst(&self) -> usize {
+        self.policy.burst.get() as usize
+    }
+
     /// Drops buckets that have filled up again (they hold nothing a new one would not).
     pub fn spawn_sweeper(self: &std::sync::Arc<Self>) {
         if let Backend::Memory(_) = self.backend {

@@ -21,6 +21,7 @@ mod http_spec;
 mod oauth;
 mod pagination;
 mod persisted;
+mod rate_limits;
 mod realtime;
 mod robustness;
 mod schema;

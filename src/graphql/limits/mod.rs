@@ -207,7 +207,11 @@ pub fn admit(
     let (limit, who) = if authenticated {
         (limits.max_complexity, "")
     } else {
-        (ANONYMOUS_BUDGET, " without a token")
+        // Never more than a caller with a token may spend.
+        (
+            ANONYMOUS_BUDGET.min(limits.max_complexity),
+            " without a token",
+        )
     };
     if whole.total() > limit {
         return Err(Rejection::TooCostly {
