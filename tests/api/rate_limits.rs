@@ -616,85 +616,6 @@ async fn a_refused_websocket_operation_gets_an_error_and_the_connection_lives_on
     );
 }
 
-/// Where the Redis of these tests is: `TEST_REDIS_URL`, else the local default. A test that
-/// needs it fails (never passes quietly) when it is not there.
-async fn redis_url() -> String {
-    let url = std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
-    let reachable = async {
-        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| e.to_string())?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
-    };
-    match tokio::time::timeout(Duration::from_secs(5), reachable).await {
-        Ok(Ok(_)) => url,
-        Ok(Err(err)) => panic!(
-            "Redis at {url} is unreachable ({err}): the shared rate limit tests need it; \
-             start one (redis-server) or point TEST_REDIS_URL at one"
-        ),
-        Err(_) => panic!(
-            "Redis at {url} did not answer in 5 s: the shared rate limit tests need it; \
-             start one (redis-server) or point TEST_REDIS_URL at one"
-        ),
-    }
-}
-
-#[tokio::test]
-async fn instances_sharing_redis_draw_on_one_budget() {
-    let url = redis_url().await;
-    let shared = |c: &mut ServeConfig| {
-        limited(1)(c);
-        c.edge.redis_url = Some(url.clone());
-    };
-    let a = TestApp::spawn_with(shared).await;
-    let b = TestApp::spawn_with(shared).await;
-    // A tenant of this run alone: budgets in Redis outlive the test.
-    let org = format!("org_redis_{}", ulid::Ulid::new());
-    let scopes = "customers:read customers:write";
-    let token = a.token_for(&org, "shared", scopes);
-
-    let started = Instant::now();
-    let on_a = gql(&a, &token, COUNT).await;
-    on_a.assert_ok();
-    assert_eq!(on_a.params("ratelimit-policy")["q"], u64::from(BURST));
-    let cost = u64::from(BURST) - on_a.remaining();
-    assert!(cost > 1, "{cost}");
-    // B sees what A spent.
-    let on_b = gql(&b, &token, COUNT).await;
-    on_b.assert_ok();
-    assert_paid(on_a.remaining(), on_b.remaining(), cost, started, 1);
-
-    // Spent on A until a write no longer fits; then B refuses it too.
-    let mut left = on_b.remaining();
-    loop {
-        let answer = gql(&a, &token, CREATE).await;
-        if answer.status == StatusCode::TOO_MANY_REQUESTS {
-            answer.assert_rate_limited();
-            break;
-        }
-        answer.assert_ok();
-        assert!(answer.remaining() < left, "writes are charged");
-        left = answer.remaining();
-    }
-    let refused = gql(&b, &token, CREATE).await;
-    refused.assert_rate_limited();
-    assert!(refused.remaining() <= left + started.elapsed().as_secs() + 1);
-    assert!(refused.retry_after() >= 1);
-
-    // Another caller on B is not affected.
-    let other = gql(&b, &b.token_for(&org, "other", scopes), COUNT).await;
-    other.assert_ok();
-    assert_eq!(other.remaining(), u64::from(BURST) - cost);
-}
-
 #[tokio::test]
 async fn usage_counts_requests_cost_errors_and_rejections_per_caller() {
     let app = TestApp::spawn_with(limited(1)).await;
@@ -954,4 +875,95 @@ fn the_burst_must_pay_for_the_costliest_query_and_redis_is_a_redis_url() {
         config.validate(50_000),
         Err(ConfigError::ZeroSeconds(_))
     ));
+}
+
+/// Budgets shared through Redis: run by `.ci/run`, which starts a Redis when none answers.
+mod needs_redis {
+    use std::time::{Duration, Instant};
+
+    use crm::config::ServeConfig;
+    use reqwest::StatusCode;
+
+    use super::*;
+    use crate::helpers::TestApp;
+
+    /// Where the Redis of these tests is: `TEST_REDIS_URL`, else the local default. A test that
+    /// needs it fails (never passes quietly) when it is not there.
+    async fn redis_url() -> String {
+        let url = std::env::var("TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+        let reachable = async {
+            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(5), reachable).await {
+            Ok(Ok(_)) => url,
+            Ok(Err(err)) => panic!(
+                "Redis at {url} is unreachable ({err}): the shared rate limit tests need it; \
+                 start one (redis-server) or point TEST_REDIS_URL at one"
+            ),
+            Err(_) => panic!(
+                "Redis at {url} did not answer in 5 s: the shared rate limit tests need it; \
+                 start one (redis-server) or point TEST_REDIS_URL at one"
+            ),
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: TEST_REDIS_URL=redis://… cargo test -- --ignored needs_redis:: (.ci/run starts one)"]
+    async fn instances_sharing_redis_draw_on_one_budget() {
+        let url = redis_url().await;
+        let shared = |c: &mut ServeConfig| {
+            limited(1)(c);
+            c.edge.redis_url = Some(url.clone());
+        };
+        let a = TestApp::spawn_with(shared).await;
+        let b = TestApp::spawn_with(shared).await;
+        // A tenant of this run alone: budgets in Redis outlive the test.
+        let org = format!("org_redis_{}", ulid::Ulid::new());
+        let scopes = "customers:read customers:write";
+        let token = a.token_for(&org, "shared", scopes);
+
+        let started = Instant::now();
+        let on_a = gql(&a, &token, COUNT).await;
+        on_a.assert_ok();
+        assert_eq!(on_a.params("ratelimit-policy")["q"], u64::from(BURST));
+        let cost = u64::from(BURST) - on_a.remaining();
+        assert!(cost > 1, "{cost}");
+        // B sees what A spent.
+        let on_b = gql(&b, &token, COUNT).await;
+        on_b.assert_ok();
+        assert_paid(on_a.remaining(), on_b.remaining(), cost, started, 1);
+
+        // Spent on A until a write no longer fits; then B refuses it too.
+        let mut left = on_b.remaining();
+        loop {
+            let answer = gql(&a, &token, CREATE).await;
+            if answer.status == StatusCode::TOO_MANY_REQUESTS {
+                answer.assert_rate_limited();
+                break;
+            }
+            answer.assert_ok();
+            assert!(answer.remaining() < left, "writes are charged");
+            left = answer.remaining();
+        }
+        let refused = gql(&b, &token, CREATE).await;
+        refused.assert_rate_limited();
+        assert!(refused.remaining() <= left + started.elapsed().as_secs() + 1);
+        assert!(refused.retry_after() >= 1);
+
+        // Another caller on B is not affected.
+        let other = gql(&b, &b.token_for(&org, "other", scopes), COUNT).await;
+        other.assert_ok();
+        assert_eq!(other.remaining(), u64::from(BURST) - cost);
+    }
 }
