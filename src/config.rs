@@ -122,8 +122,8 @@ pub struct EdgeConfig {
     #[arg(long, env = "CRM_RATE_LIMIT_BURST", default_value_t = 100_000)]
     pub rate_limit_burst: u32,
 
-    /// Redis URL (`redis://127.0.0.1:6379`): rate-limit budgets and persisted queries shared
-    /// by every instance. Unset: kept in this process (budgets) and the database (documents).
+    /// Redis URL (`redis://127.0.0.1:6379`): rate-limit budgets shared by every instance.
+    /// Unset: each instance keeps its own.
     #[arg(long, env = "CRM_REDIS_URL")]
     pub redis_url: Option<String>,
 

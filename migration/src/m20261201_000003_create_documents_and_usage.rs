@@ -10,9 +10,9 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum PersistedDocuments {
     Table,
+    OrgId,
     Id,
     Body,
-    Trusted,
     CreatedAt,
 }
 
@@ -35,12 +35,18 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(PersistedDocuments::Table)
+                    // The tenant that registered it (automatic persisted queries), or empty
+                    // for a trusted document an operator added, which every tenant may run.
+                    .col(string_len(PersistedDocuments::OrgId, 64))
                     // A SHA-256 in hex for APQ and plain documents; a manifest's own id else.
-                    .col(string_len(PersistedDocuments::Id, 128).primary_key())
+                    .col(string_len(PersistedDocuments::Id, 128))
                     .col(text(PersistedDocuments::Body))
-                    // Added by an operator (`crm documents add`), not registered by a client.
-                    .col(boolean(PersistedDocuments::Trusted))
                     .col(timestamp_with_time_zone(PersistedDocuments::CreatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(PersistedDocuments::OrgId)
+                            .col(PersistedDocuments::Id),
+                    )
                     .to_owned(),
             )
             .await?;

@@ -5,8 +5,8 @@
 //! isolation holds by construction rather than by each query remembering its filter.
 
 use entity::{
-    activities, api_clients, customer_external_ids, customers, events, social_profiles,
-    usage_daily, users,
+    activities, api_clients, customer_external_ids, customers, events, persisted_documents,
+    social_profiles, usage_daily, users,
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DatabaseConnection, DeleteMany,
@@ -55,7 +55,8 @@ tenant_tables!(
     social_profiles,
     api_clients,
     events,
-    usage_daily
+    usage_daily,
+    persisted_documents
 );
 
 /// One authenticated caller's view of the store: its tenant's rows, nothing else.

@@ -4,6 +4,7 @@
 //! only documents an operator added run, whether sent by id or in full.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::Value;
@@ -11,18 +12,33 @@ use serde_json::Value;
 use super::error::HttpError;
 use crate::config::TrustedDocuments;
 use crate::domain::Store;
-use crate::domain::documents::{Document, MAX_REGISTERED_BYTES, id_of, is_valid_id};
+use crate::domain::Tenant;
+use crate::domain::documents::{MAX_REGISTERED_BYTES, id_of, is_valid_id};
 use crate::graphql::codes;
 
 /// Bytes of document text kept in memory (the database keeps them all).
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// How long a trusted document's text is taken from memory before it is read again: an
+/// operator may point a manifest id at new text (a registered document's id is the hash of
+/// its text, which never changes).
+const TRUSTED_FRESH: Duration = Duration::from_secs(60);
+
+/// Whose document: every tenant's (trusted, `""`) or one tenant's (registered).
+type CacheKey = (String, String);
+
+#[derive(Clone)]
+struct Cached {
+    body: Arc<str>,
+    at: Instant,
+}
+
 #[derive(Clone)]
 struct ByLength;
 
-impl quick_cache::Weighter<String, Document> for ByLength {
-    fn weight(&self, id: &String, doc: &Document) -> u64 {
-        (id.len() + doc.body.len()) as u64
+impl quick_cache::Weighter<CacheKey, Cached> for ByLength {
+    fn weight(&self, key: &CacheKey, doc: &Cached) -> u64 {
+        (key.0.len() + key.1.len() + doc.body.len()) as u64
     }
 }
 
@@ -30,7 +46,7 @@ impl quick_cache::Weighter<String, Document> for ByLength {
 pub struct Documents {
     store: Store,
     mode: TrustedDocuments,
-    cache: Arc<quick_cache::sync::Cache<String, Document, ByLength>>,
+    cache: Arc<quick_cache::sync::Cache<CacheKey, Cached, ByLength>>,
 }
 
 /// What a request names: its text, an id, or both.
@@ -40,7 +56,8 @@ pub struct Named<'a> {
     pub document_id: Option<&'a str>,
 }
 
-/// The document to run, and the id to keep it under once it has run well.
+/// The document to run, and the id to keep it under (for the caller's tenant) once it has
+/// run well.
 pub struct Resolved {
     pub query: String,
     pub register: Option<String>,
@@ -110,8 +127,12 @@ fn sha256_hex(value: &str) -> Option<String> {
 }
 
 fn requested_id(named: &Named<'_>) -> Result<Option<Id>, DocumentError> {
-    if let Some(pq) = named.extensions.and_then(|e| e.get("persistedQuery")) {
-        if pq.get("version").and_then(Value::as_i64) != Some(1) {
+    if let Some(pq) = named
+        .extensions
+        .and_then(|e| e.get("persistedQuery"))
+        .filter(|pq| !pq.is_null())
+    {
+        if pq.get("version").and_then(Value::as_f64) != Some(1.0) {
             return Err(DocumentError::Version);
         }
         let hash = pq
@@ -153,31 +174,81 @@ impl Documents {
         }
     }
 
-    async fn find(&self, id: &str) -> Result<Option<Document>, DocumentError> {
-        if let Some(doc) = self.cache.get(id) {
-            return Ok(Some(doc));
+    fn unavailable(err: crate::domain::Error) -> DocumentError {
+        tracing::error!(error = %err, "reading a persisted document failed");
+        DocumentError::Unavailable
+    }
+
+    /// A trusted document's text.
+    async fn trusted(&self, id: &str) -> Result<Option<Arc<str>>, DocumentError> {
+        let key = (String::new(), id.to_owned());
+        if let Some(hit) = self.cache.get(&key)
+            && hit.at.elapsed() < TRUSTED_FRESH
+        {
+            return Ok(Some(hit.body));
         }
-        let found = self.store.document(id).await.map_err(|err| {
-            tracing::error!(error = %err, "reading a persisted document failed");
-            DocumentError::Unavailable
-        })?;
-        if let Some(doc) = &found {
-            self.cache.insert(id.to_owned(), doc.clone());
+        let found = self
+            .store
+            .trusted_document(id)
+            .await
+            .map_err(Self::unavailable)?;
+        match &found {
+            Some(body) => self.remember(key, body.clone()),
+            None => {
+                self.cache.remove(&key);
+            }
         }
         Ok(found)
     }
 
-    async fn trusted(&self, id: &str) -> Result<bool, DocumentError> {
-        Ok(self.find(id).await?.is_some_and(|doc| doc.trusted))
+    /// A document the tenant's clients registered.
+    async fn registered(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Option<Arc<str>>, DocumentError> {
+        let key = (tenant.org().as_str().to_owned(), id.to_owned());
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(Some(hit.body));
+        }
+        let found = tenant
+            .registered_document(id)
+            .await
+            .map_err(Self::unavailable)?;
+        if let Some(body) = &found {
+            self.remember(key, body.clone());
+        }
+        Ok(found)
     }
 
-    pub async fn resolve(&self, named: Named<'_>) -> Result<Resolved, DocumentError> {
+    fn remember(&self, key: CacheKey, body: Arc<str>) {
+        self.cache.insert(
+            key,
+            Cached {
+                body,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// The document a request runs. `tenant` is the caller's (none for an anonymous one,
+    /// who runs trusted documents by id, or text).
+    pub async fn resolve(
+        &self,
+        named: Named<'_>,
+        tenant: Option<&Tenant>,
+    ) -> Result<Resolved, DocumentError> {
         let id = requested_id(&named)?;
         let query = named.query.filter(|q| !q.trim().is_empty());
         let only = self.mode == TrustedDocuments::Only;
         match (query, id) {
             (Some(query), None) => {
-                if only && !self.trusted(&id_of(&query)).await? {
+                if only
+                    && self
+                        .trusted(&id_of(&query))
+                        .await?
+                        .is_none_or(|body| *body != *query)
+                {
                     return Err(DocumentError::NotTrusted);
                 }
                 Ok(Resolved {
@@ -193,20 +264,23 @@ impl Documents {
                 }
                 if only {
                     // The text must be the trusted document's, whatever id names it.
-                    return match self.find(id.as_str()).await? {
-                        Some(doc) if doc.trusted && *doc.body == *query => Ok(Resolved {
+                    return match self.trusted(id.as_str()).await? {
+                        Some(body) if *body == *query => Ok(Resolved {
                             query,
                             register: None,
                         }),
                         _ => Err(DocumentError::NotTrusted),
                     };
                 }
-                // Only a checked hash is kept (a manifest id is the operator's to give), and
-                // only a document of a sensible size.
-                let register = match id {
-                    Id::Sha256(hash)
+                // Only a checked hash is kept (a manifest id is the operator's to give), only
+                // for a caller with a tenant, and only a document of a sensible size.
+                let register = match (id, tenant) {
+                    (Id::Sha256(hash), Some(tenant))
                         if query.len() <= MAX_REGISTERED_BYTES
-                            && self.cache.get(&hash).is_none() =>
+                            && !self.cache.contains_key(&(
+                                tenant.org().as_str().to_owned(),
+                                hash.clone(),
+                            )) =>
                     {
                         Some(hash)
                     }
@@ -214,29 +288,37 @@ impl Documents {
                 };
                 Ok(Resolved { query, register })
             }
-            (None, Some(id)) => match self.find(id.as_str()).await? {
-                Some(doc) if doc.trusted || !only => Ok(Resolved {
-                    query: doc.body.to_string(),
-                    register: None,
-                }),
-                _ if only => Err(DocumentError::NotTrusted),
-                _ => Err(DocumentError::NotFound),
-            },
+            (None, Some(id)) => {
+                if let Some(body) = self.trusted(id.as_str()).await? {
+                    return Ok(Resolved {
+                        query: body.to_string(),
+                        register: None,
+                    });
+                }
+                if only {
+                    return Err(DocumentError::NotTrusted);
+                }
+                let registered = match tenant {
+                    Some(tenant) => self.registered(tenant, id.as_str()).await?,
+                    None => None,
+                };
+                registered
+                    .map(|body| Resolved {
+                        query: body.to_string(),
+                        register: None,
+                    })
+                    .ok_or(DocumentError::NotFound)
+            }
             (None, None) => Err(DocumentError::NoQuery),
         }
     }
 
-    /// Keeps a document that ran well under its checked hash. A failure only costs the
-    /// client a resend, so it is logged, not answered.
-    pub async fn register(&self, id: String, body: &str) {
-        match self.store.register_document(&id, body).await {
-            Ok(()) => self.cache.insert(
-                id,
-                Document {
-                    body: body.into(),
-                    trusted: false,
-                },
-            ),
+    /// Keeps a document that ran well for the tenant, under its checked hash. A failure
+    /// only costs the client a resend, so it is logged, not answered.
+    pub async fn register(&self, tenant: &Tenant, id: String, body: &str) {
+        match tenant.register_document(&id, body).await {
+            Ok(true) => self.remember((tenant.org().as_str().to_owned(), id), body.into()),
+            Ok(false) => tracing::debug!("persisted document not kept: the tenant has its fill"),
             Err(err) => tracing::warn!(error = %err, "keeping a persisted document failed"),
         }
     }

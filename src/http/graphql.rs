@@ -24,6 +24,7 @@ use super::negotiate::{ResponseFormat, is_json_body, response_format, wants_html
 use super::rate_limit::Decision;
 use super::{AppState, playground, ws};
 use crate::auth::Principal;
+use crate::domain::Tenant;
 use crate::domain::usage::Counts;
 use crate::graphql::{Admitted, Loaders, RequestAuth, codes, is_request_error, operation_type};
 
@@ -199,8 +200,8 @@ fn query_params(query: &str) -> Option<GetParams> {
 /// One operation of a request, ready to be charged and run.
 struct Prepared<'e> {
     admitted: Result<Admitted<'e>, Box<GqlResponse>>,
-    /// A document to keep under its checked hash once it has run well.
-    register: Option<(String, String)>,
+    /// A document to keep for the tenant under its checked hash once it has run well.
+    register: Option<(Tenant, String, String)>,
     operation: String,
 }
 
@@ -225,13 +226,17 @@ async fn prepare<'e>(
     raw: RawRequest,
     via_get: bool,
 ) -> Result<Prepared<'e>, HttpError> {
+    let tenant = principal.map(|who| state.store.tenant(who));
     let resolved = state
         .documents
-        .resolve(Named {
-            query: raw.query,
-            extensions: raw.extensions.as_ref(),
-            document_id: raw.document_id.as_deref(),
-        })
+        .resolve(
+            Named {
+                query: raw.query,
+                extensions: raw.extensions.as_ref(),
+                document_id: raw.document_id.as_deref(),
+            },
+            tenant.as_ref(),
+        )
         .await?;
     let variables = match raw.variables {
         None | Some(serde_json::Value::Null) => Variables::default(),
@@ -249,18 +254,16 @@ async fn prepare<'e>(
             "only queries may be sent with GET; use POST",
         ));
     }
-    // Only a caller with a token may add to the stored documents.
-    let register = resolved
-        .register
-        .filter(|_| principal.is_some())
-        .map(|id| (id, resolved.query.clone()));
+    let register = match (resolved.register, &tenant) {
+        (Some(id), Some(tenant)) => Some((tenant.clone(), id, resolved.query.clone())),
+        _ => None,
+    };
     let operation = raw.operation_name.clone().unwrap_or_default();
     let mut request = GqlRequest::new(resolved.query).variables(variables);
     if let Some(name) = raw.operation_name {
         request = request.operation_name(name);
     }
-    if let Some(who) = principal {
-        let tenant = state.store.tenant(who);
+    if let Some(tenant) = tenant {
         request = request
             .data(Loaders::new(&tenant, state.batch_window))
             .data(tenant);
@@ -303,10 +306,10 @@ async fn run(state: &AppState, account: &Account, prepared: Prepared<'_>) -> Gql
             response
         }
     };
-    if let Some((id, body)) = prepared.register
+    if let Some((tenant, id, body)) = prepared.register
         && !is_request_error(&response)
     {
-        state.documents.register(id, &body).await;
+        state.documents.register(&tenant, id, &body).await;
     }
     if let Some((org, caller)) = &account.usage {
         state.meter.record(

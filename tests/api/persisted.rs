@@ -340,3 +340,58 @@ async fn websocket_operations_run_persisted_documents_by_hash() {
     assert_eq!(next["id"], "2");
     assert_eq!(next["payload"]["data"]["viewer"]["subject"], "user-1");
 }
+
+#[tokio::test]
+async fn a_document_a_tenant_registered_runs_by_hash_for_that_tenant_only() {
+    let app = TestApp::spawn().await;
+    let hash = sha256(COUNT);
+    post(&app, json!({"query": COUNT, "extensions": pq(&hash)}))
+        .await
+        .assert_ok();
+    post(&app, json!({"extensions": pq(&hash)}))
+        .await
+        .assert_ok();
+    // Another tenant, or no tenant, learns nothing of it: not found, as if never sent.
+    let other = app.token_for("another-org", "user-1", crate::helpers::ALL_SCOPES);
+    for token in [Some(other.as_str()), None] {
+        let mut req = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(json!({"extensions": pq(&hash), "operationName": "X"}).to_string());
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let r = reply(req.send().await.expect("sent")).await;
+        assert_eq!(r.error_codes(), ["PERSISTED_QUERY_NOT_FOUND"], "{}", r.body);
+    }
+}
+
+/// An operator trusts a document a client had registered, while a server in trusted-only
+/// mode runs on the same database: it runs at once.
+#[tokio::test]
+async fn documents_added_while_a_server_runs_are_trusted_at_once() {
+    let open = TestApp::spawn().await;
+    let later = "query Later { __typename }";
+    let hash = sha256(later);
+    post(&open, json!({"query": later, "extensions": pq(&hash)}))
+        .await
+        .assert_ok();
+    let strict = TestApp::spawn_with(|c| {
+        c.db.url = open.db_url.clone();
+        c.edge.trusted_documents = TrustedDocuments::Only;
+    })
+    .await;
+    let before = post(&strict, json!({"extensions": pq(&hash)})).await;
+    assert_eq!(before.error_codes(), ["PERSISTED_QUERY_NOT_IN_LIST"]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("later.graphql");
+    std::fs::write(&file, later).expect("write");
+    let (ok, _, err) = add_documents(&strict, &[&file]);
+    assert!(ok, "{err}");
+    post(&strict, json!({"extensions": pq(&hash)}))
+        .await
+        .assert_ok();
+    post(&strict, json!({"query": later})).await.assert_ok();
+}

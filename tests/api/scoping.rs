@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables whose rows belong to one tenant (they carry `org_id`).
-const TENANT_TABLES: [&str; 8] = [
+const TENANT_TABLES: [&str; 9] = [
     "customers",
     "activities",
     "users",
@@ -15,11 +15,16 @@ const TENANT_TABLES: [&str; 8] = [
     "api_clients",
     "events",
     "usage_daily",
+    "persisted_documents",
 ];
 
 /// Where tenant-table queries may be built, and why.
-const ALLOWED: [(&str, &str); 3] = [
+const ALLOWED: [(&str, &str); 4] = [
     ("src/domain/tenant.rs", "the scoping module itself"),
+    (
+        "src/domain/documents.rs",
+        "persisted documents: trusted ones belong to every tenant (an empty org), and their retention prunes every tenant's registered ones; a tenant's own go through Tenant",
+    ),
     (
         "src/domain/usage.rs",
         "usage metering: one flush adds the counts of every tenant's callers (reads go through Tenant)",

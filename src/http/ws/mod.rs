@@ -458,14 +458,21 @@ impl Connection {
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Some((4400, "variables must be an object")),
         };
+        let tenant = self
+            .auth
+            .as_ref()
+            .map(|v| self.state.store.tenant(&v.principal));
         let resolved = self
             .state
             .documents
-            .resolve(Named {
-                query: query.map(str::to_owned),
-                extensions,
-                document_id,
-            })
+            .resolve(
+                Named {
+                    query: query.map(str::to_owned),
+                    extensions,
+                    document_id,
+                },
+                tenant.as_ref(),
+            )
             .await;
         let query = match resolved {
             // Documents are not registered over WebSocket: a client registers over HTTP.
