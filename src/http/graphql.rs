@@ -219,6 +219,71 @@ impl Prepared<'_> {
     }
 }
 
+/// The operations of a batch, read one at a time: reading stops past `max`, so a huge array
+/// is refused without being built.
+fn read_batch(body: &[u8], max: usize) -> Result<Vec<RawRequest>, HttpError> {
+    use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+
+    struct Bounded<'a> {
+        max: usize,
+        exceeded: &'a std::cell::Cell<bool>,
+    }
+
+    impl<'de> Visitor<'de> for Bounded<'_> {
+        type Value = Vec<RawRequest>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of operations")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut operations = Vec::new();
+            while let Some(operation) = seq.next_element::<RawRequest>()? {
+                if operations.len() == self.max {
+                    self.exceeded.set(true);
+                    return Err(serde::de::Error::custom("too many operations"));
+                }
+                operations.push(operation);
+            }
+            Ok(operations)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Bounded<'_> {
+        type Value = Vec<RawRequest>;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    let exceeded = std::cell::Cell::new(false);
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let read = Bounded {
+        max,
+        exceeded: &exceeded,
+    }
+    .deserialize(&mut reader)
+    .and_then(|operations| reader.end().map(|()| operations));
+    match read {
+        Ok(operations) if operations.is_empty() => {
+            Err(HttpError::bad_request("the batch is empty"))
+        }
+        Ok(operations) => Ok(operations),
+        Err(_) if exceeded.get() => Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            codes::BATCH_TOO_LARGE,
+            format!("the batch holds more than {max} operations, the most that may be batched"),
+        )),
+        Err(_) => Err(HttpError::bad_request(
+            "a batch must be a JSON array of objects with a `query` string",
+        )),
+    }
+}
+
+/// The longest `operationName` taken: names are identifiers, and this one goes into logs.
+const MAX_OPERATION_NAME: usize = 256;
+
 /// Turns what a client sent into an operation past the limits, or the edge's refusal.
 async fn prepare<'e>(
     state: &'e AppState,
@@ -226,6 +291,15 @@ async fn prepare<'e>(
     raw: RawRequest,
     via_get: bool,
 ) -> Result<Prepared<'e>, HttpError> {
+    if raw
+        .operation_name
+        .as_ref()
+        .is_some_and(|name| name.len() > MAX_OPERATION_NAME)
+    {
+        return Err(HttpError::bad_request(format!(
+            "`operationName` is longer than {MAX_OPERATION_NAME} characters"
+        )));
+    }
     let tenant = principal.map(|who| state.store.tenant(who));
     let resolved = state
         .documents
@@ -278,7 +352,12 @@ async fn prepare<'e>(
 
 /// Runs a charged operation within the request deadline, keeps its document if asked, and
 /// counts it.
-async fn run(state: &AppState, account: &Account, prepared: Prepared<'_>) -> GqlResponse {
+async fn run(
+    state: &AppState,
+    account: &Account,
+    prepared: Prepared<'_>,
+    deadline: tokio::time::Instant,
+) -> GqlResponse {
     // What it was charged: every operation is some work, one refused before it ran too.
     let cost = prepared.cost().max(1);
     let response = match prepared.admitted {
@@ -287,9 +366,7 @@ async fn run(state: &AppState, account: &Account, prepared: Prepared<'_>) -> Gql
             let started = Instant::now();
             let span = tracing::info_span!("graphql", operation = ?prepared.operation);
             let response =
-                match tokio::time::timeout(state.request_timeout, admitted.run().instrument(span))
-                    .await
-                {
+                match tokio::time::timeout_at(deadline, admitted.run().instrument(span)).await {
                     Ok(response) => response,
                     // Dropping the execution cancels its statements and frees its connections.
                     Err(_) => timed_out(state.request_timeout),
@@ -410,7 +487,8 @@ async fn single(
     let principal = verified.map(|v| v.principal);
     let prepared = prepare(&state, principal.as_ref(), raw, via_get).await?;
     let decision = charge(&state, &account, prepared.cost(), 1).await?;
-    let response = run(&state, &account, prepared).await;
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
+    let response = run(&state, &account, prepared, deadline).await;
     Ok(with_rate_headers(
         &state,
         decision,
@@ -433,24 +511,9 @@ async fn batch(
             "batching is off on this server: send one operation per request",
         ));
     }
-    let raws: Vec<RawRequest> = serde_json::from_slice(body).map_err(|_| {
-        HttpError::bad_request("a batch must be a JSON array of objects with a `query` string")
-    })?;
-    if raws.is_empty() {
-        return Err(HttpError::bad_request("the batch is empty"));
-    }
-    if raws.len() > state.max_batch {
-        return Err(HttpError::new(
-            StatusCode::BAD_REQUEST,
-            codes::BATCH_TOO_LARGE,
-            format!(
-                "the batch holds {} operations; at most {} may be batched",
-                raws.len(),
-                state.max_batch
-            ),
-        ));
-    }
+    // Who calls is settled before a large body is read any further.
     let verified = caller?.0;
+    let raws = read_batch(body, state.max_batch)?;
     let account = Account::of(verified.as_ref(), peer.ip());
     let principal = verified.map(|v| v.principal);
     let mut prepared = Vec::with_capacity(raws.len());
@@ -476,11 +539,13 @@ async fn batch(
         ));
     }
     let decision = charge(&state, &account, cost, prepared.len()).await?;
+    // One deadline for the whole request, however many operations it holds.
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
     let mut out = Vec::with_capacity(prepared.len());
     for operation in prepared {
         match operation {
             Ok(operation) => {
-                let response = run(&state, &account, operation).await;
+                let response = run(&state, &account, operation, deadline).await;
                 out.push(body_bytes(&response));
             }
             Err(refused) => out.push(error_body(&refused.message, refused.code).into_bytes()),

@@ -395,3 +395,39 @@ async fn documents_added_while_a_server_runs_are_trusted_at_once() {
         .assert_ok();
     post(&strict, json!({"query": later})).await.assert_ok();
 }
+
+#[tokio::test]
+async fn huge_batches_are_refused_before_they_are_built_and_after_the_token() {
+    let app = TestApp::spawn_with(|c| c.edge.max_batch = 3).await;
+    let huge = format!("[{}{{}}]", "{},".repeat(80_000));
+    let send = |token: &str| {
+        app.client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .bearer_auth(token)
+            .body(huge.clone())
+            .send()
+    };
+    let bad_token = send("garbage").await.expect("sent");
+    assert_eq!(bad_token.status(), StatusCode::UNAUTHORIZED);
+    let refused = reply(send(&app.admin()).await.expect("sent")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.error_codes(), ["BATCH_TOO_LARGE"]);
+}
+
+#[tokio::test]
+async fn operation_names_are_bounded() {
+    let app = TestApp::spawn().await;
+    let r = post(
+        &app,
+        json!({"query": "{ __typename }", "operationName": "A".repeat(10_000)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let text = r.body.to_string();
+    assert!(
+        text.len() < 1_000,
+        "the name is not echoed: {} bytes",
+        text.len()
+    );
+}

@@ -24,9 +24,7 @@ async fn a_request_past_its_deadline_is_stopped_and_changes_nothing() {
     // One connection, so the lock and its release are on the same one.
     let mut options = sea_orm::ConnectOptions::new(app.db_url.clone());
     options.max_connections(1).sqlx_logging(false);
-    let holder = sea_orm::Database::connect(options)
-        .await
-        .expect("database");
+    let holder = sea_orm::Database::connect(options).await.expect("database");
     use sea_orm::ConnectionTrait;
     let lock = if app.db_url.starts_with("sqlite") {
         vec!["BEGIN IMMEDIATE"]

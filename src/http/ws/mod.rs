@@ -483,12 +483,18 @@ impl Connection {
                 return None;
             }
         };
+        let operation_name = payload.get("operationName").and_then(Value::as_str);
+        if operation_name.is_some_and(|name| name.len() > 256) {
+            self.refuse(
+                id,
+                "`operationName` is longer than 256 characters",
+                codes::BAD_REQUEST,
+            );
+            return None;
+        }
         let request = LiveRequest {
             query,
-            operation_name: payload
-                .get("operationName")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            operation_name: operation_name.map(str::to_owned),
             variables,
         };
         if let Some(refusal) = self.charge(&request).await {
