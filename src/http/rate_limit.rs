@@ -45,8 +45,19 @@ pub struct Decision {
 
 enum Backend {
     Memory(Box<Buckets>),
-    Redis(redis::aio::ConnectionManager, redis::Script),
+    Redis(Box<SharedBuckets>),
 }
+
+/// Buckets in Redis, and when Redis last failed: for a few seconds after a failure requests
+/// go through without asking it, so a hung Redis costs one timeout, not one per request.
+struct SharedBuckets {
+    connection: redis::aio::ConnectionManager,
+    script: redis::Script,
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long Redis is left alone after it failed.
+const REDIS_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct RateLimits {
     policy: Policy,
@@ -100,8 +111,8 @@ impl RateLimits {
                 let client =
                     redis::Client::open(url).map_err(|err| RedisUnavailable(err.to_string()))?;
                 let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_connection_timeout(Some(Duration::from_millis(500)))
+                    .set_response_timeout(Some(Duration::from_millis(500)))
                     .set_number_of_retries(1);
                 let connection = tokio::time::timeout(
                     Duration::from_secs(5),
@@ -110,7 +121,11 @@ impl RateLimits {
                 .await
                 .map_err(|_| RedisUnavailable("no answer in 5 s".into()))?
                 .map_err(|err| RedisUnavailable(err.to_string()))?;
-                Backend::Redis(connection, redis::Script::new(REDIS_BUCKET))
+                Backend::Redis(Box::new(SharedBuckets {
+                    connection,
+                    script: redis::Script::new(REDIS_BUCKET),
+                    failed_at: std::sync::Mutex::new(None),
+                }))
             }
         };
         Ok(Self { policy, backend })
@@ -167,9 +182,24 @@ impl RateLimits {
                     retry_after: Duration::from_secs(self.policy.window_secs()),
                 },
             },
-            Backend::Redis(connection, script) => {
-                let mut connection = connection.clone();
-                let answer: Result<(i64, i64, i64), _> = script
+            Backend::Redis(shared) => {
+                let unlimited = Decision {
+                    allowed: true,
+                    remaining: u64::from(self.policy.burst.get()),
+                    retry_after: Duration::ZERO,
+                };
+                let lock = || {
+                    shared
+                        .failed_at
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                };
+                if lock().is_some_and(|at| at.elapsed() < REDIS_BACKOFF) {
+                    return unlimited;
+                }
+                let mut connection = shared.connection.clone();
+                let answer: Result<(i64, i64, i64), _> = shared
+                    .script
                     .key(format!("crm:ratelimit:{caller}"))
                     .arg(self.policy.per_sec.get())
                     .arg(self.policy.burst.get())
@@ -177,20 +207,23 @@ impl RateLimits {
                     .invoke_async(&mut connection)
                     .await;
                 match answer {
-                    Ok((allowed, remaining, wait_ms)) => Decision {
-                        allowed: allowed == 1,
-                        remaining: u64::try_from(remaining).unwrap_or(0),
-                        retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
-                    },
-                    // An outage of Redis must not take the API down with it: let the
-                    // request through, and say so in the logs.
-                    Err(err) => {
-                        tracing::warn!(error = %err, "rate limit not checked: Redis failed");
+                    Ok((allowed, remaining, wait_ms)) => {
+                        *lock() = None;
                         Decision {
-                            allowed: true,
-                            remaining: u64::from(self.policy.burst.get()),
-                            retry_after: Duration::ZERO,
+                            allowed: allowed == 1,
+                            remaining: u64::try_from(remaining).unwrap_or(0),
+                            retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
                         }
+                    }
+                    // An outage of Redis must not take the API down with it: requests go
+                    // through, unlimited, and Redis is asked again in a few seconds.
+                    Err(err) => {
+                        let mut failed_at = lock();
+                        if failed_at.is_none() {
+                            tracing::warn!(error = %err, "rate limits not checked: Redis failed; asking again in 5 s");
+                        }
+                        *failed_at = Some(std::time::Instant::now());
+                        unlimited
                     }
                 }
             }
