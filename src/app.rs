@@ -27,6 +27,8 @@ pub struct Application {
     sockets: tokio_util::task::TaskTracker,
     /// Usage counted since the last flush is written at shutdown.
     meter: Meter,
+    /// How many connections may be open, and how long one may be silent.
+    bounds: http::ConnectionBounds,
     /// In dev mode (no secret configured): a token with every scope, to paste into GraphiQL.
     pub dev_token: Option<String>,
 }
@@ -188,6 +190,14 @@ impl Application {
             stopping,
             sockets,
             meter,
+            bounds: http::ConnectionBounds {
+                total: match config.edge.max_open_connections {
+                    0 => http::ConnectionBounds::total_from_open_file_limit(),
+                    n => n,
+                },
+                per_peer: config.edge.max_connections_per_ip,
+                idle: std::time::Duration::from_secs(config.edge.idle_timeout_secs),
+            },
             dev_token,
         })
     }
@@ -209,7 +219,7 @@ impl Application {
         };
         // Without TCP_NODELAY a small reply (every WebSocket frame) waits for the client's
         // delayed ACK, ~40 ms on Linux.
-        let listener = self.listener.tap_io(|tcp| {
+        let listener = http::Bounded::new(self.listener, self.bounds).tap_io(|tcp| {
             if let Err(err) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %err, "TCP_NODELAY not set");
             }

@@ -138,6 +138,20 @@ pub struct EdgeConfig {
     /// Seconds between writes of usage counts (per client and day) to the database.
     #[arg(long, env = "CRM_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
+
+    /// Connections open at once (0: as many as the open-file limit allows, less 256).
+    #[arg(long, env = "CRM_MAX_OPEN_CONNECTIONS", default_value_t = 0)]
+    pub max_open_connections: usize,
+
+    /// Connections open at once from one IP address (0: no bound). Behind a proxy every
+    /// client has the proxy's address: raise it or turn it off there.
+    #[arg(long, env = "CRM_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a connection may go without the server writing to it (an idle keep-alive
+    /// connection, a request sent half); more than the request timeout.
+    #[arg(long, env = "CRM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for EdgeConfig {
@@ -153,6 +167,9 @@ impl Default for EdgeConfig {
             request_timeout_secs: 30,
             body_timeout_secs: 10,
             usage_flush_secs: 10,
+            max_open_connections: 0,
+            max_connections_per_ip: 1_000,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -300,6 +317,10 @@ pub enum ConfigError {
     RedisUrl,
     #[error("{0} must be at least 1 second")]
     ZeroSeconds(&'static str),
+    #[error(
+        "--idle-timeout-secs / CRM_IDLE_TIMEOUT_SECS must be more than the request timeout, or answers to slow requests would be cut off"
+    )]
+    IdleBelowRequest,
 }
 
 impl ServeConfig {
@@ -390,6 +411,9 @@ impl EdgeConfig {
             if value == 0 {
                 return Err(ConfigError::ZeroSeconds(name));
             }
+        }
+        if self.idle_timeout_secs <= self.request_timeout_secs {
+            return Err(ConfigError::IdleBelowRequest);
         }
         Ok(())
     }

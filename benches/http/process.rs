@@ -61,6 +61,7 @@ pub async fn start_crm(database_url: &str) -> Server {
         // measured) but never reached.
         .env("CRM_RATE_LIMIT_COST_PER_SEC", "1000000000")
         .env("CRM_RATE_LIMIT_BURST", "1000000000")
+        .env("CRM_MAX_CONNECTIONS_PER_IP", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

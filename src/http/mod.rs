@@ -2,6 +2,7 @@
 //! This layer chooses statuses and content types; it knows nothing of the database.
 
 mod auth;
+mod connections;
 mod cors;
 mod documents;
 mod error;
@@ -30,6 +31,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::EdgeConfig;
 use crate::metrics::StatusLabel;
+pub use connections::{Bounded, Bounds as ConnectionBounds};
 pub use documents::Documents;
 pub use rate_limit::{Policy as RatePolicy, RateLimits};
 pub use revocations::RevocationWatch;

@@ -333,3 +333,101 @@ async fn websocket_results_keep_the_query_order() {
     assert!(at("\"name\"") < at("\"id\":\"cus_"), "{text}");
     assert!(at("\"zulu\"") < at("\"alpha\""), "{text}");
 }
+
+mod connections {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::helpers::TestApp;
+
+    /// Reads until the server closes the connection, or `within` passes (`false` then).
+    async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn healthz(app: &TestApp) -> bool {
+        let Ok(mut stream) = TcpStream::connect(app.addr).await else {
+            return false;
+        };
+        let request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await;
+        answer.starts_with("HTTP/1.1 200")
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_at_most_its_share_of_connections() {
+        let app = TestApp::spawn_with(|c| c.edge.max_connections_per_ip = 2).await;
+        let first = TcpStream::connect(app.addr).await.expect("connect");
+        let mut second = TcpStream::connect(app.addr).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut third = TcpStream::connect(app.addr).await.expect("connect");
+        assert!(
+            closed_within(&mut third, Duration::from_secs(2)).await,
+            "a third connection from one address is closed at once"
+        );
+        assert!(!healthz(&app).await, "nor is a request let in");
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(healthz(&app).await, "a freed place is taken again");
+        assert!(!closed_within(&mut second, Duration::from_millis(200)).await);
+    }
+
+    #[tokio::test]
+    async fn silent_and_half_sent_connections_are_closed() {
+        let app = TestApp::spawn_with(|c| {
+            c.edge.idle_timeout_secs = 2;
+            c.edge.request_timeout_secs = 1;
+        })
+        .await;
+        // Half a request, trickled a header at a time.
+        let mut slow = TcpStream::connect(app.addr).await.expect("connect");
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        let started = Instant::now();
+        let trickle = async {
+            for i in 0..20 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if slow
+                    .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        };
+        trickle.await;
+        let mut slow = slow;
+        assert!(closed_within(&mut slow, Duration::from_secs(1)).await);
+        assert!(started.elapsed() < Duration::from_secs(7));
+
+        // A keep-alive connection that answered once, then sat idle.
+        let mut idle = TcpStream::connect(app.addr).await.expect("connect");
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 1024];
+        let n = idle.read(&mut buf).await.expect("answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let started = Instant::now();
+        assert!(closed_within(&mut idle, Duration::from_secs(5)).await);
+        let after = started.elapsed();
+        assert!(after >= Duration::from_millis(1_500), "{after:?}");
+    }
+}
