@@ -139,7 +139,7 @@ pub struct EdgeConfig {
     #[arg(long, env = "CRM_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
 
-    /// Connections open at once (0: as many as the open-file limit allows, less 256).
+    /// Connections open at once (0: as many as the open-file limit allows, less 128).
     #[arg(long, env = "CRM_MAX_OPEN_CONNECTIONS", default_value_t = 0)]
     pub max_open_connections: usize,
 

@@ -33,7 +33,7 @@ pub struct Bounds {
 }
 
 /// Descriptors kept for everything but connections (database pools, files, Redis).
-const RESERVED_DESCRIPTORS: u64 = 256;
+const RESERVED_DESCRIPTORS: u64 = 128;
 
 impl Bounds {
     /// The most connections this process can hold: its open-file limit, less what it
