@@ -16,7 +16,7 @@ use crate::db;
 use crate::domain::Store;
 use crate::domain::usage::Meter;
 use crate::events::EventHub;
-use crate::graphql::{Executor, Limits, LiveOperations};
+use crate::graphql::{Executor, Limits, LiveOperations, WebhookRules};
 use crate::http::{self, AppState, Documents, RateLimits, RatePolicy, RevocationWatch, Throttle};
 use crate::metrics::Metrics;
 
@@ -116,6 +116,14 @@ impl Application {
         let store = Store::with_events(conn, events);
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let sockets = tokio_util::task::TaskTracker::new();
+        // Webhook delivery has a pool of its own: it never queues behind requests, and its
+        // statements are counted apart (`pool="webhooks"`).
+        let webhook_pool = DbConfig {
+            max_connections: 4,
+            ..config.db.clone()
+        };
+        let webhook_pool = db::connect(&webhook_pool, Some((&metrics, "webhooks"))).await?;
+        crate::webhooks::spawn(store.on_pool(webhook_pool), config.webhooks.settings()?)?;
         let meter = Meter::new(store.clone());
         meter.spawn_flusher(std::time::Duration::from_secs(config.edge.usage_flush_secs));
         let rate_limits = match (
@@ -138,6 +146,9 @@ impl Application {
         let executor = Executor::new(
             store.clone(),
             meter.clone(),
+            WebhookRules {
+                allow_private: config.webhooks.allow_private,
+            },
             Limits {
                 max_depth: config.max_query_depth,
                 max_complexity: config.max_query_complexity,

@@ -62,6 +62,87 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub edge: EdgeConfig,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+}
+
+/// How outbound webhooks are delivered.
+#[derive(Args, Clone, Debug)]
+pub struct WebhookConfig {
+    /// Allow webhook endpoints on loopback, private and link-local addresses (tests,
+    /// private deployments). Off: such URLs are refused at registration and at connect time.
+    #[arg(
+        long = "webhook-allow-private",
+        env = "CRM_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_private: bool,
+
+    /// Waits before each retry of a failed delivery, comma-separated (`5s,5m,2h`); after
+    /// the last the delivery fails. Each wait varies by ±20%.
+    #[arg(long = "webhook-retry-schedule", env = "CRM_WEBHOOK_RETRY_SCHEDULE", default_value = crate::webhooks::DEFAULT_SCHEDULE)]
+    pub retry_schedule: String,
+
+    /// Deliveries in flight at once, per instance.
+    #[arg(
+        long = "webhook-concurrency",
+        env = "CRM_WEBHOOK_CONCURRENCY",
+        default_value_t = 32
+    )]
+    pub concurrency: usize,
+
+    /// Seconds a receiver has to answer.
+    #[arg(
+        long = "webhook-timeout-secs",
+        env = "CRM_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub timeout_secs: u64,
+
+    /// Hours an endpoint may fail every attempt before it is disabled.
+    #[arg(
+        long = "webhook-disable-after-hours",
+        env = "CRM_WEBHOOK_DISABLE_AFTER_HOURS",
+        default_value_t = 120
+    )]
+    pub disable_after_hours: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            retry_schedule: crate::webhooks::DEFAULT_SCHEDULE.to_owned(),
+            concurrency: 32,
+            timeout_secs: 10,
+            disable_after_hours: 120,
+        }
+    }
+}
+
+impl WebhookConfig {
+    pub fn settings(&self) -> Result<crate::webhooks::Settings, ConfigError> {
+        let schedule = crate::webhooks::parse_schedule(&self.retry_schedule)
+            .map_err(ConfigError::WebhookSchedule)?;
+        if !(1..=1_000).contains(&self.concurrency) {
+            return Err(ConfigError::WebhookConcurrency);
+        }
+        if !(1..=300).contains(&self.timeout_secs) {
+            return Err(ConfigError::WebhookTimeout);
+        }
+        Ok(crate::webhooks::Settings {
+            allow_private: self.allow_private,
+            schedule,
+            concurrency: self.concurrency,
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            disable_after: std::time::Duration::from_secs(
+                self.disable_after_hours.saturating_mul(3600),
+            ),
+        })
+    }
 }
 
 /// Who may introspect the schema.
@@ -317,6 +398,12 @@ pub enum ConfigError {
     RedisUrl,
     #[error("{0} must be at least 1 second")]
     ZeroSeconds(&'static str),
+    #[error("--webhook-retry-schedule / CRM_WEBHOOK_RETRY_SCHEDULE: {0}")]
+    WebhookSchedule(String),
+    #[error("--webhook-concurrency / CRM_WEBHOOK_CONCURRENCY must be between 1 and 1000")]
+    WebhookConcurrency,
+    #[error("--webhook-timeout-secs / CRM_WEBHOOK_TIMEOUT_SECS must be between 1 and 300")]
+    WebhookTimeout,
     #[error(
         "--idle-timeout-secs / CRM_IDLE_TIMEOUT_SECS must be more than the request timeout, or answers to slow requests would be cut off"
     )]
@@ -343,6 +430,7 @@ impl ServeConfig {
             return Err(ConfigError::JwksRefresh);
         }
         self.edge.validate(self.max_query_complexity)?;
+        self.webhooks.settings()?;
         self.db.validate()
     }
 }

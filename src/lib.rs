@@ -13,3 +13,4 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod telemetry;
+pub mod webhooks;

@@ -12,3 +12,7 @@ pub mod revoked_tokens;
 pub mod social_profiles;
 pub mod usage_daily;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_dispatch;
+pub mod webhook_endpoints;

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_core_tables;
 mod m20261123_000002_create_api_clients;
 mod m20261201_000003_create_documents_and_usage;
+mod m20261201_000004_create_webhooks;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_core_tables::Migration),
             Box::new(m20261123_000002_create_api_clients::Migration),
             Box::new(m20261201_000003_create_documents_and_usage::Migration),
+            Box::new(m20261201_000004_create_webhooks::Migration),
         ]
     }
 }

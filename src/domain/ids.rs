@@ -13,16 +13,21 @@ pub enum IdKind {
     ExternalId,
     SocialProfile,
     ApiClient,
+    WebhookEndpoint,
+    /// A webhook delivery: its id is the `webhook-id` receivers see.
+    WebhookMessage,
 }
 
 impl IdKind {
-    const ALL: [IdKind; 6] = [
+    const ALL: [IdKind; 8] = [
         IdKind::Customer,
         IdKind::Activity,
         IdKind::User,
         IdKind::ExternalId,
         IdKind::SocialProfile,
         IdKind::ApiClient,
+        IdKind::WebhookEndpoint,
+        IdKind::WebhookMessage,
     ];
 
     fn prefix(self) -> &'static str {
@@ -33,6 +38,8 @@ impl IdKind {
             IdKind::ExternalId => "xid",
             IdKind::SocialProfile => "spr",
             IdKind::ApiClient => "cli",
+            IdKind::WebhookEndpoint => "whe",
+            IdKind::WebhookMessage => "msg",
         }
     }
 

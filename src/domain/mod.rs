@@ -22,6 +22,7 @@ pub mod usage;
 pub mod users;
 pub mod validate;
 mod versioning;
+pub mod webhooks;
 
 pub use error::{Error, FieldViolation, Result, ViolationCode, is_unique_violation};
 pub use store::{Store, WriteTxn};

@@ -62,6 +62,17 @@ impl Store {
         }
     }
 
+    /// The same store on another pool (background work, counted apart), sharing the SQLite
+    /// writer slot and the event hub.
+    pub fn on_pool(&self, db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            known_users: self.known_users.clone(),
+            sqlite_writer: self.sqlite_writer.clone(),
+            events: self.events.clone(),
+        }
+    }
+
     pub(super) fn db(&self) -> &DatabaseConnection {
         &self.db
     }

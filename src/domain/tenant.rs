@@ -6,7 +6,7 @@
 
 use entity::{
     activities, api_clients, customer_external_ids, customers, events, persisted_documents,
-    social_profiles, usage_daily, users,
+    social_profiles, usage_daily, users, webhook_attempts, webhook_deliveries, webhook_endpoints,
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DatabaseConnection, DeleteMany,
@@ -56,7 +56,10 @@ tenant_tables!(
     api_clients,
     events,
     usage_daily,
-    persisted_documents
+    persisted_documents,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts
 );
 
 /// One authenticated caller's view of the store: its tenant's rows, nothing else.

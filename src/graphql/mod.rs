@@ -24,6 +24,7 @@ mod usage;
 mod user_errors;
 mod users;
 mod viewer;
+mod webhooks;
 
 pub use context::RequestAuth;
 pub use document::operation_type;
@@ -34,3 +35,4 @@ pub use limits::{Limits, Rejection, WRITE};
 pub use loaders::Loaders;
 pub use schema::{Admitted, CrmSchema, Executor, MutationRoot, QueryRoot, sdl};
 pub use subscriptions::SubscriptionRoot;
+pub use webhooks::WebhookRules;

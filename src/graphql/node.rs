@@ -70,7 +70,13 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
                 .await?
                 .map(|c| Node::ApiClient(ApiClientNode(c)))
         }
-        Some(IdKind::ExternalId | IdKind::SocialProfile) | None => None,
+        Some(
+            IdKind::ExternalId
+            | IdKind::SocialProfile
+            | IdKind::WebhookEndpoint
+            | IdKind::WebhookMessage,
+        )
+        | None => None,
     })
 }
 

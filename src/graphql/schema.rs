@@ -12,8 +12,11 @@ use super::errors;
 use super::limits::IntrospectionMode;
 use super::order::QueryOrder;
 use super::subscriptions::SubscriptionRoot;
+use super::webhooks::WebhookRules;
 use super::{Limits, RequestAuth};
-use super::{activities, changes, clients, customers, limits, node, permissions, usage, viewer};
+use super::{
+    activities, changes, clients, customers, limits, node, permissions, usage, viewer, webhooks,
+};
 use crate::auth::Scope;
 use crate::domain::Store;
 use crate::domain::usage::Meter;
@@ -28,6 +31,7 @@ pub struct QueryRoot(
     clients::ClientQuery,
     changes::ChangesQuery,
     usage::UsageQuery,
+    webhooks::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -36,6 +40,7 @@ pub struct MutationRoot(
     customers::CustomerMutation,
     activities::ActivityMutation,
     clients::ClientMutation,
+    webhooks::WebhookMutation,
 );
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -63,7 +68,7 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(store: Store, meter: Meter, limits: Limits) -> Self {
+    pub fn new(store: Store, meter: Meter, webhooks: WebhookRules, limits: Limits) -> Self {
         let sdl = sdl();
         let permissions = Arc::new(permissions::table_from_sdl(&sdl));
         let build = |enforce: bool| {
@@ -74,6 +79,7 @@ impl Executor {
             )
             .data(store.clone())
             .data(meter.clone())
+            .data(webhooks)
             .data(permissions.clone())
             // Depth and cost are checked by `limits::admit` (which exempts introspection from
             // depth, as schema tools need ~15 levels there); these stay as a backstop.

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use crm::app::Application;
 use crm::auth::TokenIssuer;
-use crm::config::{AuthConfig, DbConfig, EdgeConfig, IntrospectionMode, ServeConfig};
+use crm::config::{
+    AuthConfig, DbConfig, EdgeConfig, IntrospectionMode, ServeConfig, WebhookConfig,
+};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -195,6 +197,13 @@ impl TestApp {
                 // limits turn them on.
                 rate_limit_cost_per_sec: 0,
                 ..EdgeConfig::default()
+            },
+            webhooks: WebhookConfig {
+                // The tests' receivers listen on loopback.
+                allow_private: true,
+                retry_schedule: "300ms,300ms,300ms".into(),
+                timeout_secs: 2,
+                ..WebhookConfig::default()
             },
         };
         adjust(&mut config);

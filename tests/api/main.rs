@@ -31,5 +31,6 @@ mod storage;
 mod tenancy;
 mod timeouts;
 mod tokens;
+mod webhooks;
 mod ws;
 mod ws_client;

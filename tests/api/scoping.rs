@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables whose rows belong to one tenant (they carry `org_id`).
-const TENANT_TABLES: [&str; 9] = [
+const TENANT_TABLES: [&str; 12] = [
     "customers",
     "activities",
     "users",
@@ -16,14 +16,21 @@ const TENANT_TABLES: [&str; 9] = [
     "events",
     "usage_daily",
     "persisted_documents",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_attempts",
 ];
 
 /// Where tenant-table queries may be built, and why.
-const ALLOWED: [(&str, &str); 4] = [
+const ALLOWED: [(&str, &str); 5] = [
     ("src/domain/tenant.rs", "the scoping module itself"),
     (
         "src/domain/documents.rs",
         "persisted documents: trusted ones belong to every tenant (an empty org), and their retention prunes every tenant's registered ones; a tenant's own go through Tenant",
+    ),
+    (
+        "src/domain/webhooks/deliveries.rs",
+        "webhook delivery: the dispatcher turns every tenant's events into deliveries, and workers claim and record deliveries of every tenant; endpoints and listings go through Tenant",
     ),
     (
         "src/domain/usage.rs",
