@@ -51,9 +51,15 @@ pub async fn token(database_url: &str) -> String {
 }
 
 pub async fn start_crm(database_url: &str) -> Server {
+    start_crm_with(database_url, &[]).await
+}
+
+/// `crm serve` with settings of its own on top of the bench's.
+pub async fn start_crm_with(database_url: &str, settings: &[(&str, &str)]) -> Server {
     let addr = free_addr();
     let child = Command::new(CRM)
         .arg("serve")
+        .envs(settings.iter().copied())
         .env("CRM_LISTEN", &addr)
         .env("DATABASE_URL", database_url)
         .env("CRM_JWT_SECRET", SECRET)

@@ -102,6 +102,14 @@ pub fn data(event: &Event, scopes: &str) -> Value {
 /// how many events it looked at. Instances may all run it: the cursor row is locked for the
 /// transaction, so each event is dispatched once.
 pub async fn dispatch(store: &Store, horizon: i64, batch: u64) -> Result<usize> {
+    // Nothing new (the common case): no transaction at all.
+    let last_seen = webhook_dispatch::Entity::find_by_id(CURSOR)
+        .one(store.db())
+        .await?
+        .map(|row| row.last_seq);
+    if last_seen.is_some_and(|seen| seen >= horizon) {
+        return Ok(0);
+    }
     let txn = store.write().await?;
     let conn = &*txn;
     let backend = conn.get_database_backend();
@@ -240,6 +248,20 @@ pub async fn claim(
     limit: u64,
 ) -> Result<Vec<Claimed>> {
     let until = now + lease;
+    // A plain read first: an idle worker takes no write lock (on SQLite, writers of other
+    // processes, `crm` commands, would otherwise meet it twice a second).
+    let due = webhook_deliveries::Entity::find()
+        .filter(webhook_deliveries::Column::Status.eq(PENDING))
+        .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
+        .select_only()
+        .column(webhook_deliveries::Column::Id)
+        .limit(1)
+        .into_tuple::<String>()
+        .one(store.db())
+        .await?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     let txn = store.write().await?;
     let conn = &*txn;
     let backend = conn.get_database_backend();
