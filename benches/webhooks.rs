@@ -5,11 +5,17 @@
 //!
 //!   cargo bench --bench webhooks -- [--deliveries 5000] [--pg postgres://…/postgres]
 
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark stops loudly on what it did not expect"
+)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "shared/child.rs"]
+#[allow(dead_code, reason = "shared with the other benches; not every part is used here")]
 mod child;
 #[path = "http/database.rs"]
 #[allow(
