@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "shared/child.rs"]
-#[allow(dead_code, reason = "shared with the other benches; not every part is used here")]
+#[allow(
+    dead_code,
+    reason = "shared with the other benches; not every part is used here"
+)]
 mod child;
 #[path = "http/database.rs"]
 #[allow(
