@@ -208,6 +208,33 @@ async fn changes_arrive_signed_with_the_entity_as_its_owner_sees_it() {
 }
 
 #[tokio::test]
+async fn an_activity_shows_its_customer_only_to_an_owner_who_may_read_customers() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![]).await;
+    let manager = app.token("webhooks:manage activities:read");
+    endpoint(&app, &manager, &receiver.url(), &["activity.logged"]).await;
+    let refused = app
+        .gql_as(
+            Some(&manager),
+            CREATE_ENDPOINT,
+            json!({"input": {"url": receiver.url(), "eventTypes": ["customer.created"]}}),
+        )
+        .await;
+    assert_eq!(
+        refused.data("createWebhookEndpoint.userErrors.0.field"),
+        &json!(["eventTypes"]),
+        "customer events need customers:read"
+    );
+    let customer = app.customer(json!({"name": "Hidden"})).await;
+    app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": "Seen"}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    let body: Value = serde_json::from_str(&got[0].body).expect("JSON");
+    assert_eq!(body["data"]["subject"], "Seen");
+    assert!(body["data"].get("customer").is_none(), "{body}");
+}
+
+#[tokio::test]
 async fn failures_are_retried_with_one_id_and_retry_after_is_honoured() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(vec![(500, None), (503, Some("2")), (200, None)]).await;

@@ -68,9 +68,11 @@ pub fn event_type(entity: EntityKind, op: Op) -> &'static str {
 }
 
 /// The entity as the API shows it to someone with `scopes`: GraphQL field names, related
-/// objects as `{id}`, personal data only with `pii:read`.
+/// objects as `{id}`, personal data only with `pii:read`, an activity's customer only with
+/// `customers:read`.
 pub fn data(event: &Event, scopes: &str) -> Value {
-    let pii = scopes.split(' ').any(|s| s == Scope::PiiRead.as_str());
+    let has = |scope: Scope| scopes.split(' ').any(|s| s == scope.as_str());
+    let (pii, customers) = (has(Scope::PiiRead), has(Scope::CustomersRead));
     let names: crate::events::FieldNames = match event.entity {
         EntityKind::Customer => crate::domain::customers::Customer::field_name,
         EntityKind::Activity => crate::domain::activities::Activity::field_name,
@@ -81,7 +83,13 @@ pub fn data(event: &Event, scopes: &str) -> Value {
             continue;
         }
         let Some(name) = names(key) else { continue };
-        if event.entity == EntityKind::Customer && matches!(name, "email" | "phone") && !pii {
+        // The fields the schema guards with a scope of their own (`@requiresScopes`).
+        let guarded = match (event.entity, name) {
+            (EntityKind::Customer, "email" | "phone") => !pii,
+            (EntityKind::Activity, "customer") => !customers,
+            _ => false,
+        };
+        if guarded {
             continue;
         }
         let value = if name != key && key.ends_with("Id") {
