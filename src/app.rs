@@ -296,7 +296,8 @@ async fn key_set(auth: &AuthConfig, secret: &[u8]) -> anyhow::Result<KeySet> {
 }
 
 /// Hourly housekeeping: prunes the event log past its retention, forgets persisted
-/// documents clients registered long ago and revocations of tokens that have expired. Several instances may all do it: the deletes are idempotent.
+/// documents clients registered long ago, revocations of tokens that have expired and
+/// expired idempotency keys. Several instances may all do it: the deletes are idempotent.
 fn spawn_housekeeping(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
     tokio::spawn(async move {
         loop {
@@ -314,6 +315,11 @@ fn spawn_housekeeping(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(tokens = n, "forgot revocations of expired tokens"),
                 Err(err) => tracing::warn!(error = %err, "pruning revoked tokens failed"),
+            }
+            match crate::domain::idempotency::prune(&db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "forgot expired idempotency keys"),
+                Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
             }
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }

@@ -6,6 +6,7 @@ pub mod api_clients;
 pub mod customer_external_ids;
 pub mod customers;
 pub mod events;
+pub mod idempotency_keys;
 pub mod organizations;
 pub mod persisted_documents;
 pub mod revoked_tokens;

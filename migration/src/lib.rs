@@ -9,6 +9,7 @@ mod m20261123_000001_create_core_tables;
 mod m20261123_000002_create_api_clients;
 mod m20261201_000003_create_documents_and_usage;
 mod m20261201_000004_create_webhooks;
+mod m20261201_000005_create_idempotency_keys;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_api_clients::Migration),
             Box::new(m20261201_000003_create_documents_and_usage::Migration),
             Box::new(m20261201_000004_create_webhooks::Migration),
+            Box::new(m20261201_000005_create_idempotency_keys::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod documents;
 mod error;
 pub mod filter;
+pub mod idempotency;
 pub mod ids;
 pub mod page;
 pub mod projection;

@@ -5,8 +5,9 @@
 //! isolation holds by construction rather than by each query remembering its filter.
 
 use entity::{
-    activities, api_clients, customer_external_ids, customers, events, persisted_documents,
-    social_profiles, usage_daily, users, webhook_attempts, webhook_deliveries, webhook_endpoints,
+    activities, api_clients, customer_external_ids, customers, events, idempotency_keys,
+    persisted_documents, social_profiles, usage_daily, users, webhook_attempts, webhook_deliveries,
+    webhook_endpoints,
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DatabaseConnection, DeleteMany,
@@ -59,7 +60,8 @@ tenant_tables!(
     persisted_documents,
     webhook_endpoints,
     webhook_deliveries,
-    webhook_attempts
+    webhook_attempts,
+    idempotency_keys
 );
 
 /// One authenticated caller's view of the store: its tenant's rows, nothing else.

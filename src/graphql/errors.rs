@@ -48,6 +48,11 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// The request ran out of time: the request deadline or a statement timeout.
     pub const TIMEOUT: &str = "TIMEOUT";
+    /// At the edge: an `Idempotency-Key` already used for another request (HTTP 422).
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+    /// At the edge: the request holding this `Idempotency-Key` has not answered yet; retry
+    /// later (HTTP 409).
+    pub const IDEMPOTENCY_KEY_IN_USE: &str = "IDEMPOTENCY_KEY_IN_USE";
 }
 
 /// Errors of the GraphQL layer itself (who may call what).

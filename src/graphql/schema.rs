@@ -38,6 +38,7 @@ pub struct QueryRoot(
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
     customers::CustomerMutation,
+    customers::CustomerUpsertMutation,
     activities::ActivityMutation,
     clients::ClientMutation,
     webhooks::WebhookMutation,
@@ -188,6 +189,17 @@ pub struct Admitted<'e> {
 }
 
 impl Admitted<'_> {
+    /// Whether the operation it runs is a mutation (a write, which an `Idempotency-Key`
+    /// makes run once).
+    pub fn is_mutation(&mut self) -> bool {
+        let name = self.request.operation_name.clone();
+        self.request.parsed_query().ok().is_some_and(|doc| {
+            super::document::selected(doc, name.as_deref()).is_some_and(|op| {
+                op.node.ty == async_graphql::parser::types::OperationType::Mutation
+            })
+        })
+    }
+
     pub async fn run(self) -> Response {
         let mut response = self.schema.execute(self.request).await;
         self.order.apply(&mut response.data);

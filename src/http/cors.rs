@@ -37,6 +37,7 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("ratelimit"),
                 HeaderName::from_static("ratelimit-policy"),
+                HeaderName::from_static("idempotent-replayed"),
                 header::RETRY_AFTER,
                 header::WWW_AUTHENTICATE,
             ])

@@ -20,6 +20,7 @@ use tracing::Instrument;
 use super::auth::{Account, Caller};
 use super::documents::{DocumentError, Named};
 use super::error::{HttpError, error_body};
+use super::idempotency::{self, Begun, Requested};
 use super::negotiate::{ResponseFormat, is_json_body, response_format, wants_html};
 use super::rate_limit::Decision;
 use super::{AppState, playground, ws};
@@ -76,13 +77,27 @@ pub async fn post(
             HttpError::bad_request("the request body could not be read")
         }
     })?;
+    let key = idempotency::key_of(&headers)?;
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        if key.is_some() {
+            return Err(HttpError::bad_request(
+                "an Idempotency-Key applies to one operation: send the mutation on its own",
+            ));
+        }
         return batch(state, peer, caller, format, &body).await;
     }
-    let raw: RawRequest = serde_json::from_slice(&body).map_err(|_| {
-        HttpError::bad_request("the body must be a JSON object with a `query` string")
-    })?;
-    single(state, peer, caller, format, raw, false).await
+    let malformed =
+        |_| HttpError::bad_request("the body must be a JSON object with a `query` string");
+    let (raw, requested) = match key {
+        None => (serde_json::from_slice(&body).map_err(malformed)?, None),
+        // Read as JSON first: the key's fingerprint is of the JSON, not of its spelling.
+        Some(key) => {
+            let json: serde_json::Value = serde_json::from_slice(&body).map_err(malformed)?;
+            let raw = RawRequest::deserialize(&json).map_err(malformed)?;
+            (raw, Some(Requested::new(key, &json)))
+        }
+    };
+    single(state, peer, caller, format, raw, false, requested).await
 }
 
 #[derive(Deserialize)]
@@ -131,7 +146,7 @@ pub async fn get(
         operation_name: params.operation_name,
         document_id: params.document_id,
     };
-    single(state, peer, caller, format, raw, true).await
+    single(state, peer, caller, format, raw, true, None).await
 }
 
 /// Upgrades to GraphQL over WebSocket. A token on the upgrade request is checked here (a bad
@@ -470,6 +485,7 @@ async fn single(
     format: ResponseFormat,
     raw: RawRequest,
     via_get: bool,
+    requested: Option<Requested>,
 ) -> Result<Response, HttpError> {
     // A request without a document is malformed whoever sends it: 400 before 401.
     if raw.query.as_deref().is_none_or(|q| q.trim().is_empty())
@@ -485,10 +501,39 @@ async fn single(
     let verified = caller?.0;
     let account = Account::of(verified.as_ref(), peer.ip());
     let principal = verified.map(|v| v.principal);
-    let prepared = prepare(&state, principal.as_ref(), raw, via_get).await?;
-    let decision = charge(&state, &account, prepared.cost(), 1).await?;
+    let mut prepared = prepare(&state, principal.as_ref(), raw, via_get).await?;
+    // A mutation with an `Idempotency-Key` runs once for its tenant and caller.
+    let held = match (requested, &principal, &account.usage) {
+        (Some(requested), Some(who), Some((_, caller)))
+            if prepared
+                .admitted
+                .as_mut()
+                .is_ok_and(|admitted| admitted.is_mutation()) =>
+        {
+            let owner = crate::domain::idempotency::KeyOwner(caller.clone());
+            // The claim outlives any run of the request it holds for.
+            let lease = state.request_timeout + std::time::Duration::from_secs(60);
+            match idempotency::begin(state.store.tenant(who), owner, requested, lease).await? {
+                Begun::Replay(body) => return Ok(idempotency::replay(format, body)),
+                Begun::Run(held) => Some(held),
+            }
+        }
+        _ => None,
+    };
+    let decision = match charge(&state, &account, prepared.cost(), 1).await {
+        Ok(decision) => decision,
+        Err(refused) => {
+            if let Some(held) = held {
+                held.release().await;
+            }
+            return Err(refused);
+        }
+    };
     let deadline = tokio::time::Instant::now() + state.request_timeout;
     let response = run(&state, &account, prepared, deadline).await;
+    if let Some(held) = held {
+        held.settle(&response, &body_bytes(&response)).await;
+    }
     Ok(with_rate_headers(
         &state,
         decision,

@@ -7,6 +7,7 @@ mod cors;
 mod documents;
 mod error;
 mod graphql;
+mod idempotency;
 mod negotiate;
 mod oauth;
 mod ops;

@@ -31,6 +31,7 @@ mod storage;
 mod tenancy;
 mod timeouts;
 mod tokens;
+mod upsert;
 mod webhooks;
 mod ws;
 mod ws_client;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables whose rows belong to one tenant (they carry `org_id`).
-const TENANT_TABLES: [&str; 12] = [
+const TENANT_TABLES: [&str; 13] = [
     "customers",
     "activities",
     "users",
@@ -19,10 +19,11 @@ const TENANT_TABLES: [&str; 12] = [
     "webhook_endpoints",
     "webhook_deliveries",
     "webhook_attempts",
+    "idempotency_keys",
 ];
 
 /// Where tenant-table queries may be built, and why.
-const ALLOWED: [(&str, &str); 5] = [
+const ALLOWED: [(&str, &str); 6] = [
     ("src/domain/tenant.rs", "the scoping module itself"),
     (
         "src/domain/documents.rs",
@@ -35,6 +36,10 @@ const ALLOWED: [(&str, &str); 5] = [
     (
         "src/domain/usage.rs",
         "usage metering: one flush adds the counts of every tenant's callers (reads go through Tenant)",
+    ),
+    (
+        "src/domain/idempotency.rs",
+        "idempotency keys: expiry prunes every tenant's expired keys; a tenant's own keys go through Tenant",
     ),
     (
         "src/events/",

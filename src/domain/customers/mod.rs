@@ -3,6 +3,7 @@
 
 mod read;
 mod scope;
+mod upsert;
 mod validate;
 mod write;
 
@@ -20,6 +21,7 @@ use super::{Error, Result};
 use crate::events::EntityKind;
 
 pub use read::{by_ids, count, external_ids_of, get, list, social_profiles_of};
+pub use upsert::{MAX_UPSERT_ITEMS, Upsert, UpsertItem, UpsertResult, UpsertStatus, upsert};
 pub use write::{create, delete, restore, update};
 
 #[derive(

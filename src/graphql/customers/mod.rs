@@ -4,8 +4,10 @@ mod inputs;
 mod mutation;
 mod query;
 mod types;
+mod upsert;
 
 pub use inputs::patch_of as maybe_patch;
 pub use mutation::CustomerMutation;
 pub use query::CustomerQuery;
 pub use types::{CustomerNode, LifecycleStage};
+pub use upsert::CustomerUpsertMutation;

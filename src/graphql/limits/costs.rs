@@ -6,6 +6,12 @@
 //! `edges`, not its `totalCount` or `pageInfo`; rows that dataloaders fetch for all parents in
 //! one statement cost per row, not per statement. Introspection pays for the types it lists.
 //!
+//! An input field may declare `@cost(weight:)` too: it is charged for each value given to it,
+//! each element of a list (as Apollo's demand control scores arguments), once per place in
+//! the document. That is how a bulk write pays per item it writes (`upsertCustomers`'
+//! `items`). A slicing argument may name a field inside an input object with a dotted path
+//! (`input.items`), and a list given there sizes the field like a number would.
+//!
 //! The document is measured once, each fragment once (a fragment spread a million times
 //! costs one lookup per spread), before any of async-graphql's own checks expand fragments.
 
@@ -32,10 +38,19 @@ pub const MAX_INTROSPECTION_LISTS: usize = 3;
 pub const STATEMENT: i32 = 100;
 /// A mutation: a transaction of several statements and an event.
 pub const WRITE: i32 = 500;
+/// One row written by a bulk write, beside the `WRITE` its mutation pays once: its own
+/// insert or update and its event, in a transaction and after look-ups the mutation shares
+/// among all its rows. 1,000 rows cost 20,000: with the mutation and a small selection of
+/// results, a full batch fits in the default 50,000.
+pub const ROW_WRITE: i32 = 20;
 /// The page size of a connection asked for without `first` or `last`.
 pub const DEFAULT_PAGE: i32 = 20;
 
-#[TypeDirective(name = "cost", location = "FieldDefinition")]
+#[TypeDirective(
+    name = "cost",
+    location = "FieldDefinition",
+    location = "InputFieldDefinition"
+)]
 pub fn cost(weight: i32) {}
 
 #[TypeDirective(name = "listSize", location = "FieldDefinition")]
@@ -69,12 +84,27 @@ struct FieldCost {
     weight: usize,
     returns: String,
     list: Option<ListSize>,
+    /// Arguments whose values carry a cost (`@cost` on input fields), with their input type.
+    costly_arguments: Arguments,
+}
+
+/// Arguments (or input fields) by name, with their input types.
+type Arguments = Vec<(String, String)>;
+
+/// An input field: what each value given to it costs, and its input type.
+#[derive(Debug)]
+struct InputFieldCost {
+    weight: usize,
+    ty: String,
 }
 
 /// Every field's declared cost and return type, read from the schema's own SDL.
 #[derive(Debug, Default)]
 pub struct CostTable {
     fields: HashMap<String, HashMap<String, FieldCost>>,
+    /// Input types that hold a field with a `@cost`, directly or through other input types:
+    /// their fields.
+    costly_inputs: HashMap<String, HashMap<String, InputFieldCost>>,
 }
 
 fn int_argument(
@@ -109,6 +139,10 @@ impl CostTable {
         let Ok(doc) = async_graphql::parser::parse_schema(sdl) else {
             return table;
         };
+        let named = super::super::permissions::named_type;
+        let mut inputs: HashMap<String, HashMap<String, InputFieldCost>> = HashMap::new();
+        // (type, field, arguments with their input types)
+        let mut arguments: Vec<(String, String, Arguments)> = Vec::new();
         for def in doc.definitions {
             let TypeSystemDefinition::Type(ty) = def else {
                 continue;
@@ -117,6 +151,25 @@ impl CostTable {
             let fields = match &ty.kind {
                 TypeKind::Object(o) => &o.fields,
                 TypeKind::Interface(i) => &i.fields,
+                TypeKind::InputObject(input) => {
+                    let fields = input
+                        .fields
+                        .iter()
+                        .map(|field| {
+                            let field = &field.node;
+                            let weight = field
+                                .directives
+                                .iter()
+                                .find(|d| d.node.name.node == "cost")
+                                .and_then(|d| int_argument(&d.node, "weight"))
+                                .unwrap_or(0);
+                            let ty = named(&field.ty.node).to_owned();
+                            (field.name.node.to_string(), InputFieldCost { weight, ty })
+                        })
+                        .collect();
+                    inputs.insert(ty.name.node.to_string(), fields);
+                    continue;
+                }
                 _ => continue,
             };
             let entry = table.fields.entry(ty.name.node.to_string()).or_default();
@@ -124,8 +177,9 @@ impl CostTable {
                 let field = &field.node;
                 let mut declared = FieldCost {
                     weight: 1,
-                    returns: super::super::permissions::named_type(&field.ty.node).to_owned(),
+                    returns: named(&field.ty.node).to_owned(),
                     list: None,
+                    costly_arguments: Vec::new(),
                 };
                 for directive in &field.directives {
                     let directive = &directive.node;
@@ -142,8 +196,50 @@ impl CostTable {
                     }
                 }
                 entry.insert(field.name.node.to_string(), declared);
+                arguments.push((
+                    ty.name.node.to_string(),
+                    field.name.node.to_string(),
+                    field
+                        .arguments
+                        .iter()
+                        .map(|a| {
+                            let a = &a.node;
+                            (a.name.node.to_string(), named(&a.ty.node).to_owned())
+                        })
+                        .collect(),
+                ));
             }
         }
+        // The input types that reach a weighted field, directly or through other inputs.
+        let mut costly: std::collections::HashSet<String> = inputs
+            .iter()
+            .filter(|(_, fields)| fields.values().any(|f| f.weight > 0))
+            .map(|(name, _)| name.clone())
+            .collect();
+        loop {
+            let before = costly.len();
+            for (name, fields) in &inputs {
+                if fields.values().any(|f| costly.contains(&f.ty)) {
+                    costly.insert(name.clone());
+                }
+            }
+            if costly.len() == before {
+                break;
+            }
+        }
+        for (ty, field, args) in arguments {
+            let args: Arguments = args
+                .into_iter()
+                .filter(|(_, arg_type)| costly.contains(arg_type))
+                .collect();
+            if let Some(declared) = table.fields.get_mut(&ty).and_then(|f| f.get_mut(&field)) {
+                declared.costly_arguments = args;
+            }
+        }
+        table.costly_inputs = inputs
+            .into_iter()
+            .filter(|(name, _)| costly.contains(name))
+            .collect();
         table
     }
 
@@ -214,6 +310,13 @@ pub struct Measurer<'a> {
     visiting: Vec<&'a Name>,
 }
 
+/// An input value: written in the document, or a variable's.
+#[derive(Clone, Copy)]
+enum Given<'v> {
+    Doc(&'v Value),
+    Var(&'v ConstValue),
+}
+
 /// Children of a list field whose cost its size multiplies: all of them, or only those
 /// named (a connection's `nodes` and `edges`).
 #[derive(Clone, Copy)]
@@ -237,32 +340,117 @@ impl<'a> Measurer<'a> {
         }
     }
 
+    /// The value at a dotted path of a field's arguments (`first`, `input.items`), looking
+    /// through variables, without copying it.
+    fn argument_at(&self, field: &'a Field, path: &str) -> Option<Given<'a>> {
+        let mut parts = path.split('.');
+        let first = parts.next()?;
+        let (_, value) = field
+            .arguments
+            .iter()
+            .find(|(n, _)| n.node.as_str() == first)?;
+        let mut at = self.resolve(Given::Doc(&value.node))?;
+        for part in parts {
+            at = match at {
+                Given::Doc(Value::Object(map)) => self.resolve(Given::Doc(map.get(part)?))?,
+                Given::Var(ConstValue::Object(map)) => Given::Var(map.get(part)?),
+                _ => return None,
+            };
+        }
+        Some(at)
+    }
+
+    /// A value of the document, or the variable it names.
+    fn resolve(&self, given: Given<'a>) -> Option<Given<'a>> {
+        match given {
+            Given::Doc(Value::Variable(name)) => self.variables.get(name).map(Given::Var),
+            other => Some(other),
+        }
+    }
+
     /// The size a list field will have: its slicing argument (a number, or a list's
     /// length), else the size it is assumed to have.
-    fn list_size(&self, field: &Field, list: &ListSize) -> usize {
+    fn list_size(&self, field: &'a Field, list: &ListSize) -> usize {
         for name in &list.slicing {
-            let Some((_, value)) = field
-                .arguments
-                .iter()
-                .find(|(n, _)| n.node.as_str() == name)
-            else {
-                continue;
+            let number = |n: &async_graphql::Number| {
+                n.as_u64()
+                    .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
             };
-            let value = match &value.node {
-                Value::Variable(v) => self.variables.get(v).cloned(),
-                other => other.clone().into_const(),
-            };
-            match value {
-                Some(ConstValue::Number(n)) => {
-                    return n
-                        .as_u64()
-                        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+            match self.argument_at(field, name) {
+                Some(Given::Doc(Value::Number(n)) | Given::Var(ConstValue::Number(n))) => {
+                    return number(n);
                 }
-                Some(ConstValue::List(items)) => return items.len(),
+                Some(Given::Doc(Value::List(items))) => return items.len(),
+                Some(Given::Var(ConstValue::List(items))) => return items.len(),
                 _ => {}
             }
         }
         list.assumed
+    }
+
+    /// What the values given to a field's arguments cost (`@cost` on input fields).
+    fn arguments_cost(&self, field: &'a Field, declared: &FieldCost) -> usize {
+        let mut total = 0usize;
+        for (name, ty) in &declared.costly_arguments {
+            if let Some(given) = self.argument_at(field, name) {
+                total = total.saturating_add(self.input_cost(ty, given));
+            }
+        }
+        total
+    }
+
+    /// What a value of input type `ty` costs: the weight of each field it gives, for each
+    /// value given (each element of a list), and what those values hold in turn. Values nest
+    /// at most `MAX_VALUE_NESTING` levels (checked before), which bounds the recursion.
+    fn input_cost(&self, ty: &str, given: Given<'a>) -> usize {
+        let Some(fields) = self.table.costly_inputs.get(ty) else {
+            return 0;
+        };
+        let Some(given) = self.resolve(given) else {
+            return 0;
+        };
+        let mut total = 0usize;
+        let mut field_cost = |name: &str, value: Given<'a>| {
+            let Some(field) = fields.get(name) else {
+                return;
+            };
+            let Some(value) = self.resolve(value) else {
+                return;
+            };
+            let count = match value {
+                Given::Doc(Value::Null) | Given::Var(ConstValue::Null) => 0,
+                Given::Doc(Value::List(items)) => items.len(),
+                Given::Var(ConstValue::List(items)) => items.len(),
+                _ => 1,
+            };
+            total = total
+                .saturating_add(field.weight.saturating_mul(count))
+                .saturating_add(self.input_cost(&field.ty, value));
+        };
+        match given {
+            Given::Doc(Value::Object(map)) => {
+                for (name, value) in map {
+                    field_cost(name.as_str(), Given::Doc(value));
+                }
+            }
+            Given::Var(ConstValue::Object(map)) => {
+                for (name, value) in map {
+                    field_cost(name.as_str(), Given::Var(value));
+                }
+            }
+            Given::Doc(Value::List(items)) => {
+                for item in items {
+                    total = total.saturating_add(self.input_cost(ty, Given::Doc(item)));
+                }
+            }
+            Given::Var(ConstValue::List(items)) => {
+                for item in items {
+                    total = total.saturating_add(self.input_cost(ty, Given::Var(item)));
+                }
+            }
+            _ => {}
+        }
+        total
     }
 
     fn field(
@@ -313,8 +501,10 @@ impl<'a> Measurer<'a> {
             return Err((Rejection::IntrospectionTooDeep, Some(field.name.pos)));
         }
         // A declared `@cost` is a statement, run once for all parents; every field also
-        // costs 1 per row it appears in.
+        // costs 1 per row it appears in. What its arguments carry is paid once too.
         let statement = declared.map_or(0, |d| if d.weight > 1 { d.weight } else { 0 });
+        let statement =
+            statement.saturating_add(declared.map_or(0, |d| self.arguments_cost(field, d)));
         let mut rows = inner.cost.saturating_add(1);
         if let Some(sized) = sized
             && sized.fields.iter().any(|f| f == name)

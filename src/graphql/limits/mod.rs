@@ -18,8 +18,8 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Pos, Request, ServerError};
 
 pub use costs::{
-    CostTable, DEFAULT_PAGE, MAX_INTROSPECTION_LISTS, SCHEMA_INTROSPECTION_COST, STATEMENT,
-    TYPE_INTROSPECTION_COST, WRITE, page_items, page_slicing,
+    CostTable, DEFAULT_PAGE, MAX_INTROSPECTION_LISTS, ROW_WRITE, SCHEMA_INTROSPECTION_COST,
+    STATEMENT, TYPE_INTROSPECTION_COST, WRITE, page_items, page_slicing,
 };
 use costs::{Measure, Measurer};
 pub use scan::check_nesting;
