@@ -306,6 +306,14 @@ fn spawn_housekeeping(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
                 Ok(n) => tracing::info!(events = n, "pruned events past retention"),
                 Err(err) => tracing::warn!(error = %err, "pruning events failed"),
             }
+            match crate::domain::webhooks::deliveries::prune(&db, keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deliveries = n,
+                    "forgot settled webhook deliveries past retention"
+                ),
+                Err(err) => tracing::warn!(error = %err, "pruning webhook deliveries failed"),
+            }
             match crate::domain::documents::prune_registered(&db).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(documents = n, "forgot persisted documents past retention"),

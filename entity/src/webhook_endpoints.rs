@@ -22,6 +22,8 @@ pub struct Model {
     pub active: bool,
     pub disabled_reason: Option<String>,
     pub failing_since: Option<DateTimeUtc>,
+    /// The tenant's last event `seq` when the endpoint was made: it hears the ones after.
+    pub after_seq: i64,
     pub created_by: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

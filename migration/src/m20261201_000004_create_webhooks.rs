@@ -22,6 +22,7 @@ enum WebhookEndpoints {
     Active,
     DisabledReason,
     FailingSince,
+    AfterSeq,
     CreatedBy,
     CreatedAt,
     UpdatedAt,
@@ -91,6 +92,8 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(
                         WebhookEndpoints::FailingSince,
                     ))
+                    // The tenant's last event when the endpoint was made: it hears what follows.
+                    .col(big_integer(WebhookEndpoints::AfterSeq))
                     .col(string_len(WebhookEndpoints::CreatedBy, 255))
                     .col(timestamp_with_time_zone(WebhookEndpoints::CreatedAt))
                     .col(timestamp_with_time_zone(WebhookEndpoints::UpdatedAt))

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
@@ -40,6 +39,8 @@ fn lease(settings: &Settings) -> Duration {
 pub fn spawn(store: Store, settings: Settings) -> anyhow::Result<()> {
     let mut client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment would resolve names itself, past the address check.
+        .no_proxy()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
         .user_agent(concat!("crm-webhooks/", env!("CARGO_PKG_VERSION")));
@@ -83,48 +84,79 @@ async fn sender(
 ) {
     let lease =
         chrono::Duration::from_std(lease(&settings)).unwrap_or(chrono::Duration::seconds(35));
-    let limit = settings.concurrency as u64 * 2;
+    let settings = Arc::new(settings);
+    // Slots free up one by one and are refilled at once: a slow delivery holds its own slot,
+    // not a whole batch's.
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     loop {
-        let claimed = match deliveries::claim(&store, crate::domain::now(), lease, limit).await {
-            Ok(claimed) => claimed,
-            Err(err) => {
-                tracing::warn!(error = %err, "claiming webhook deliveries failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
+        let free = slots.available_permits().max(1);
+        let Ok(first) = slots.clone().acquire_owned().await else {
+            return;
         };
+        let claimed =
+            match deliveries::claim(&store, crate::domain::now(), lease, free as u64).await {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    drop(first);
+                    tracing::warn!(error = %err, "claiming webhook deliveries failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
         if claimed.is_empty() {
+            drop(first);
             tokio::select! {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             continue;
         }
-        futures_util::stream::iter(claimed)
-            .for_each_concurrent(settings.concurrency, |delivery| {
-                let (store, client, settings) = (&store, &client, &settings);
-                async move {
-                    let outcome = send(client, settings, &delivery).await;
-                    let policy = Policy {
-                        schedule: settings
-                            .schedule
-                            .iter()
-                            .map(|d| chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::zero()))
-                            .collect(),
-                        // ±20%, so endpoints that failed together do not retry together.
-                        jitter: rand::rng().random_range(0.8..1.2),
-                        disable_after: chrono::Duration::from_std(settings.disable_after)
-                            .unwrap_or(chrono::Duration::days(5)),
-                    };
-                    if let Err(err) =
-                        deliveries::record(store, &delivery, &outcome, &policy, crate::domain::now()).await
-                    {
-                        // The lease lapses and the delivery is tried again.
-                        tracing::warn!(error = %err, delivery = %delivery.id, "recording a webhook attempt failed");
-                    }
+        let mut permit = Some(first);
+        for delivery in claimed {
+            let slot = match permit.take() {
+                Some(slot) => slot,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
+            };
+            let (store, client, settings) = (store.clone(), client.clone(), settings.clone());
+            tokio::spawn(async move {
+                let attempt =
+                    std::panic::AssertUnwindSafe(attempt(&store, &client, &settings, &delivery));
+                // A bug met by one delivery must not stop the others: logged, and the lease
+                // lapses so it is tried again later.
+                if futures_util::FutureExt::catch_unwind(attempt)
+                    .await
+                    .is_err()
+                {
+                    tracing::error!(delivery = %delivery.id, "a webhook delivery panicked");
                 }
-            })
-            .await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Sends one claimed delivery and records the attempt.
+async fn attempt(store: &Store, client: &reqwest::Client, settings: &Settings, delivery: &Claimed) {
+    let outcome = send(client, settings, delivery).await;
+    let policy = Policy {
+        schedule: settings
+            .schedule
+            .iter()
+            .map(|d| chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::zero()))
+            .collect(),
+        // ±20%, so endpoints that failed together do not retry together.
+        jitter: rand::rng().random_range(0.8..1.2),
+        disable_after: chrono::Duration::from_std(settings.disable_after)
+            .unwrap_or(chrono::Duration::days(5)),
+    };
+    if let Err(err) =
+        deliveries::record(store, delivery, &outcome, &policy, crate::domain::now()).await
+    {
+        // The lease lapses and the delivery is tried again.
+        tracing::warn!(error = %err, delivery = %delivery.id, "recording a webhook attempt failed");
     }
 }
 
@@ -175,7 +207,8 @@ async fn send(client: &reqwest::Client, settings: &Settings, delivery: &Claimed)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .filter(|secs| *secs >= 0)
-                .map(chrono::Duration::seconds);
+                // Honoured up to a day (any larger value would overflow a duration).
+                .map(|secs| chrono::Duration::seconds(secs.min(86_400)));
             // The body is not read: a receiver's answer is its status.
             drop(response);
             Outcome {

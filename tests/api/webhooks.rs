@@ -504,3 +504,79 @@ mod needs_postgres {
         assert!(by_id.values().all(|&k| k == 1), "none twice: {by_id:?}");
     }
 }
+
+/// A token with `webhooks:manage` but fewer scopes than an endpoint's creator cannot point
+/// it elsewhere, test it or redeliver through it (it would receive what it may not read).
+#[tokio::test]
+async fn a_weaker_token_cannot_steer_an_endpoint_that_shows_more_than_it_may_read() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(vec![]).await;
+    let (id, _) = endpoint(&app, &app.admin(), &receiver.url(), &["customer.created"]).await;
+    app.customer(json!({"name": "Private", "email": "p@example.com"}))
+        .await;
+    receiver.wait_for(1).await;
+    let r = app.gql(ENDPOINTS, json!({})).await;
+    let delivery = r.data("webhookEndpoints.0.deliveries.0.id").clone();
+
+    let weak = app.token("webhooks:manage");
+    for (query, vars) in [
+        (
+            "mutation($id: ID!) { updateWebhookEndpoint(input: {id: $id, url: \"http://127.0.0.1:9/stolen\"}) { endpoint { url } userErrors { field } } }",
+            json!({"id": id}),
+        ),
+        (
+            "mutation($id: ID!) { sendTestWebhook(input: {id: $id}) { delivery { id } userErrors { field } } }",
+            json!({"id": id}),
+        ),
+        (
+            "mutation($id: ID!) { redeliverWebhook(input: {deliveryId: $id}) { delivery { id } userErrors { field } } }",
+            json!({"id": delivery}),
+        ),
+        (
+            "mutation($id: ID!) { rotateWebhookSecret(input: {id: $id}) { secret userErrors { field } } }",
+            json!({"id": id}),
+        ),
+    ] {
+        let r = app.gql_as(Some(&weak), query, vars).await;
+        r.assert_ok();
+        let payload = r.body["data"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .cloned();
+        let payload = payload.unwrap_or_default();
+        assert_eq!(
+            payload["userErrors"][0]["field"],
+            json!(["id"]),
+            "{query}: {}",
+            r.body
+        );
+    }
+    let r = app.gql("{ webhookEndpoints { url } }", json!({})).await;
+    assert_eq!(
+        r.data("webhookEndpoints.0.url"),
+        receiver.url().as_str(),
+        "the URL is unchanged"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 1, "nothing more was sent");
+}
+
+/// A receiver asking to wait longer than any duration can hold is waited on for a day, and
+/// the other endpoints' deliveries go on.
+#[tokio::test]
+async fn an_absurd_retry_after_delays_only_its_own_delivery() {
+    let app = TestApp::spawn().await;
+    let absurd = Receiver::start(vec![(503, Some("100000000000000000"))]).await;
+    let fine = Receiver::start(vec![]).await;
+    endpoint(&app, &app.admin(), &absurd.url(), &["customer.created"]).await;
+    app.customer(json!({"name": "First"})).await;
+    absurd.wait_for(1).await;
+    endpoint(&app, &app.admin(), &fine.url(), &["customer.created"]).await;
+    app.customer(json!({"name": "Second"})).await;
+    let got = fine.wait_for(1).await;
+    let body: Value = serde_json::from_str(&got[0].body).expect("JSON");
+    assert_eq!(body["data"]["name"], "Second");
+    let r = app.gql(ENDPOINTS, json!({})).await;
+    let first = r.data("webhookEndpoints.0.deliveries").to_string();
+    assert!(first.contains("\"PENDING\""), "{first}");
+}

@@ -31,11 +31,28 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public_v4(v4);
             }
             let segments = v6.segments();
-            // NAT64 (64:ff9b::/96) reaches the IPv4 address it embeds.
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = segments[6].to_be_bytes();
-                let [c, d] = segments[7].to_be_bytes();
-                return is_public_v4(Ipv4Addr::new(a, b, c, d));
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                Ipv4Addr::new(a, b, c, d)
+            };
+            // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d) addresses reach the IPv4
+            // address they embed; 6to4 (2002::/16) the one after its prefix.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || (segments[..6] == [0; 6] && segments[6] != 0)
+            {
+                return is_public_v4(embedded(segments[6], segments[7]));
+            }
+            if segments[0] == 0x2002 {
+                return is_public_v4(embedded(segments[1], segments[2]));
+            }
+            // Local-use NAT64 (64:ff9b:1::/48), Teredo (2001::/32), documentation
+            // (2001:db8::/32), discard (100::/64): nothing a webhook should reach.
+            if (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+                || (segments[0] == 0x2001 && matches!(segments[1], 0 | 0xdb8))
+                || (segments[0] == 0x100 && segments[1..4] == [0, 0, 0])
+            {
+                return false;
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()
@@ -158,11 +175,22 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "::127.0.0.1",
+            "64:ff9b:1::7f00:1",
+            "2002:7f00:1::",
+            "2001::7f00:1",
+            "2001:db8::1",
+            "100::1",
         ] {
             let ip: IpAddr = inside.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             assert!(!is_public(ip), "{inside}");
         }
-        for outside in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111"] {
+        for outside in [
+            "93.184.215.14",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "2002:5db8:d70e::1",
+        ] {
             let ip: IpAddr = outside.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             assert!(is_public(ip), "{outside}");
         }

@@ -27,6 +27,9 @@ pub const FAILED: &str = "FAILED";
 
 const CURSOR: &str = "outbox";
 
+/// Deliveries of one endpoint in flight at once, per claim.
+const PER_ENDPOINT: u64 = 4;
+
 /// A new pending delivery (its tenant stamps it).
 pub fn new_row(
     endpoint_id: &str,
@@ -201,7 +204,7 @@ pub async fn dispatch(store: &Store, horizon: i64, batch: u64) -> Result<usize> 
         for endpoint in listening {
             let wants: Vec<String> =
                 serde_json::from_str(&endpoint.event_types).unwrap_or_default();
-            if !wants.iter().any(|w| w == ty) || endpoint.created_at > event.created_at {
+            if !wants.iter().any(|w| w == ty) || event.seq <= endpoint.after_seq {
                 continue;
             }
             let body = serde_json::json!({
@@ -275,21 +278,26 @@ pub async fn claim(
     let backend = conn.get_database_backend();
     // One writer at a time on SQLite: the transaction is the lock. PostgreSQL skips rows
     // another instance holds.
-    let sql = if backend == DbBackend::Postgres {
-        format!(
-            "UPDATE webhook_deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM \
-             webhook_deliveries WHERE status = 'PENDING' AND next_attempt_at <= $2 AND \
-             (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT {limit} \
-             FOR UPDATE SKIP LOCKED) RETURNING id"
-        )
+    // Fair between endpoints: at most PER_ENDPOINT due deliveries of one endpoint are
+    // taken at a time, none of an endpoint that already has that many in flight, so one
+    // endpoint that hangs or has a long queue cannot hold every worker slot.
+    let (lease_param, now_param, lock) = if backend == DbBackend::Postgres {
+        ("$1", "$2", "FOR UPDATE SKIP LOCKED")
     } else {
-        format!(
-            "UPDATE webhook_deliveries SET lease_until = ?1 WHERE id IN (SELECT id FROM \
-             webhook_deliveries WHERE status = 'PENDING' AND next_attempt_at <= ?2 AND \
-             (lease_until IS NULL OR lease_until < ?2) ORDER BY next_attempt_at LIMIT {limit}) \
-             RETURNING id"
-        )
+        // One writer at a time on SQLite: the transaction is the lock.
+        ("?1", "?2", "")
     };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET lease_until = {lease_param} WHERE id IN (\
+         SELECT id FROM webhook_deliveries WHERE id IN (\
+         SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY endpoint_id ORDER BY \
+         next_attempt_at) AS place FROM webhook_deliveries WHERE status = 'PENDING' AND \
+         next_attempt_at <= {now_param} AND (lease_until IS NULL OR lease_until < {now_param}) \
+         AND endpoint_id NOT IN (SELECT endpoint_id FROM webhook_deliveries WHERE status = \
+         'PENDING' AND lease_until >= {now_param} GROUP BY endpoint_id HAVING count(*) >= \
+         {PER_ENDPOINT})) ranked WHERE place <= {PER_ENDPOINT}) \
+         ORDER BY next_attempt_at LIMIT {limit} {lock}) RETURNING id"
+    );
     let ids: Vec<String> = conn
         .query_all_raw(Statement::from_sql_and_values(
             backend,
@@ -478,4 +486,31 @@ pub async fn record(
     }
     txn.commit().await?;
     Ok(())
+}
+
+/// Forgets deliveries (and their attempts) older than `keep` that are settled, delivered or
+/// given up: their payloads hold personal data, kept no longer than the event log keeps it.
+pub async fn prune(conn: &impl ConnectionTrait, keep: Duration) -> Result<u64> {
+    let cutoff = crate::domain::now() - keep;
+    let old = webhook_deliveries::Entity::find()
+        .filter(webhook_deliveries::Column::Status.ne(PENDING))
+        .filter(webhook_deliveries::Column::CreatedAt.lt(cutoff))
+        .select_only()
+        .column(webhook_deliveries::Column::Id)
+        .limit(5_000)
+        .into_tuple::<String>()
+        .all(conn)
+        .await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    webhook_attempts::Entity::delete_many()
+        .filter(webhook_attempts::Column::DeliveryId.is_in(old.iter().cloned()))
+        .exec(conn)
+        .await?;
+    let done = webhook_deliveries::Entity::delete_many()
+        .filter(webhook_deliveries::Column::Id.is_in(old))
+        .exec(conn)
+        .await?;
+    Ok(done.rows_affected)
 }

@@ -9,7 +9,8 @@ pub mod signing;
 use chrono::{DateTime, Duration, Utc};
 use entity::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use super::ids::{IdKind, new_id};
@@ -176,6 +177,30 @@ fn checked_description(description: Option<String>) -> Result<Option<String>> {
     }
 }
 
+/// An endpoint shows data with the scopes of its creator; only a caller holding all of them
+/// may point it elsewhere, change what it hears, test or redeliver it (or a weaker token
+/// with `webhooks:manage` could route another's view of the data to itself).
+fn may_steer(t: &Tenant, endpoint: &webhook_endpoints::Model) -> Result<()> {
+    let missing: Vec<&str> = endpoint
+        .scopes
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .filter(|s| !t.who().scopes.iter().any(|held| held.as_str() == *s))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            &["id"],
+            ViolationCode::Invalid,
+            format!(
+                "this endpoint shows data as its creator may see it; changing, testing or redelivering it needs their scopes too ({})",
+                missing.join(" ")
+            ),
+        ))
+    }
+}
+
 async fn endpoint_row(t: &Tenant, id: &str) -> Result<webhook_endpoints::Model> {
     t.find::<webhook_endpoints::Entity>()
         .filter(webhook_endpoints::Column::Id.eq(id))
@@ -194,7 +219,27 @@ pub async fn create(
     let description = checked_description(description)?;
     let event_types = checked_types(t, event_types)?;
     let url = checked_url(url, allow_private).await?;
-    let count = t.find::<webhook_endpoints::Entity>().count(t.db()).await?;
+    // Counted and inserted under one lock, so parallel creations cannot pass the cap.
+    let txn = t.store().write().await?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("webhook_endpoints\u{1f}{}", t.org()).into()],
+        ))
+        .await?;
+    }
+    let count = t.find::<webhook_endpoints::Entity>().count(&*txn).await?;
+    // What has happened so far is not news to the new endpoint.
+    let after_seq: i64 = t
+        .find::<entity::events::Entity>()
+        .select_only()
+        .column_as(entity::events::Column::Seq.max(), "max")
+        .into_tuple::<Option<i64>>()
+        .one(&*txn)
+        .await?
+        .flatten()
+        .unwrap_or(0);
     if count >= MAX_ENDPOINTS {
         return Err(Error::invalid(
             &["url"],
@@ -222,12 +267,14 @@ pub async fn create(
         active: Set(true),
         disabled_reason: Set(None),
         failing_since: Set(None),
+        after_seq: Set(after_seq),
         created_by: Set(t.who().sub.clone()),
         created_at: Set(at),
         updated_at: Set(at),
         ..Default::default()
     });
-    let saved = row.insert(t.db()).await?;
+    let saved = row.insert(&*txn).await?;
+    txn.commit().await?;
     Ok(WithSecret {
         endpoint: Endpoint::from(&saved),
         secret,
@@ -250,6 +297,7 @@ pub async fn update(
     allow_private: bool,
 ) -> Result<Endpoint> {
     let current = endpoint_row(t, id).await?;
+    may_steer(t, &current)?;
     let mut row: webhook_endpoints::ActiveModel = current.into();
     if let Some(description) = patch.description {
         row.description = Set(checked_description(description)?);
@@ -312,6 +360,7 @@ pub async fn rotate_secret(t: &Tenant, id: &str, grace: Duration) -> Result<With
         ));
     }
     let current = endpoint_row(t, id).await?;
+    may_steer(t, &current)?;
     let secret = signing::new_secret();
     let at = now();
     let old = current.secret.clone();
@@ -372,6 +421,7 @@ pub async fn attempts(t: &Tenant, delivery_id: &str) -> Result<Vec<Attempt>> {
 /// Queues a `webhook.test` delivery to an endpoint, sent like any other.
 pub async fn send_test(t: &Tenant, endpoint_id: &str) -> Result<Delivery> {
     let endpoint = endpoint_row(t, endpoint_id).await?;
+    may_steer(t, &endpoint)?;
     let at = now();
     let body = serde_json::json!({
         "type": TEST_EVENT,
@@ -397,6 +447,7 @@ pub async fn redeliver(t: &Tenant, delivery_id: &str) -> Result<Delivery> {
         .one(t.db())
         .await?
         .ok_or(Error::NotFound)?;
+    may_steer(t, &endpoint_row(t, &current.endpoint_id).await?)?;
     let mut row: webhook_deliveries::ActiveModel = current.into();
     row.status = Set(deliveries::PENDING.to_owned());
     row.next_attempt_at = Set(Some(now()));
