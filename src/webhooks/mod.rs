@@ -93,16 +93,24 @@ async fn sender(
         let Ok(first) = slots.clone().acquire_owned().await else {
             return;
         };
-        let claimed =
-            match deliveries::claim(&store, crate::domain::now(), lease, free as u64).await {
-                Ok(claimed) => claimed,
-                Err(err) => {
-                    drop(first);
-                    tracing::warn!(error = %err, "claiming webhook deliveries failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+        let claimed = match deliveries::claim(
+            &store,
+            crate::domain::now(),
+            lease,
+            free as u64,
+            // Half the slots at most for one endpoint: a hanging one leaves the rest to others.
+            (settings.concurrency as u64 / 2).max(1),
+        )
+        .await
+        {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                drop(first);
+                tracing::warn!(error = %err, "claiming webhook deliveries failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         if claimed.is_empty() {
             drop(first);
             tokio::select! {

@@ -27,9 +27,6 @@ pub const FAILED: &str = "FAILED";
 
 const CURSOR: &str = "outbox";
 
-/// Deliveries of one endpoint in flight at once, per claim.
-const PER_ENDPOINT: u64 = 4;
-
 /// A new pending delivery (its tenant stamps it).
 pub fn new_row(
     endpoint_id: &str,
@@ -251,12 +248,14 @@ pub struct Claimed {
     pub lease_until: DateTime<Utc>,
 }
 
-/// Claims up to `limit` due deliveries until `now + lease`.
+/// Claims up to `limit` due deliveries until `now + lease`, at most `per_endpoint` in flight
+/// for any one endpoint.
 pub async fn claim(
     store: &Store,
     now: DateTime<Utc>,
     lease: Duration,
     limit: u64,
+    per_endpoint: u64,
 ) -> Result<Vec<Claimed>> {
     let until = now + lease;
     // A plain read first: an idle worker takes no write lock (on SQLite, writers of other
@@ -278,7 +277,7 @@ pub async fn claim(
     let backend = conn.get_database_backend();
     // One writer at a time on SQLite: the transaction is the lock. PostgreSQL skips rows
     // another instance holds.
-    // Fair between endpoints: at most PER_ENDPOINT due deliveries of one endpoint are
+    // Fair between endpoints: at most `per_endpoint` due deliveries of one endpoint are
     // taken at a time, none of an endpoint that already has that many in flight, so one
     // endpoint that hangs or has a long queue cannot hold every worker slot.
     let (lease_param, now_param, lock) = if backend == DbBackend::Postgres {
@@ -295,7 +294,7 @@ pub async fn claim(
          next_attempt_at <= {now_param} AND (lease_until IS NULL OR lease_until < {now_param}) \
          AND endpoint_id NOT IN (SELECT endpoint_id FROM webhook_deliveries WHERE status = \
          'PENDING' AND lease_until >= {now_param} GROUP BY endpoint_id HAVING count(*) >= \
-         {PER_ENDPOINT})) ranked WHERE place <= {PER_ENDPOINT}) \
+         {per_endpoint})) ranked WHERE place <= {per_endpoint}) \
          ORDER BY next_attempt_at LIMIT {limit} {lock}) RETURNING id"
     );
     let ids: Vec<String> = conn
