@@ -85,64 +85,76 @@ async fn sender(
     let lease =
         chrono::Duration::from_std(lease(&settings)).unwrap_or(chrono::Duration::seconds(35));
     let settings = Arc::new(settings);
-    // Slots free up one by one and are refilled at once: a slow delivery holds its own slot,
-    // not a whole batch's.
-    let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+    let concurrency = settings.concurrency;
+    // Sends in flight are bounded by `sending`; claimed deliveries (in flight or waiting for
+    // a send slot) by `claimed`, twice as many, so claims come in batches, not one per
+    // finished send (each claim is a write), while a claim waits less than its lease.
+    let sending = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let claimed = Arc::new(tokio::sync::Semaphore::new(concurrency * 2));
+    let done = Arc::new(tokio::sync::Notify::new());
     loop {
-        let free = slots.available_permits().max(1);
-        let Ok(first) = slots.clone().acquire_owned().await else {
+        // Room for a batch: at least `concurrency` free places.
+        let Ok(mut room) = claimed.clone().acquire_many_owned(concurrency as u32).await else {
             return;
         };
-        let claimed = match deliveries::claim(
+        if let Ok(more) = claimed
+            .clone()
+            .try_acquire_many_owned(claimed.available_permits() as u32)
+        {
+            room.merge(more);
+        }
+        let batch = match deliveries::claim(
             &store,
             crate::domain::now(),
             lease,
-            free as u64,
-            // Half the slots at most for one endpoint: a hanging one leaves the rest to others.
-            (settings.concurrency as u64 / 2).max(1),
+            room.num_permits() as u64,
+            // Half the send slots at most for one endpoint: a hanging one leaves the rest.
+            (concurrency as u64 / 2).max(1),
         )
         .await
         {
-            Ok(claimed) => claimed,
+            Ok(batch) => batch,
             Err(err) => {
-                drop(first);
+                drop(room);
                 tracing::warn!(error = %err, "claiming webhook deliveries failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if claimed.is_empty() {
-            drop(first);
+        if batch.is_empty() {
+            drop(room);
             tokio::select! {
                 () = wake.notified() => {}
+                () = done.notified() => {}
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             continue;
         }
-        let mut permit = Some(first);
-        for delivery in claimed {
-            let slot = match permit.take() {
-                Some(slot) => slot,
-                None => match slots.clone().acquire_owned().await {
-                    Ok(slot) => slot,
-                    Err(_) => return,
-                },
-            };
+        for delivery in batch {
+            let Some(place) = room.split(1) else { break };
             let (store, client, settings) = (store.clone(), client.clone(), settings.clone());
+            let (sending, done) = (sending.clone(), done.clone());
             tokio::spawn(async move {
-                let attempt =
-                    std::panic::AssertUnwindSafe(attempt(&store, &client, &settings, &delivery));
-                // A bug met by one delivery must not stop the others: logged, and the lease
-                // lapses so it is tried again later.
-                if futures_util::FutureExt::catch_unwind(attempt)
-                    .await
-                    .is_err()
-                {
-                    tracing::error!(delivery = %delivery.id, "a webhook delivery panicked");
+                if let Ok(slot) = sending.acquire_owned().await {
+                    let attempt = std::panic::AssertUnwindSafe(attempt(
+                        &store, &client, &settings, &delivery,
+                    ));
+                    // A bug met by one delivery must not stop the others: logged, and the
+                    // lease lapses so it is tried again later.
+                    if futures_util::FutureExt::catch_unwind(attempt)
+                        .await
+                        .is_err()
+                    {
+                        tracing::error!(delivery = %delivery.id, "a webhook delivery panicked");
+                    }
+                    drop(slot);
                 }
-                drop(slot);
+                drop(place);
+                done.notify_one();
             });
         }
+        // Places the claim did not fill go back at once.
+        drop(room);
     }
 }
 

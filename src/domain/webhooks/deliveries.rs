@@ -286,16 +286,20 @@ pub async fn claim(
         // One writer at a time on SQLite: the transaction is the lock.
         ("?1", "?2", "")
     };
+    // The ranking looks at the earliest due deliveries only, so a claim costs the same with
+    // a long queue as with a short one.
     let sql = format!(
         "UPDATE webhook_deliveries SET lease_until = {lease_param} WHERE id IN (\
          SELECT id FROM webhook_deliveries WHERE id IN (\
          SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY endpoint_id ORDER BY \
-         next_attempt_at) AS place FROM webhook_deliveries WHERE status = 'PENDING' AND \
-         next_attempt_at <= {now_param} AND (lease_until IS NULL OR lease_until < {now_param}) \
-         AND endpoint_id NOT IN (SELECT endpoint_id FROM webhook_deliveries WHERE status = \
-         'PENDING' AND lease_until >= {now_param} GROUP BY endpoint_id HAVING count(*) >= \
-         {per_endpoint})) ranked WHERE place <= {per_endpoint}) \
-         ORDER BY next_attempt_at LIMIT {limit} {lock}) RETURNING id"
+         next_attempt_at) AS place FROM (SELECT id, endpoint_id, next_attempt_at FROM \
+         webhook_deliveries WHERE status = 'PENDING' AND next_attempt_at <= {now_param} AND \
+         (lease_until IS NULL OR lease_until < {now_param}) ORDER BY next_attempt_at LIMIT \
+         {window}) due WHERE endpoint_id NOT IN (SELECT endpoint_id FROM webhook_deliveries \
+         WHERE status = 'PENDING' AND lease_until >= {now_param} GROUP BY endpoint_id HAVING \
+         count(*) >= {per_endpoint})) ranked WHERE place <= {per_endpoint}) \
+         ORDER BY next_attempt_at LIMIT {limit} {lock}) RETURNING id",
+        window = (limit * 8).max(256),
     );
     let ids: Vec<String> = conn
         .query_all_raw(Statement::from_sql_and_values(
