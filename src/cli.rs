@@ -28,9 +28,28 @@ enum Command {
     /// Manage API clients (OAuth2 client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Write an organization's customers and activities (the trash included) to standard
+    /// output or a file: JSON Lines (default) or CSV (one kind of row).
+    Export(ExportArgs),
     /// Manage trusted documents (persisted queries that an operator vouches for).
     #[command(subcommand)]
     Documents(DocumentsCommand),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The organization to export.
+    #[arg(long)]
+    org: String,
+    #[arg(long, value_enum, default_value_t = crate::export::Format::Jsonl)]
+    format: crate::export::Format,
+    #[arg(long, value_enum, default_value_t = crate::export::Entities::All)]
+    entities: crate::export::Entities,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    db: DbConfig,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +215,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(err) => Err(err.into()),
             }
+        }
+        Command::Export(args) => {
+            args.db.validate()?;
+            let conn = crate::db::connect(&args.db, None).await?;
+            crate::db::migrate(&conn).await?;
+            let store = crate::domain::Store::new(conn);
+            // Whoever runs the CLI holds the database, and so every scope.
+            let operator = crate::auth::Principal {
+                sub: "crm-cli".to_owned(),
+                org: args.org.clone(),
+                scopes: Scope::ALL.into_iter().collect(),
+            };
+            let tenant = store.tenant(&operator);
+            let written = match &args.output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
+                    crate::export::run(&tenant, args.format, args.entities, file).await?
+                }
+                None => {
+                    crate::export::run(
+                        &tenant,
+                        args.format,
+                        args.entities,
+                        std::io::stdout().lock(),
+                    )
+                    .await?
+                }
+            };
+            eprintln!("exported {written} rows of org {}", args.org);
+            Ok(())
         }
         Command::Documents(DocumentsCommand::Add(args)) => {
             args.db.validate()?;

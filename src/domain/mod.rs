@@ -11,6 +11,7 @@ pub mod clients;
 pub mod customers;
 pub mod documents;
 mod error;
+pub mod export;
 pub mod filter;
 pub mod idempotency;
 pub mod ids;

@@ -13,6 +13,7 @@ mod cli;
 mod customers;
 mod edge;
 mod events;
+mod export;
 mod filters;
 mod fuzz;
 mod graphiql;
