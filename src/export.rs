@@ -68,10 +68,15 @@ pub enum ExportError {
     Read(#[from] crate::domain::Error),
 }
 
-/// A CSV cell: text as it is, nothing for null, other values as JSON.
+/// A CSV cell: text as it is, nothing for null, other values as JSON. Text a spreadsheet
+/// would take for a formula (`=`, `+`, `-`, `@`, tab, carriage return first) gets a leading
+/// `'`, as OWASP advises against CSV injection.
 fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+            format!("'{s}")
+        }
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     }

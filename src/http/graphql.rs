@@ -502,7 +502,12 @@ async fn single(
     let account = Account::of(verified.as_ref(), peer.ip());
     let principal = verified.map(|v| v.principal);
     let mut prepared = prepare(&state, principal.as_ref(), raw, via_get).await?;
-    // A mutation with an `Idempotency-Key` runs once for its tenant and caller.
+    // Charged first: a replay costs what the first run did, and a caller out of budget
+    // makes no claim (a write) at all.
+    let decision = charge(&state, &account, prepared.cost(), 1).await?;
+    // A mutation with an `Idempotency-Key` runs once for its tenant, caller and scopes: a
+    // token with other scopes (fewer, say without `pii:read`) is another owner, never
+    // answered with what a stronger token was shown.
     let held = match (requested, &principal, &account.usage) {
         (Some(requested), Some(who), Some((_, caller)))
             if prepared
@@ -510,24 +515,23 @@ async fn single(
                 .as_mut()
                 .is_ok_and(|admitted| admitted.is_mutation()) =>
         {
-            let owner = crate::domain::idempotency::KeyOwner(caller.clone());
+            let scopes: Vec<&str> = who.scopes.iter().map(|s| s.as_str()).collect();
+            let scopes = crate::domain::documents::id_of(&scopes.join(" "));
+            let owner = crate::domain::idempotency::KeyOwner(format!("{caller} {}", &scopes[..16]));
             // The claim outlives any run of the request it holds for.
             let lease = state.request_timeout + std::time::Duration::from_secs(60);
             match idempotency::begin(state.store.tenant(who), owner, requested, lease).await? {
-                Begun::Replay(body) => return Ok(idempotency::replay(format, body)),
+                Begun::Replay(body) => {
+                    return Ok(with_rate_headers(
+                        &state,
+                        decision,
+                        idempotency::replay(format, body),
+                    ));
+                }
                 Begun::Run(held) => Some(held),
             }
         }
         _ => None,
-    };
-    let decision = match charge(&state, &account, prepared.cost(), 1).await {
-        Ok(decision) => decision,
-        Err(refused) => {
-            if let Some(held) = held {
-                held.release().await;
-            }
-            return Err(refused);
-        }
     };
     let deadline = tokio::time::Instant::now() + state.request_timeout;
     let response = run(&state, &account, prepared, deadline).await;

@@ -109,6 +109,9 @@ pub enum Begun {
 }
 
 /// Claims the key for this request, or answers why it may not run.
+/// The largest answer kept for replays.
+const MAX_KEPT_ANSWER: usize = 1024 * 1024;
+
 pub async fn begin(
     tenant: Tenant,
     owner: KeyOwner,
@@ -160,8 +163,11 @@ impl Held {
             &self.requested.key,
             &self.requested.fingerprint,
         );
+        // A large answer is not kept (it would be stored for a day and replayed for free);
+        // the key is freed, and a retry runs again (an upsert by external id is idempotent
+        // by itself).
         let kept = match std::str::from_utf8(body) {
-            Ok(body) if did_something(response) => {
+            Ok(body) if did_something(response) && body.len() <= MAX_KEPT_ANSWER => {
                 idempotency::finish(t, owner, key, fingerprint, body.to_owned()).await
             }
             _ => idempotency::release(t, owner, key, fingerprint).await,
@@ -169,20 +175,6 @@ impl Held {
         if let Err(err) = kept {
             // The claim lapses with its lease; a retry then runs again.
             tracing::error!(error = %err, error.debug = ?err, "settling an idempotency key failed");
-        }
-    }
-
-    /// Forgets the key of a request that was not run (refused by the rate limit).
-    pub async fn release(self) {
-        let released = idempotency::release(
-            &self.tenant,
-            &self.owner,
-            &self.requested.key,
-            &self.requested.fingerprint,
-        )
-        .await;
-        if let Err(err) = released {
-            tracing::error!(error = %err, error.debug = ?err, "releasing an idempotency key failed");
         }
     }
 }

@@ -107,6 +107,16 @@ async fn an_organization_exports_whole_as_json_lines_and_csv() {
     assert_eq!(&first[name_at], "Ada, \"the\" first");
     assert_eq!(&first[tags_at], "[\"vip\"]");
 
+    // A cell a spreadsheet would run as a formula is quoted as text.
+    app.customer(json!({"name": "=HYPERLINK(\"http://evil.example\")", "company": "+cmd"}))
+        .await;
+    let (ok, out, err) = export(&app, &["--format", "csv", "--entities", "customers"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("'=HYPERLINK") && out.contains("'+cmd"),
+        "{out}"
+    );
+
     let (ok, _, err) = export(&app, &["--format", "csv"]);
     assert!(!ok && err.contains("--entities"), "{err}");
 }

@@ -780,3 +780,42 @@ async fn keys_expire_after_a_day() {
         "UPDATED"
     );
 }
+
+/// A replay never shows a token what it may not read: a token with other scopes is another
+/// owner of the key, and its request runs as its own.
+#[tokio::test]
+async fn a_replay_is_only_for_a_token_with_the_same_scopes() {
+    let app = TestApp::spawn().await;
+    let body = json!({
+        "query": "mutation($input: UpsertCustomersInput!) { upsertCustomers(input: $input) { results { status customer { email } } } }",
+        "variables": {"input": {"source": "erp", "items": [{"externalId": "p1", "name": "Private", "email": "p@example.com"}]}},
+    })
+    .to_string();
+    let first = post(&app, &app.admin(), &body, Some("pii-key")).await;
+    assert_eq!(
+        first.json()["data"]["upsertCustomers"]["results"][0]["customer"]["email"],
+        "p@example.com"
+    );
+    let weaker = app.token("customers:read customers:write");
+    let second = post(&app, &weaker, &body, Some("pii-key")).await;
+    assert!(!second.replayed, "{}", second.body);
+    assert!(!second.body.contains("p@example.com"), "{}", second.body);
+}
+
+#[tokio::test]
+async fn a_source_is_measured_after_it_is_lower_cased() {
+    let app = TestApp::spawn().await;
+    // `İ` lower-cases to two characters: 64 of them become 128.
+    let payload = upsert(
+        &app,
+        &"İ".repeat(64),
+        json!([{"externalId": "1", "name": "One"}]),
+    )
+    .await;
+    assert_eq!(
+        payload["userErrors"][0]["field"],
+        json!(["source"]),
+        "{payload}"
+    );
+    assert_eq!(total(&app).await, 0);
+}

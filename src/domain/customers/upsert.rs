@@ -113,9 +113,9 @@ pub async fn upsert(t: &Tenant, input: Upsert) -> Result<Vec<UpsertResult>> {
             input.items.len()
         )));
     }
-    let source = v::required_text("source", &input.source, SOURCE_MAX)
-        .map_err(|violation| Error::Invalid(vec![violation]))?
-        .to_lowercase();
+    // Lower-cased first, then measured: some letters grow when lower-cased (`İ`).
+    let source = v::required_text("source", &input.source.to_lowercase(), SOURCE_MAX)
+        .map_err(|violation| Error::Invalid(vec![violation]))?;
     let (mut results, mut planned) = plan(input.items)?;
     if planned.is_empty() {
         return Ok(results);
