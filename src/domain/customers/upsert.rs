@@ -329,31 +329,12 @@ async fn update(
         )
         .under(&at_item(item.index))));
     }
-    let patch = item.patch;
+    let mut patch = item.patch;
     let mut after = before.clone();
-    if let Some(name) = patch.name {
-        after.name = name;
-    }
-    if let Some(email) = patch.email {
-        after.email = email;
-    }
-    if let Some(phone) = patch.phone {
-        after.phone = phone;
-    }
-    if let Some(company) = patch.company {
-        after.company = company;
-    }
-    if let Some(stage) = patch.lifecycle_stage {
-        after.lifecycle_stage = stage.as_str().to_owned();
-    }
+    super::write::apply_own_fields(&mut patch, &mut after)?;
+    // Owners were checked for the whole call beforehand.
     if let Some(owner) = patch.owner_id {
         after.owner_id = owner;
-    }
-    if let Some(tags) = patch.tags {
-        after.tags = serde_json::to_string(&tags)?;
-    }
-    if let Some(fields) = patch.custom_fields {
-        after.custom_fields = fields;
     }
     let version = before.version;
     let customer: Customer =

@@ -69,39 +69,50 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     Ok(customer)
 }
 
+/// The fields of a validated patch that are the row's own columns, applied to the row; the
+/// owner (checked against the users) and the linked lists are the caller's to apply.
+pub(super) fn apply_own_fields(
+    patch: &mut CustomerPatch,
+    after: &mut customers::Model,
+) -> Result<()> {
+    if let Some(name) = patch.name.take() {
+        after.name = name;
+    }
+    if let Some(email) = patch.email.take() {
+        after.email = email;
+    }
+    if let Some(phone) = patch.phone.take() {
+        after.phone = phone;
+    }
+    if let Some(company) = patch.company.take() {
+        after.company = company;
+    }
+    if let Some(stage) = patch.lifecycle_stage.take() {
+        after.lifecycle_stage = stage.as_str().to_owned();
+    }
+    if let Some(tags) = patch.tags.take() {
+        after.tags = serde_json::to_string(&tags)?;
+    }
+    if let Some(fields) = patch.custom_fields.take() {
+        after.custom_fields = fields;
+    }
+    Ok(())
+}
+
 /// `id` as the client sent it: checked after the patch, so a malformed id answers like any
 /// id that names nothing.
 pub async fn update(t: &Tenant, id: &str, patch: CustomerPatch) -> Result<Customer> {
     let patch = validate::patch(patch)?;
     let id = &CustomerId::from_client(id)?;
     let (txn, before) = open_write::<Customer>(t, id, patch.expected_version).await?;
+    let mut patch = patch;
     let mut after = before.clone();
-    if let Some(name) = patch.name {
-        after.name = name;
-    }
-    if let Some(email) = patch.email {
-        after.email = email;
-    }
-    if let Some(phone) = patch.phone {
-        after.phone = phone;
-    }
-    if let Some(company) = patch.company {
-        after.company = company;
-    }
-    if let Some(stage) = patch.lifecycle_stage {
-        after.lifecycle_stage = stage.as_str().to_owned();
-    }
+    apply_own_fields(&mut patch, &mut after)?;
     if let Some(owner) = patch.owner_id {
         after.owner_id = match owner {
             Some(owner) => Some(checked_owner(&*txn, t, owner).await?),
             None => None,
         };
-    }
-    if let Some(tags) = patch.tags {
-        after.tags = serde_json::to_string(&tags)?;
-    }
-    if let Some(fields) = patch.custom_fields {
-        after.custom_fields = fields;
     }
     // Lists in tables of their own are replaced only when they differ (in order, as shown).
     let mut also_changed = Vec::new();
