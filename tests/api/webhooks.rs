@@ -480,7 +480,7 @@ mod needs_postgres {
         let b = TestApp::spawn_with(|c| c.db.url = a.db_url.clone()).await;
         let receiver = Receiver::start(vec![]).await;
         endpoint(&a, &a.admin(), &receiver.url(), &["customer.created"]).await;
-        let n = 40;
+        let n = 100;
         // Both instances write for one tenant (a's), each its half.
         let token = a.admin();
         for i in 0..n {

@@ -287,7 +287,9 @@ pub async fn claim(
         ("?1", "?2", "")
     };
     // The ranking looks at the earliest due deliveries only, so a claim costs the same with
-    // a long queue as with a short one.
+    // a long queue as with a short one. The level that locks repeats the due condition:
+    // PostgreSQL re-checks it on a row another instance claimed (and committed) meanwhile,
+    // which the ranking's snapshot still shows as free.
     let sql = format!(
         "UPDATE webhook_deliveries SET lease_until = {lease_param} WHERE id IN (\
          SELECT id FROM webhook_deliveries WHERE id IN (\
@@ -298,6 +300,7 @@ pub async fn claim(
          {window}) due WHERE endpoint_id NOT IN (SELECT endpoint_id FROM webhook_deliveries \
          WHERE status = 'PENDING' AND lease_until >= {now_param} GROUP BY endpoint_id HAVING \
          count(*) >= {per_endpoint})) ranked WHERE place <= {per_endpoint}) \
+         AND status = 'PENDING' AND (lease_until IS NULL OR lease_until < {now_param}) \
          ORDER BY next_attempt_at LIMIT {limit} {lock}) RETURNING id",
         window = (limit * 8).max(256),
     );
