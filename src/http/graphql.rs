@@ -459,11 +459,7 @@ async fn charge(
     let mut refused = HttpError::new(
         StatusCode::TOO_MANY_REQUESTS,
         codes::RATE_LIMITED,
-        format!(
-            "rate limit reached: this costs {cost}, and {} of the budget is left; retry after {} s",
-            decision.remaining,
-            decision.retry_after.as_secs_f64().ceil().max(1.0)
-        ),
+        decision.refusal(cost),
     );
     let mut headers = HeaderMap::new();
     limits.headers(&decision, &mut headers);

@@ -43,6 +43,22 @@ pub struct Decision {
     pub retry_after: Duration,
 }
 
+impl Decision {
+    /// Whole seconds to wait before retrying (at least one).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+
+    /// What a refused caller is told, over HTTP and WebSocket alike.
+    pub fn refusal(&self, cost: usize) -> String {
+        format!(
+            "rate limit reached: this costs {cost}, and {} of the budget is left; retry after {} s",
+            self.remaining,
+            self.retry_after_secs()
+        )
+    }
+}
+
 enum Backend {
     Memory(Box<Buckets>),
     Redis(Box<SharedBuckets>),
@@ -245,8 +261,10 @@ impl RateLimits {
             }
         }
         if !decision.allowed {
-            let secs = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(decision.retry_after_secs()),
+            );
         }
     }
 }

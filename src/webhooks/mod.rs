@@ -84,6 +84,16 @@ async fn sender(
 ) {
     let lease =
         chrono::Duration::from_std(lease(&settings)).unwrap_or(chrono::Duration::seconds(35));
+    // What comes after an attempt, converted once.
+    let policy = Arc::new(Policy {
+        schedule: settings
+            .schedule
+            .iter()
+            .map(|d| chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::zero()))
+            .collect(),
+        disable_after: chrono::Duration::from_std(settings.disable_after)
+            .unwrap_or(chrono::Duration::days(5)),
+    });
     let settings = Arc::new(settings);
     let concurrency = settings.concurrency;
     // Sends in flight are bounded by `sending`; claimed deliveries (in flight or waiting for
@@ -133,11 +143,12 @@ async fn sender(
         for delivery in batch {
             let Some(place) = room.split(1) else { break };
             let (store, client, settings) = (store.clone(), client.clone(), settings.clone());
+            let policy = policy.clone();
             let (sending, done) = (sending.clone(), done.clone());
             tokio::spawn(async move {
                 if let Ok(slot) = sending.acquire_owned().await {
                     let attempt = std::panic::AssertUnwindSafe(attempt(
-                        &store, &client, &settings, &delivery,
+                        &store, &client, &settings, &policy, &delivery,
                     ));
                     // A bug met by one delivery must not stop the others: logged, and the
                     // lease lapses so it is tried again later.
@@ -159,21 +170,25 @@ async fn sender(
 }
 
 /// Sends one claimed delivery and records the attempt.
-async fn attempt(store: &Store, client: &reqwest::Client, settings: &Settings, delivery: &Claimed) {
+async fn attempt(
+    store: &Store,
+    client: &reqwest::Client,
+    settings: &Settings,
+    policy: &Policy,
+    delivery: &Claimed,
+) {
     let outcome = send(client, settings, delivery).await;
-    let policy = Policy {
-        schedule: settings
-            .schedule
-            .iter()
-            .map(|d| chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::zero()))
-            .collect(),
-        // ±20%, so endpoints that failed together do not retry together.
-        jitter: rand::rng().random_range(0.8..1.2),
-        disable_after: chrono::Duration::from_std(settings.disable_after)
-            .unwrap_or(chrono::Duration::days(5)),
-    };
-    if let Err(err) =
-        deliveries::record(store, delivery, &outcome, &policy, crate::domain::now()).await
+    // ±20%, so endpoints that failed together do not retry together.
+    let jitter = rand::rng().random_range(0.8..1.2);
+    if let Err(err) = deliveries::record(
+        store,
+        delivery,
+        &outcome,
+        policy,
+        jitter,
+        crate::domain::now(),
+    )
+    .await
     {
         // The lease lapses and the delivery is tried again.
         tracing::warn!(error = %err, delivery = %delivery.id, "recording a webhook attempt failed");

@@ -389,19 +389,19 @@ impl Outcome {
 pub struct Policy {
     /// The waits before the 2nd, 3rd… attempt; past the last, the delivery fails.
     pub schedule: Vec<Duration>,
-    /// A factor applied to each wait (the worker's jitter), 1.0 for none.
-    pub jitter: f64,
     /// An endpoint failing for this long (every attempt) is disabled.
     pub disable_after: Duration,
 }
 
-/// Records an attempt of a claimed delivery and what comes next. A worker whose lease
-/// lapsed records nothing (another holds the delivery now).
+/// Records an attempt of a claimed delivery and what comes next; `jitter` scales the wait
+/// before a retry (1.0 for none). A worker whose lease lapsed records nothing (another holds
+/// the delivery now).
 pub async fn record(
     store: &Store,
     claimed: &Claimed,
     outcome: &Outcome,
     policy: &Policy,
+    jitter: f64,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let txn = store.write().await?;
@@ -463,7 +463,7 @@ pub async fn record(
             .get(usize::try_from(number - 1).unwrap_or(usize::MAX))
         {
             Some(wait) if disable.is_none() => {
-                let millis = (wait.num_milliseconds() as f64 * policy.jitter).max(0.0) as i64;
+                let millis = (wait.num_milliseconds() as f64 * jitter).max(0.0) as i64;
                 let mut next = now + Duration::milliseconds(millis);
                 if let Some(asked) = outcome.retry_after {
                     // Honoured up to a day: a receiver cannot park deliveries for ever.
@@ -478,7 +478,11 @@ pub async fn record(
         }
     }
     row.update(conn).await?;
-    if let Some(endpoint) = endpoint {
+    // The endpoint is written only when its state moves (not on every delivered attempt).
+    let moves = |e: &webhook_endpoints::Model| {
+        disable.is_some() || failing_since.is_some_and(|since| since != e.failing_since)
+    };
+    if let Some(endpoint) = endpoint.filter(moves) {
         let mut e: webhook_endpoints::ActiveModel = endpoint.into();
         if let Some(since) = failing_since {
             e.failing_since = Set(since);

@@ -405,11 +405,7 @@ impl Connection {
                     rejections: 1,
                     ..Counts::default()
                 };
-                refusal = Some(format!(
-                    "rate limit reached: this costs {cost}, and {} of the budget is left; retry after {} s",
-                    decision.remaining,
-                    decision.retry_after.as_secs_f64().ceil().max(1.0)
-                ));
+                refusal = Some(decision.refusal(cost));
             }
         }
         if let Some((org, caller)) = &account.usage {
