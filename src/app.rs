@@ -314,6 +314,14 @@ fn spawn_housekeeping(db: sea_orm::DatabaseConnection, keep: chrono::Duration) {
                 ),
                 Err(err) => tracing::warn!(error = %err, "pruning webhook deliveries failed"),
             }
+            match crate::domain::social::inbound::prune(&db, keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    messages = n,
+                    "forgot inbound social messages past retention"
+                ),
+                Err(err) => tracing::warn!(error = %err, "pruning inbound social messages failed"),
+            }
             match crate::domain::documents::prune_registered(&db).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(documents = n, "forgot persisted documents past retention"),

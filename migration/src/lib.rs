@@ -10,6 +10,7 @@ mod m20261123_000002_create_api_clients;
 mod m20261201_000003_create_documents_and_usage;
 mod m20261201_000004_create_webhooks;
 mod m20261201_000005_create_idempotency_keys;
+mod m20261201_000006_create_social_connections;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_create_documents_and_usage::Migration),
             Box::new(m20261201_000004_create_webhooks::Migration),
             Box::new(m20261201_000005_create_idempotency_keys::Migration),
+            Box::new(m20261201_000006_create_social_connections::Migration),
         ]
     }
 }

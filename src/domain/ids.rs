@@ -16,10 +16,12 @@ pub enum IdKind {
     WebhookEndpoint,
     /// A webhook delivery: its id is the `webhook-id` receivers see.
     WebhookMessage,
+    SocialConnection,
+    InboundMessage,
 }
 
 impl IdKind {
-    const ALL: [IdKind; 8] = [
+    const ALL: [IdKind; 10] = [
         IdKind::Customer,
         IdKind::Activity,
         IdKind::User,
@@ -28,6 +30,8 @@ impl IdKind {
         IdKind::ApiClient,
         IdKind::WebhookEndpoint,
         IdKind::WebhookMessage,
+        IdKind::SocialConnection,
+        IdKind::InboundMessage,
     ];
 
     fn prefix(self) -> &'static str {
@@ -40,6 +44,8 @@ impl IdKind {
             IdKind::ApiClient => "cli",
             IdKind::WebhookEndpoint => "whe",
             IdKind::WebhookMessage => "msg",
+            IdKind::SocialConnection => "sco",
+            IdKind::InboundMessage => "inm",
         }
     }
 

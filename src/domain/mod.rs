@@ -18,6 +18,7 @@ pub mod ids;
 pub mod page;
 pub mod projection;
 pub mod seed;
+pub mod social;
 mod store;
 mod tenant;
 pub mod usage;

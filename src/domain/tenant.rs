@@ -6,8 +6,8 @@
 
 use entity::{
     activities, api_clients, customer_external_ids, customers, events, idempotency_keys,
-    persisted_documents, social_profiles, usage_daily, users, webhook_attempts, webhook_deliveries,
-    webhook_endpoints,
+    inbound_messages, persisted_documents, social_connections, social_profiles, usage_daily, users,
+    webhook_attempts, webhook_deliveries, webhook_endpoints,
 };
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DatabaseConnection, DeleteMany,
@@ -61,7 +61,9 @@ tenant_tables!(
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,
-    idempotency_keys
+    idempotency_keys,
+    social_connections,
+    inbound_messages
 );
 
 /// One authenticated caller's view of the store: its tenant's rows, nothing else.
@@ -155,5 +157,10 @@ impl<'c, C: sea_orm::ConnectionTrait> CrossTenant<'c, C> {
     /// Rows of `E` in every tenant.
     pub fn find_in_every_tenant<E: TenantTable>(&self) -> Select<E> {
         E::find()
+    }
+
+    /// Deletes among the rows of `E` in every tenant (retention; add the filter of which).
+    pub fn delete_in_every_tenant<E: TenantTable>(&self) -> DeleteMany<E> {
+        E::delete_many()
     }
 }

@@ -19,6 +19,7 @@ mod order;
 mod permissions;
 mod scalars;
 mod schema;
+mod social;
 mod subscriptions;
 mod usage;
 mod user_errors;

@@ -73,6 +73,8 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
         Some(
             IdKind::ExternalId
             | IdKind::SocialProfile
+            | IdKind::SocialConnection
+            | IdKind::InboundMessage
             | IdKind::WebhookEndpoint
             | IdKind::WebhookMessage,
         )

@@ -15,7 +15,8 @@ use super::subscriptions::SubscriptionRoot;
 use super::webhooks::WebhookRules;
 use super::{Limits, RequestAuth};
 use super::{
-    activities, changes, clients, customers, limits, node, permissions, usage, viewer, webhooks,
+    activities, changes, clients, customers, limits, node, permissions, social, usage, viewer,
+    webhooks,
 };
 use crate::auth::Scope;
 use crate::domain::Store;
@@ -32,6 +33,7 @@ pub struct QueryRoot(
     changes::ChangesQuery,
     usage::UsageQuery,
     webhooks::WebhookQuery,
+    social::SocialQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     activities::ActivityMutation,
     clients::ClientMutation,
     webhooks::WebhookMutation,
+    social::SocialMutation,
 );
 
 pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -1,4 +1,5 @@
-//! The HTTP surface: `/graphql` (POST, GET, GraphiQL), `/healthz`, `/readyz`, `/metrics`.
+//! The HTTP surface: `/graphql` (POST, GET, GraphiQL), `/oauth/*`, `/webhooks/inbound/*`,
+//! `/healthz`, `/readyz`, `/metrics`.
 //! This layer chooses statuses and content types; it knows nothing of the database.
 
 mod auth;
@@ -8,6 +9,7 @@ mod documents;
 mod error;
 mod graphql;
 mod idempotency;
+mod inbound;
 mod negotiate;
 mod oauth;
 mod ops;
@@ -49,6 +51,7 @@ pub fn router(state: AppState, edge: &EdgeConfig, max_body_bytes: usize) -> Rout
                 .layer(middleware::from_fn(error::negotiate_type)),
         )
         .merge(playground::routes())
+        .merge(inbound::routes())
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/healthz", get(ops::healthz))

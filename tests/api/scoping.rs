@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Tables whose rows belong to one tenant (they carry `org_id`).
-const TENANT_TABLES: [&str; 13] = [
+const TENANT_TABLES: [&str; 15] = [
     "customers",
     "activities",
     "users",
@@ -20,6 +20,8 @@ const TENANT_TABLES: [&str; 13] = [
     "webhook_deliveries",
     "webhook_attempts",
     "idempotency_keys",
+    "social_connections",
+    "inbound_messages",
 ];
 
 /// Where tenant-table queries may be built, and why.

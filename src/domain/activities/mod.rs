@@ -19,6 +19,8 @@ use super::{Error, Result};
 use crate::events::EntityKind;
 
 pub use read::{by_ids, count, count_for_customers, get, list, list_for_customers};
+pub use validate::BODY_MAX_BYTES;
+pub(crate) use write::log_in;
 pub use write::{delete, log, update};
 
 #[derive(

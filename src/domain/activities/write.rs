@@ -12,7 +12,9 @@ use super::validate;
 use super::{Activity, ActivityPatch, NewActivity};
 use crate::domain::aggregate::{all_fields, append, open_write, write_next};
 use crate::domain::ids::{ActivityId, CustomerId};
-use crate::domain::{Error, Result, Tenant, ViolationCode, is_unique_violation, now, users};
+use crate::domain::{
+    Error, Result, Tenant, ViolationCode, WriteTxn, is_unique_violation, now, users,
+};
 use crate::events::Op;
 
 use activities::Column as C;
@@ -20,24 +22,54 @@ use activities::Column as C;
 pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
     let input = validate::new_activity(input)?;
     let txn = t.store().write().await?;
+    lock_live_customer(&txn, t, &input.customer_id).await?;
+    let author = users::ensure(t, &txn).await?;
+    let activity = insert(&txn, t, input, Some(author)).await?;
+    t.store().commit(txn).await?;
+    Ok(activity)
+}
+
+/// An activity logged inside a write the caller holds, by `author` (none: it came from
+/// outside, as a social message does).
+pub(crate) async fn log_in(
+    txn: &WriteTxn,
+    t: &Tenant,
+    input: NewActivity,
+    author: Option<String>,
+) -> Result<Activity> {
+    let input = validate::new_activity(input)?;
+    lock_live_customer(txn, t, &input.customer_id).await?;
+    insert(txn, t, input, author).await
+}
+
+async fn lock_live_customer(txn: &WriteTxn, t: &Tenant, customer_id: &str) -> Result<()> {
     let customer_exists = t
         .find::<customers::Entity>()
-        .filter(customers::Column::Id.eq(&input.customer_id))
+        .filter(customers::Column::Id.eq(customer_id))
         .filter(customers::Column::DeletedAt.is_null())
         // Locked before the insert (whose foreign key check share-locks it): concurrent
         // writers queue here rather than deadlock upgrading that lock in the refresh below.
         .lock_exclusive()
-        .one(&*txn)
+        .one(&**txn)
         .await?
         .is_some();
-    if !customer_exists {
-        return Err(Error::invalid(
+    if customer_exists {
+        Ok(())
+    } else {
+        Err(Error::invalid(
             &["customerId"],
             ViolationCode::NotFound,
             "no such customer",
-        ));
+        ))
     }
-    let author = users::ensure(t, &txn).await?;
+}
+
+async fn insert(
+    txn: &WriteTxn,
+    t: &Tenant,
+    input: NewActivity,
+    author: Option<String>,
+) -> Result<Activity> {
     let at = now();
     let model = t
         .stamp(activities::ActiveModel {
@@ -49,7 +81,7 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
             occurred_at: Set(input.occurred_at.unwrap_or(at)),
             due_at: Set(input.due_at),
             completed_at: Set(input.completed_at),
-            author_id: Set(Some(author)),
+            author_id: Set(author),
             source: Set(input.source),
             external_id: Set(input.external_id),
             version: Set(1),
@@ -58,7 +90,7 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
             deleted_at: Set(None),
             ..Default::default()
         })
-        .insert(&*txn)
+        .insert(&**txn)
         .await
         .map_err(|err| {
             if is_unique_violation(&err) {
@@ -72,16 +104,15 @@ pub async fn log(t: &Tenant, input: NewActivity) -> Result<Activity> {
             }
         })?;
     let activity = Activity::try_from(model)?;
-    refresh_last_activity(&txn, t, &activity.customer_id).await?;
+    refresh_last_activity(txn, t, &activity.customer_id).await?;
     append(
-        &*txn,
+        &**txn,
         t.who(),
         &activity,
         Op::Created,
         all_fields(&activity)?,
     )
     .await?;
-    t.store().commit(txn).await?;
     Ok(activity)
 }
 

@@ -22,6 +22,7 @@ use crate::events::EntityKind;
 
 pub use read::{by_ids, count, external_ids_of, get, list, social_profiles_of};
 pub use upsert::{MAX_UPSERT_ITEMS, Upsert, UpsertItem, UpsertResult, UpsertStatus, upsert};
+pub(crate) use write::create_in;
 pub use write::{create, delete, restore, update};
 
 #[derive(

@@ -144,9 +144,8 @@ fn social_profiles(raw: Vec<NewSocialProfile>) -> v::Parsed<Vec<NewSocialProfile
                 }
             }
             Ok(NewSocialProfile {
-                network: v::required_text("network", &p.network, 32)
-                    .map_err(at)?
-                    .to_lowercase(),
+                // Lower-cased first, then measured: some letters grow when lower-cased.
+                network: v::required_text("network", &p.network.to_lowercase(), 32).map_err(at)?,
                 handle: v::required_text("handle", &p.handle, 255).map_err(at)?,
                 network_user_id: v::optional_text(
                     "networkUserId",

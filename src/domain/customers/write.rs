@@ -15,7 +15,7 @@ use super::{Customer, CustomerPatch, NewExternalId, NewSocialProfile};
 use crate::domain::aggregate::{all_fields, append, open_write, write_next};
 use crate::domain::ids::{CustomerId, IdKind, new_id};
 use crate::domain::{
-    Error, FieldViolation, Result, Tenant, ViolationCode, is_unique_violation, now, users,
+    Error, FieldViolation, Result, Tenant, ViolationCode, WriteTxn, is_unique_violation, now, users,
 };
 use crate::events::Op;
 
@@ -25,9 +25,32 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
     let valid: ValidCustomer = validate::new_customer(input)?;
     let txn = t.store().write().await?;
     let actor = users::ensure(t, &txn).await?;
+    let customer = insert(&txn, t, valid, Some(actor)).await?;
+    t.store().commit(txn).await?;
+    Ok(customer)
+}
+
+/// A customer created inside a write the caller holds (with its links and its event); one
+/// without an owner gets `default_owner`.
+pub(crate) async fn create_in(
+    txn: &WriteTxn,
+    t: &Tenant,
+    input: super::NewCustomer,
+    default_owner: Option<String>,
+) -> Result<Customer> {
+    let valid = validate::new_customer(input)?;
+    insert(txn, t, valid, default_owner).await
+}
+
+async fn insert(
+    txn: &WriteTxn,
+    t: &Tenant,
+    valid: ValidCustomer,
+    default_owner: Option<String>,
+) -> Result<Customer> {
     let owner = match valid.owner_id {
-        Some(id) => checked_owner(&*txn, t, id).await?,
-        None => actor,
+        Some(id) => Some(checked_owner(&**txn, t, id).await?),
+        None => default_owner,
     };
     let at = now();
     let model = t
@@ -38,7 +61,7 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
             phone: Set(valid.phone),
             company: Set(valid.company),
             lifecycle_stage: Set(valid.lifecycle_stage.as_str().to_owned()),
-            owner_id: Set(Some(owner)),
+            owner_id: Set(owner),
             tags: Set(serde_json::to_string(&valid.tags)?),
             custom_fields: Set(valid.custom_fields),
             version: Set(1),
@@ -48,10 +71,10 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
             deleted_at: Set(None),
             ..Default::default()
         })
-        .insert(&*txn)
+        .insert(&**txn)
         .await?;
-    insert_external_ids(&txn, t, &model.id, &valid.external_ids).await?;
-    insert_social_profiles(&txn, t, &model.id, &valid.social_profiles).await?;
+    insert_external_ids(txn, t, &model.id, &valid.external_ids).await?;
+    insert_social_profiles(txn, t, &model.id, &valid.social_profiles).await?;
     let customer = Customer::try_from(model)?;
     // The list fields kept in tables of their own are not in the snapshot.
     let mut fields = all_fields(&customer)?;
@@ -64,8 +87,7 @@ pub async fn create(t: &Tenant, input: super::NewCustomer) -> Result<Customer> {
         }
     }
     fields.sort();
-    append(&*txn, t.who(), &customer, Op::Created, fields).await?;
-    t.store().commit(txn).await?;
+    append(&**txn, t.who(), &customer, Op::Created, fields).await?;
     Ok(customer)
 }
 
