@@ -1,4 +1,5 @@
-//! The `crm` command line: serve (the default), migrate, schema, token, seed, client.
+//! The `crm` command line: serve (the default), migrate, schema, token, seed, client,
+//! export, import, documents.
 
 use clap::{Args, Parser, Subcommand};
 
@@ -31,6 +32,9 @@ enum Command {
     /// Write an organization's customers and activities (the trash included) to standard
     /// output or a file: JSON Lines (default) or CSV (one kind of row).
     Export(ExportArgs),
+    /// Create or update an organization's customers from a CSV file (with a header row) or
+    /// JSON Lines, checked by the rules of the API. Exits 2 when rows were rejected.
+    Import(ImportArgs),
     /// Manage trusted documents (persisted queries that an operator vouches for).
     #[command(subcommand)]
     Documents(DocumentsCommand),
@@ -50,6 +54,50 @@ struct ExportArgs {
     output: Option<std::path::PathBuf>,
     #[command(flatten)]
     db: DbConfig,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The file: CSV with a header row, or JSON Lines (one object a line).
+    file: std::path::PathBuf,
+    /// The organization to import into.
+    #[arg(long)]
+    org: String,
+    /// The file's format; by default from its extension (.csv, .jsonl or .ndjson).
+    #[arg(long, value_enum)]
+    format: Option<crate::import::Format>,
+    /// Read the column (or JSON key) COLUMN as the field FIELD; `COLUMN=` ignores it.
+    /// Repeatable.
+    #[arg(long = "map", value_name = "COLUMN=FIELD")]
+    maps: Vec<String>,
+    /// The system the external ids belong to: a row with an `externalId` updates the
+    /// customer holding (source, externalId), or creates it.
+    #[arg(long, default_value = "import")]
+    source: String,
+    /// One transaction for the whole file: any rejected row and nothing is written.
+    #[arg(long)]
+    all_or_nothing: bool,
+    /// Check everything (the database's checks included), report, and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also write the rejected rows to this file, as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<std::path::PathBuf>,
+    /// No progress bar and no line per rejected row; the summary is still printed.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    db: DbConfig,
+}
+
+/// Whoever runs the CLI holds the database, and so acts in the organization it names with
+/// every scope (as `crm-cli`, the author of its writes).
+fn operator(org: &str) -> crate::auth::Principal {
+    crate::auth::Principal {
+        sub: "crm-cli".to_owned(),
+        org: org.to_owned(),
+        scopes: Scope::ALL.into_iter().collect(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -191,12 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let conn = crate::db::connect(&args.db, None).await?;
             crate::db::migrate(&conn).await?;
             let store = crate::domain::Store::new(conn);
-            // Whoever runs the CLI holds the database, and so every scope.
-            let operator = crate::auth::Principal {
-                sub: "crm-cli".to_owned(),
-                org: args.org.clone(),
-                scopes: Scope::ALL.into_iter().collect(),
-            };
+            let operator = operator(&args.org);
             let scopes: Vec<String> = args.scope.split_whitespace().map(str::to_owned).collect();
             match crate::domain::clients::create(&store.tenant(&operator), &args.name, &scopes)
                 .await
@@ -221,13 +264,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let conn = crate::db::connect(&args.db, None).await?;
             crate::db::migrate(&conn).await?;
             let store = crate::domain::Store::new(conn);
-            // Whoever runs the CLI holds the database, and so every scope.
-            let operator = crate::auth::Principal {
-                sub: "crm-cli".to_owned(),
-                org: args.org.clone(),
-                scopes: Scope::ALL.into_iter().collect(),
-            };
-            let tenant = store.tenant(&operator);
+            let tenant = store.tenant(&operator(&args.org));
             let written = match &args.output {
                 Some(path) => {
                     let file = std::fs::File::create(path)
@@ -245,6 +282,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             eprintln!("exported {written} rows of org {}", args.org);
+            Ok(())
+        }
+        Command::Import(args) => {
+            args.db.validate()?;
+            let conn = crate::db::connect(&args.db, None).await?;
+            crate::db::migrate(&conn).await?;
+            let store = crate::domain::Store::new(conn.clone());
+            let options = crate::import::Options {
+                format: args.format,
+                maps: args.maps,
+                source: args.source,
+                all_or_nothing: args.all_or_nothing,
+                dry_run: args.dry_run,
+                rejects: args.rejects,
+                quiet: args.quiet,
+            };
+            let summary =
+                crate::import::run(&store.tenant(&operator(&args.org)), &args.file, options)
+                    .await?;
+            if summary.rejected > 0 {
+                // 2: rows were rejected (reported above); 1 is for an import that stopped.
+                // The pool is closed first: everything it wrote is committed or rolled back.
+                drop(store);
+                conn.close().await?;
+                std::process::exit(2);
+            }
             Ok(())
         }
         Command::Documents(DocumentsCommand::Add(args)) => {

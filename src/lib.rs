@@ -11,6 +11,7 @@ pub mod events;
 pub mod export;
 pub mod graphql;
 pub mod http;
+pub mod import;
 pub mod manifest;
 pub mod metrics;
 pub mod telemetry;

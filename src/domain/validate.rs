@@ -169,7 +169,37 @@ pub fn custom_fields(field: &str, raw: serde_json::Value) -> Parsed<serde_json::
             format!("must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON"),
         ));
     }
+    if holds_nul(&raw) {
+        // PostgreSQL refuses NUL in text and JSON; GraphQL input is scanned for it at the
+        // edge, but files (`crm import`) reach here directly.
+        return Err(violation(
+            field,
+            ViolationCode::Invalid,
+            "must not contain NUL characters",
+        ));
+    }
     Ok(raw)
+}
+
+/// Whether any key or string of a JSON value holds NUL (walked with a stack: the value's
+/// depth is the client's).
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            V::String(s) if s.contains('\0') => return true,
+            V::Array(items) => stack.extend(items),
+            V::Object(fields) => {
+                if fields.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(fields.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A timestamp at the stored precision, within years a CRM can mean.

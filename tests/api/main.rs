@@ -19,6 +19,7 @@ mod fuzz;
 mod graphiql;
 mod helpers;
 mod http_spec;
+mod import;
 mod inbound;
 mod oauth;
 mod pagination;

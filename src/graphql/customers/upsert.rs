@@ -51,7 +51,7 @@ pub struct CustomerUpsertInput {
 impl From<CustomerUpsertInput> for UpsertItem {
     fn from(i: CustomerUpsertInput) -> Self {
         Self {
-            external_id: i.external_id,
+            external_id: Some(i.external_id),
             name: i.name,
             email: patch_of(i.email),
             phone: patch_of(i.phone),
@@ -94,7 +94,8 @@ pub struct CustomerUpsertResult {
 impl From<UpsertResult> for CustomerUpsertResult {
     fn from(r: UpsertResult) -> Self {
         Self {
-            external_id: r.external_id,
+            // The API's items always have one.
+            external_id: r.external_id.unwrap_or_default(),
             status: r.status.into(),
             customer: r.customer.map(CustomerNode),
             user_errors: r.violations.into_iter().map(UserError::from).collect(),
