@@ -33,7 +33,7 @@ enum Command {
     /// output or a file: JSON Lines (default) or CSV (one kind of row).
     Export(ExportArgs),
     /// Create or update an organization's customers from a CSV file (with a header row) or
-    /// JSON Lines, checked by the rules of the API. Exits 2 when rows were rejected.
+    /// JSON Lines, checked by the rules of the API. Exits 3 when rows were rejected.
     Import(ImportArgs),
     /// Manage trusted documents (persisted queries that an operator vouches for).
     #[command(subcommand)]
@@ -43,7 +43,7 @@ enum Command {
 #[derive(Args)]
 struct ExportArgs {
     /// The organization to export.
-    #[arg(long)]
+    #[arg(long, value_parser = org_name)]
     org: String,
     #[arg(long, value_enum, default_value_t = crate::export::Format::Jsonl)]
     format: crate::export::Format,
@@ -61,7 +61,7 @@ struct ImportArgs {
     /// The file: CSV with a header row, or JSON Lines (one object a line).
     file: std::path::PathBuf,
     /// The organization to import into.
-    #[arg(long)]
+    #[arg(long, value_parser = org_name)]
     org: String,
     /// The file's format; by default from its extension (.csv, .jsonl or .ndjson).
     #[arg(long, value_enum)]
@@ -88,6 +88,18 @@ struct ImportArgs {
     quiet: bool,
     #[command(flatten)]
     db: DbConfig,
+}
+
+/// An organization named on the command line, checked as a token's `org` claim is (the
+/// CLI writes straight to the database: a stray space would make a new tenant).
+fn org_name(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > 64 {
+        return Err("must be 1 to 64 bytes".into());
+    }
+    if raw.trim() != raw || raw.chars().any(char::is_control) {
+        return Err("must not start or end with spaces or hold control characters".into());
+    }
+    Ok(raw.to_owned())
 }
 
 /// Whoever runs the CLI holds the database, and so acts in the organization it names with
@@ -125,7 +137,7 @@ enum ClientCommand {
 
 #[derive(Args)]
 struct ClientCreateArgs {
-    #[arg(long, default_value = app::DEV_ORG)]
+    #[arg(long, default_value = app::DEV_ORG, value_parser = org_name)]
     org: String,
     #[arg(long)]
     name: String,
@@ -139,7 +151,7 @@ struct ClientCreateArgs {
 #[derive(Args)]
 struct TokenArgs {
     /// The tenant (`org` claim).
-    #[arg(long, default_value = app::DEV_ORG)]
+    #[arg(long, default_value = app::DEV_ORG, value_parser = org_name)]
     org: String,
     /// The subject (`sub` claim).
     #[arg(long, default_value = app::DEV_SUBJECT)]
@@ -170,7 +182,7 @@ struct TokenArgs {
 
 #[derive(Args)]
 struct SeedArgs {
-    #[arg(long, default_value = app::DEV_ORG)]
+    #[arg(long, default_value = app::DEV_ORG, value_parser = org_name)]
     org: String,
     #[arg(long, default_value_t = 100)]
     customers: usize,
@@ -302,11 +314,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 crate::import::run(&store.tenant(&operator(&args.org)), &args.file, options)
                     .await?;
             if summary.rejected > 0 {
-                // 2: rows were rejected (reported above); 1 is for an import that stopped.
+                // 3: rows were rejected (reported above); 1 is for an import that stopped,
+                // 2 for a command line that could not be read (clap's).
                 // The pool is closed first: everything it wrote is committed or rolled back.
                 drop(store);
                 conn.close().await?;
-                std::process::exit(2);
+                std::process::exit(3);
             }
             Ok(())
         }

@@ -92,6 +92,10 @@ pub enum ImportError {
     UnusedMap(String, String),
     #[error("{}", unknown_columns(.0))]
     UnknownColumns(Vec<String>),
+    #[error("--rejects {0} names the file being imported: it would be emptied before it is read")]
+    RejectsIsInput(String),
+    #[error("--map names the column `{0}` twice")]
+    MapTwice(String),
     #[error("the columns `{0}` and `{1}` both give the field `{2}`: ignore one with --map '{1}='")]
     SameField(String, String, &'static str),
     #[error(
@@ -140,10 +144,18 @@ impl From<sea_orm::DbErr> for ImportError {
     }
 }
 
+/// Unknown columns an error names at most.
+const MAX_NAMED_UNKNOWN: usize = 20;
+
 fn unknown_columns(columns: &[String]) -> String {
-    let named: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
-    let hints: Vec<String> = columns
+    let shown = &columns[..columns.len().min(MAX_NAMED_UNKNOWN)];
+    let mut named: Vec<String> = shown.iter().map(|c| format!("`{c}`")).collect();
+    if columns.len() > shown.len() {
+        named.push(format!("and {} more", columns.len() - shown.len()));
+    }
+    let hints: Vec<String> = shown
         .iter()
+        .take(3)
         .map(|c| format!("--map '{c}=FIELD' or --map '{c}='"))
         .collect();
     format!(
@@ -240,6 +252,9 @@ impl Maps {
                     })?,
                 )
             };
+            if maps.iter().any(|(c, _)| c == column) {
+                return Err(ImportError::MapTwice(column.to_owned()));
+            }
             maps.push((column.to_owned(), field));
         }
         Ok(Self(maps))
@@ -412,6 +427,13 @@ struct Batch {
 type Chunk = Result<Batch, ImportError>;
 
 /// Imports the file into the tenant, printing the report to standard error; the summary.
+/// Whether `path` names the file `input` is (the same file through another name, a link or
+/// a symlink too): creating the rejects file would empty the input before it is read.
+fn same_file(path: &Path, input: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| m.dev() == input.dev() && m.ino() == input.ino())
+}
+
 /// Rows are rejected, not errors; an error stops the import (in the default mode, the
 /// chunks before it stay written).
 pub async fn run(t: &Tenant, path: &Path, options: Options) -> Result<Summary, ImportError> {
@@ -432,6 +454,9 @@ pub async fn run(t: &Tenant, path: &Path, options: Options) -> Result<Summary, I
     })?;
     let bar = progress_bar(metadata.is_file().then_some(metadata.len()), options.quiet);
     let rejects = match &options.rejects {
+        Some(rejects) if same_file(rejects, &metadata) => {
+            return Err(ImportError::RejectsIsInput(rejects.display().to_string()));
+        }
         Some(path) => Some(RejectsFile::create(path)?),
         None => None,
     };
@@ -896,6 +921,7 @@ impl Reader {
         let file = File::open(&self.path).map_err(|e| self.read_error(e))?;
         let mut lines = Lines::new(BufReader::with_capacity(256 * 1024, file));
         let mut keys: Vec<String> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut unknown: Vec<String> = Vec::new();
         while let Some((_, text)) = lines.next_line().map_err(|e| self.read_error(e))? {
             let Ok(text) = text else { continue };
@@ -905,11 +931,15 @@ impl Reader {
                 continue;
             };
             for key in object.into_keys() {
-                if keys.contains(&key) {
+                if !seen.insert(key.clone()) {
                     continue;
                 }
                 if self.maps.resolve(&key).is_err() {
                     unknown.push(key.clone());
+                    // Enough to name the problem; the rest would only flood the terminal.
+                    if unknown.len() >= MAX_NAMED_UNKNOWN {
+                        return Err(ImportError::UnknownColumns(unknown));
+                    }
                 }
                 keys.push(key);
             }
@@ -1058,7 +1088,14 @@ impl Cells {
                 _ => {}
             },
             (Field::ExternalId, Value::String(s)) => item.external_id = Some(s),
-            (Field::ExternalId, Value::Number(n)) => item.external_id = Some(n.to_string()),
+            // A number beyond 64 bits, or with a fraction or exponent, arrives rounded: two
+            // keys would become one.
+            (Field::ExternalId, Value::Number(n)) if n.is_u64() || n.is_i64() => {
+                item.external_id = Some(n.to_string())
+            }
+            (Field::ExternalId, Value::Number(_)) => self.errors.push(wrong(
+                "a string, or an integer of at most 64 bits (send larger ids as strings)",
+            )),
             (Field::Name, Value::String(s)) => item.name = s,
             (Field::Email, Value::String(s)) => item.email = Some(Some(s)),
             (Field::Phone, Value::String(s)) => item.phone = Some(Some(s)),
@@ -1135,27 +1172,38 @@ struct Record {
     fields: Result<Vec<String>, String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum CsvState {
-    /// At the start of a field: a `"` opens a quoted field.
-    FieldStart,
-    Unquoted,
-    Quoted,
-    /// A `"` inside a quoted field: another one is a literal quote, anything else ends the
-    /// quoting.
-    QuoteInQuoted,
+/// Counts lines as bytes go by: `\n`, `\r\n` and `\r` each end one.
+struct LineCount {
+    /// The line the next byte is on.
+    line: u64,
+    /// The last byte was a `\r`: a `\n` right after it belongs to the same line end.
+    after_cr: bool,
+}
+
+impl LineCount {
+    fn advance(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\r' || (b == b'\n' && !self.after_cr) {
+                self.line += 1;
+            }
+            self.after_cr = b == b'\r';
+        }
+    }
 }
 
 /// A streaming CSV splitter (RFC 4180: `,` between fields, `"` quoting with `""` for a
 /// quote, records ending in `\n`, `\r\n` or `\r`, blank lines skipped, a UTF-8 BOM
 /// ignored) that never holds more than [`MAX_RECORD_BYTES`] of a record: the rest of a
 /// longer one is skipped up to its end, and the record is reported as too long.
+///
+/// The parsing is `csv_core`'s; this adds line numbers, the bound, and the report of a
+/// quote left open at the end of the file.
 struct CsvRecords<R> {
     input: R,
-    /// The line the next byte is on.
-    line: u64,
-    /// The last byte was a `\r`: a `\n` right after it belongs to the same line end.
-    after_cr: bool,
+    csv: csv_core::Reader,
+    /// `csv` has not been given any input yet.
+    fresh: bool,
+    lines: LineCount,
     /// Bytes consumed so far.
     consumed: u64,
 }
@@ -1171,90 +1219,85 @@ impl<R: BufRead> CsvRecords<R> {
         }
         Self {
             input,
-            line: 1,
-            after_cr: false,
+            csv: csv_core::ReaderBuilder::new()
+                .terminator(csv_core::Terminator::CRLF)
+                .build(),
+            fresh: true,
+            lines: LineCount {
+                line: 1,
+                after_cr: false,
+            },
             consumed,
         }
     }
 
     fn next_record(&mut self) -> std::io::Result<Option<Record>> {
+        let mut out = [0u8; 16 * 1024];
         let mut start: Option<u64> = None;
         let mut fields: Vec<Vec<u8>> = Vec::new();
         let mut field: Vec<u8> = Vec::new();
-        let mut state = CsvState::FieldStart;
         let mut size = 0usize;
         let mut too_long = false;
         loop {
             let buf = self.input.fill_buf()?;
             if buf.is_empty() {
                 let Some(line) = start else { return Ok(None) };
-                let unterminated = state == CsvState::Quoted;
+                // csv-core takes the end of the input as the end of the record, even
+                // inside quotes. A line end tells the two apart: it ends the record,
+                // unless a quoted field is still open, where it is only more data.
+                let (result, _, _) = self.csv.read_field(b"\n", &mut out);
+                let unterminated = !matches!(result, csv_core::ReadFieldResult::Field { .. });
                 fields.push(field);
                 return Ok(Some(finish(line, fields, too_long, unterminated)));
             }
             let mut used = 0;
+            if start.is_none() {
+                // Blank lines, and the `\n` of a `\r\n` that ended the last record.
+                used = buf
+                    .iter()
+                    .take_while(|&&b| b == b'\n' || b == b'\r')
+                    .count();
+                self.lines.advance(&buf[..used]);
+                if used < buf.len() {
+                    start = Some(self.lines.line);
+                }
+            }
             let mut ended = false;
-            for &b in buf {
-                used += 1;
-                let line_end = b == b'\n' || b == b'\r';
-                let line_here = self.line;
-                // `\r\n` is one line end; outside quotes its `\n` then starts the next
-                // record as a blank line, which is skipped.
-                if line_end && !(b == b'\n' && self.after_cr) {
-                    self.line += 1;
-                }
-                self.after_cr = b == b'\r';
-                if start.is_none() {
-                    if line_end {
-                        // A blank line.
-                        continue;
-                    }
-                    start = Some(line_here);
-                }
-                size += 1;
+            while start.is_some() && !ended && used < buf.len() {
+                // csv-core drops a BOM at the start of its first input. The file's own was
+                // skipped in `new`, so its first input is one byte: a second BOM is data.
+                let end = if self.fresh { used + 1 } else { buf.len() };
+                self.fresh = false;
+                let (result, read, written) = self.csv.read_field(&buf[used..end], &mut out);
+                self.lines.advance(&buf[used..used + read]);
+                used += read;
+                size += read;
                 if size > MAX_RECORD_BYTES && !too_long {
                     too_long = true;
                     fields = Vec::new();
                     field = Vec::new();
                 }
-                match state {
-                    CsvState::Quoted => {
-                        if b == b'"' {
-                            state = CsvState::QuoteInQuoted;
-                        } else if !too_long {
-                            field.push(b);
-                        }
-                    }
-                    CsvState::QuoteInQuoted if b == b'"' => {
-                        state = CsvState::Quoted;
-                        if !too_long {
-                            field.push(b);
-                        }
-                    }
-                    _ if line_end => {
-                        ended = true;
-                        break;
-                    }
-                    _ if b == b',' => {
-                        if !too_long {
+                if !too_long {
+                    field.extend_from_slice(&out[..written]);
+                }
+                match result {
+                    csv_core::ReadFieldResult::Field { record_end } => {
+                        ended = record_end;
+                        if !ended && !too_long {
                             fields.push(std::mem::take(&mut field));
                         }
-                        state = CsvState::FieldStart;
                     }
-                    CsvState::FieldStart if b == b'"' => state = CsvState::Quoted,
-                    _ => {
-                        state = CsvState::Unquoted;
-                        if !too_long {
-                            field.push(b);
-                        }
-                    }
+                    csv_core::ReadFieldResult::InputEmpty
+                    | csv_core::ReadFieldResult::OutputFull => {}
+                    // Only answers an empty input, which it is never given here.
+                    csv_core::ReadFieldResult::End => ended = true,
                 }
             }
             self.input.consume(used);
             self.consumed += used as u64;
             if ended {
                 fields.push(field);
-                let line = start.unwrap_or(self.line);
+                let line = start.unwrap_or(self.lines.line);
                 return Ok(Some(finish(line, fields, too_long, false)));
             }
         }
@@ -1409,6 +1452,29 @@ mod tests {
         assert!(found[3].1.as_ref().is_err_and(|e| e.contains("never ends")));
         let utf8 = records(b"a,\xff\n");
         assert!(utf8[0].1.as_ref().is_err_and(|e| e.contains("UTF-8")));
+    }
+
+    #[test]
+    fn csv_records_do_not_depend_on_how_the_input_is_buffered() {
+        let text: &[u8] = b"\xEF\xBB\xBFa,b\r\r\n\"x\r\ny\",\"z\"\"\"\rc,\n\n\"q\",\"open\nend";
+        let whole = records(text);
+        assert_eq!(whole[0], (1, ok(&["a", "b"])));
+        assert_eq!(whole[1], (3, ok(&["x\r\ny", "z\""])));
+        assert_eq!(whole[2], (5, ok(&["c", ""])));
+        assert_eq!(whole[3].0, 7);
+        assert!(whole[3].1.as_ref().is_err_and(|e| e.contains("never ends")));
+        assert_eq!(whole.len(), 4);
+        // One byte at a time (after the BOM, which `new` needs whole in its first buffer).
+        let rest = &text[3..];
+        let mut reader = CsvRecords::new(std::io::BufReader::with_capacity(1, rest));
+        let mut bytewise = Vec::new();
+        while let Some(r) = reader.next_record().expect("in memory") {
+            bytewise.push((r.line, r.fields));
+        }
+        assert_eq!(bytewise, whole);
+        assert_eq!(reader.consumed, rest.len() as u64);
+        // A quote closed right at the end of the file ends its record.
+        assert_eq!(records(b"a,\"b\""), vec![(1, ok(&["a", "b"]))]);
     }
 
     #[test]

@@ -54,8 +54,9 @@ pub enum Error {
     Invalid(Vec<FieldViolation>),
     #[error("{0}")]
     BadArgument(String),
-    /// The database cancelled a statement that ran past its timeout.
-    #[error("the database took too long to answer; try a narrower request")]
+    /// The database cancelled a statement that ran past its timeout, or (SQLite) another
+    /// process held the write lock past the busy timeout.
+    #[error("the database took too long to answer; try again, or narrow the request")]
     Timeout,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -83,16 +84,19 @@ impl From<DbErr> for Error {
     }
 }
 
-/// Whether PostgreSQL cancelled the statement (`57014 query_canceled`: `statement_timeout`).
+/// Whether the database gave up waiting: PostgreSQL cancelled the statement (`57014
+/// query_canceled`: `statement_timeout`), or SQLite's write lock stayed with another process
+/// past the busy timeout (`SQLITE_BUSY` and its extended codes).
 fn is_statement_timeout(err: &DbErr) -> bool {
     let (DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx))
-    | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))) = err
+    | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))
+    | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx))) = err
     else {
         return false;
     };
     sqlx.as_database_error()
         .and_then(|db| db.code())
-        .is_some_and(|code| code == "57014")
+        .is_some_and(|code| matches!(code.as_ref(), "57014" | "5" | "261" | "517" | "773"))
 }
 
 /// Whether a database error is a unique-constraint violation, classified by SeaORM so that

@@ -107,8 +107,19 @@ impl Store {
             Some(writer) => Some(writer.clone().lock_owned().await),
             None => None,
         };
+        // On SQLite the write lock is taken at `BEGIN IMMEDIATE`, where the busy timeout
+        // applies: a deferred transaction that read first and then writes after another
+        // process committed (`crm import` beside a server) fails at once with
+        // SQLITE_BUSY_SNAPSHOT, whatever the timeout.
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: self
+                .sqlite_writer
+                .is_some()
+                .then_some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
         Ok(WriteTxn {
-            txn: self.db.begin().await?,
+            txn: self.db.begin_with_options(options).await?,
             _slot: slot,
             new_users: Default::default(),
         })

@@ -169,6 +169,14 @@ pub fn custom_fields(field: &str, raw: serde_json::Value) -> Parsed<serde_json::
             format!("must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON"),
         ));
     }
+    if deeper_than(&raw, MAX_CUSTOM_FIELDS_DEPTH) {
+        // The API refuses deeper input at its edge; files reach here directly.
+        return Err(violation(
+            field,
+            ViolationCode::Invalid,
+            format!("must be at most {MAX_CUSTOM_FIELDS_DEPTH} levels deep"),
+        ));
+    }
     if holds_nul(&raw) {
         // PostgreSQL refuses NUL in text and JSON; GraphQL input is scanned for it at the
         // edge, but files (`crm import`) reach here directly.
@@ -179,6 +187,26 @@ pub fn custom_fields(field: &str, raw: serde_json::Value) -> Parsed<serde_json::
         ));
     }
     Ok(raw)
+}
+
+/// How deep custom fields may nest (as deep as any input the API takes).
+pub const MAX_CUSTOM_FIELDS_DEPTH: usize = 32;
+
+/// Whether a JSON value nests deeper than `max` (walked with a stack).
+fn deeper_than(value: &serde_json::Value, max: usize) -> bool {
+    use serde_json::Value as V;
+    let mut stack = vec![(value, 1)];
+    while let Some((value, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        match value {
+            V::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            V::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether any key or string of a JSON value holds NUL (walked with a stack: the value's

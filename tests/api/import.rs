@@ -342,7 +342,7 @@ async fn per_row_mode_writes_the_good_rows_and_names_the_bad_ones_by_line() {
     let (dir, path) = file("mixed.csv", MIXED);
     let rejects = dir.path().join("rejects.jsonl");
     let ran = import(&app, &path, &["--rejects", rejects.to_str().expect("path")]).await;
-    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
     for needed in [
         "line 3: rejected (externalId \"B-1\"): email: is not a valid email address",
         "line 5: rejected: has 5 fields where the header has 4",
@@ -382,7 +382,7 @@ async fn per_row_mode_writes_the_good_rows_and_names_the_bad_ones_by_line() {
 
     // --quiet keeps the summary and drops the lines.
     let quiet = import(&app, &path, &["--quiet"]).await;
-    assert_eq!(quiet.code, 2);
+    assert_eq!(quiet.code, 3);
     assert!(!quiet.stderr.contains("line 3"), "{}", quiet.stderr);
     assert!(
         quiet.stderr.contains("unchanged: 2, rejected: 6"),
@@ -396,7 +396,7 @@ async fn all_or_nothing_writes_nothing_when_a_row_is_rejected() {
     let app = TestApp::spawn().await;
     let (_dir, path) = file("mixed.csv", MIXED);
     let ran = import(&app, &path, &["--all-or-nothing"]).await;
-    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
     assert!(ran.stderr.contains("line 3: rejected"), "{}", ran.stderr);
     assert!(
         ran.stderr
@@ -419,7 +419,7 @@ async fn a_dry_run_checks_everything_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let (_dir, path) = file("mixed.csv", MIXED);
     let ran = import(&app, &path, &["--dry-run"]).await;
-    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
     // The database's checks ran too: the owner that is no user.
     assert!(
         ran.stderr.contains("ownerId: no such user"),
@@ -506,7 +506,7 @@ async fn malformed_lines_are_rejected_rows_not_crashes() {
     content.extend(b"\n{\"externalId\": \"M-10\", \"name\": \"Also fine\"}");
     let (_dir, path) = file("mixed.jsonl", &content);
     let ran = import(&app, &path, &[]).await;
-    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
     for needed in [
         "line 2: rejected: is not valid JSON",
         "line 3: rejected: is not a JSON object",
@@ -522,4 +522,61 @@ async fn malformed_lines_are_rejected_rows_not_crashes() {
     let list = customers(&app).await;
     let names: Vec<&Value> = list.iter().map(|c| &c["name"]).collect();
     assert_eq!(names, [&json!("Also fine"), &json!("Fine")]);
+}
+
+/// What a hostile review found: each refused cleanly, nothing written, the input intact.
+#[tokio::test]
+async fn hostile_files_and_flags_are_refused_without_harm() {
+    let app = TestApp::spawn().await;
+    // A rejects file that is the input (here through a symlink) would empty it.
+    let (dir, path) = file("in.csv", b"externalId,name\nR1,Ann\n");
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&path, &link).expect("symlink");
+    let ran = import(&app, &path, &["--rejects", link.to_str().expect("path")]).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("names the file being imported"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("input"),
+        b"externalId,name\nR1,Ann\n"
+    );
+
+    // One column mapped twice; an organization name with a stray space.
+    let ran = import(&app, &path, &["--map", "name=name", "--map", "name=email"]).await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("twice"), "{}", ran.stderr);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["import", path.to_str().expect("path"), "--org", " acme"])
+        .args(["--database-url", &app.db_url])
+        .output()
+        .expect("crm runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(customers(&app).await.is_empty());
+
+    // Keys that would arrive rounded, and an owner that cannot be an id.
+    let (_dir, path) = file(
+        "ids.jsonl",
+        b"{\"externalId\": 12345678901234567890123, \"name\": \"Big\"}\n\
+          {\"externalId\": 1.5, \"name\": \"Half\"}\n\
+          {\"externalId\": 42, \"name\": \"Small\"}\n\
+          {\"externalId\": \"o-1\", \"name\": \"Owned\", \"ownerId\": \"u\\u0000x\"}\n",
+    );
+    let ran = import(&app, &path, &[]).await;
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    for needed in [
+        "line 1: rejected: externalId: must be a string, or an integer of at most 64 bits",
+        "line 2: rejected: externalId: must be a string, or an integer of at most 64 bits",
+        "line 4: rejected (externalId \"o-1\"): ownerId: must not contain control characters",
+    ] {
+        assert!(ran.stderr.contains(needed), "{needed}:\n{}", ran.stderr);
+    }
+    let names: Vec<Value> = customers(&app)
+        .await
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("Small")]);
 }

@@ -38,7 +38,10 @@ pub fn new_customer(input: NewCustomer) -> Result<ValidCustomer> {
             COMPANY_MAX,
         )),
         lifecycle_stage: input.lifecycle_stage.unwrap_or(LifecycleStage::Lead),
-        owner_id: input.owner_id,
+        owner_id: match input.owner_id {
+            Some(owner) => errs.take(owner_id(&owner)),
+            None => None,
+        },
         tags: errs.take(v::tags("tags", &input.tags)),
         custom_fields: match input.custom_fields {
             Some(raw) => errs.take(v::custom_fields("customFields", raw)),
@@ -67,6 +70,9 @@ pub fn patch(mut input: CustomerPatch) -> Result<CustomerPatch> {
         input.company =
             Some(errs.take(v::optional_text("company", company.as_deref(), COMPANY_MAX)));
     }
+    if let Some(Some(owner)) = &input.owner_id {
+        input.owner_id = Some(errs.take(owner_id(owner)));
+    }
     if let Some(tags) = &input.tags {
         input.tags = Some(errs.take(v::tags("tags", tags)));
     }
@@ -81,6 +87,12 @@ pub fn patch(mut input: CustomerPatch) -> Result<CustomerPatch> {
     }
     errs.finish()?;
     Ok(input)
+}
+
+/// An owner is a user's id, looked up afterwards: text that cannot be one (control
+/// characters, NUL, far too long) is refused before it reaches the database.
+fn owner_id(raw: &str) -> v::Parsed<Option<String>> {
+    v::required_text("ownerId", raw, 64).map(Some)
 }
 
 fn too_many(field: &str) -> FieldViolation {
@@ -103,9 +115,8 @@ fn external_ids(raw: Vec<NewExternalId>) -> v::Parsed<Vec<NewExternalId>> {
                 violation.under(&["externalIds".to_owned(), i.to_string()])
             };
             let parsed = NewExternalId {
-                source: v::required_text("source", &x.source, 64)
-                    .map_err(at)?
-                    .to_lowercase(),
+                // Lower-cased first, then measured: some letters grow when lower-cased.
+                source: v::required_text("source", &x.source.to_lowercase(), 64).map_err(at)?,
                 external_id: v::required_text("externalId", &x.external_id, 255).map_err(at)?,
             };
             if !seen.insert((parsed.source.clone(), parsed.external_id.clone())) {

@@ -200,6 +200,7 @@ async fn receive_one(
                 Logged::Written {
                     customer_id,
                     activity_id,
+                    new,
                 } => {
                     settle(txn, t, connection, &message.event_id, |row| {
                         row.status = Set(InboundStatus::Processed.as_str().to_owned());
@@ -209,21 +210,11 @@ async fn receive_one(
                         row.activity_id = Set(Some(activity_id));
                     })
                     .await?;
-                    receipt.processed += 1;
-                }
-                Logged::Before {
-                    customer_id,
-                    activity_id,
-                } => {
-                    settle(txn, t, connection, &message.event_id, |row| {
-                        row.status = Set(InboundStatus::Processed.as_str().to_owned());
-                        row.reason = Set(None);
-                        row.payload = Set(None);
-                        row.customer_id = Set(Some(customer_id));
-                        row.activity_id = Set(Some(activity_id));
-                    })
-                    .await?;
-                    receipt.duplicates += 1;
+                    if new {
+                        receipt.processed += 1;
+                    } else {
+                        receipt.duplicates += 1;
+                    }
                 }
                 Logged::Unmappable(reason) => {
                     keep_unmappable(
@@ -391,11 +382,9 @@ enum Logged {
     Written {
         customer_id: String,
         activity_id: String,
-    },
-    /// The same message was logged before, through another connection or the API.
-    Before {
-        customer_id: String,
-        activity_id: String,
+        /// `false`: the same message was logged before, through another connection or the
+        /// API, as this activity.
+        new: bool,
     },
     Unmappable(String),
 }
@@ -457,9 +446,10 @@ async fn log_message(txn: &WriteTxn, t: &Tenant, message: &SocialMessage) -> Res
         .one(&**txn)
         .await?;
     if let Some((activity_id, customer_id)) = logged_before {
-        return Ok(Logged::Before {
+        return Ok(Logged::Written {
             customer_id,
             activity_id,
+            new: false,
         });
     }
     let known = t
@@ -527,6 +517,7 @@ async fn log_message(txn: &WriteTxn, t: &Tenant, message: &SocialMessage) -> Res
     Ok(Logged::Written {
         customer_id,
         activity_id: activity.id.into_string(),
+        new: true,
     })
 }
 
