@@ -570,6 +570,14 @@ fn progress_bar(len: Option<u64>, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Statistics help an import along but are not needed: one that could not be refreshed
+/// (another import's refresh holds the table's lock past the statement timeout) is logged.
+fn refresh_statistics(done: Result<(), crate::domain::Error>) {
+    if let Err(err) = done {
+        tracing::warn!(error = %err, "the planner's statistics could not be refreshed; the import goes on");
+    }
+}
+
 /// The writing side: the transactions, the counts and the report.
 struct Import<'a> {
     t: &'a Tenant,
@@ -650,15 +658,24 @@ impl Import<'_> {
                 .iter()
                 .filter(|r| matches!(r.status, UpsertStatus::Created | UpsertStatus::Updated))
                 .count() as u64;
-        if written >= self.analyze_at {
-            customers::refresh_statistics(&own).await?;
+        let analyze = written >= self.analyze_at;
+        if analyze {
             self.analyze_at = written.saturating_mul(10);
         }
         if self.whole_file {
+            // Inside the file's transaction: only it can see the rows it wrote.
+            if analyze {
+                refresh_statistics(customers::refresh_statistics(&own).await);
+            }
             self.txn = Some(own);
         } else {
             self.t.store().commit(own).await?;
             self.summary.committed = true;
+            // After the commit, on the pool: a lock taken inside the chunk's transaction
+            // would be held while it runs, and other imports' refreshes would wait on it.
+            if analyze {
+                refresh_statistics(customers::refresh_statistics_now(self.t).await);
+            }
         }
         Ok(results)
     }

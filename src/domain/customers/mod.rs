@@ -23,7 +23,7 @@ use crate::events::EntityKind;
 pub use read::{by_ids, count, external_ids_of, get, list, social_profiles_of};
 pub use upsert::{
     CheckedUpsert, MAX_UPSERT_ITEMS, Upsert, UpsertItem, UpsertResult, UpsertStatus,
-    refresh_statistics, upsert, upsert_in,
+    refresh_statistics, refresh_statistics_now, upsert, upsert_in,
 };
 pub(crate) use write::create_in;
 pub use write::{create, delete, restore, update};

@@ -233,14 +233,24 @@ async fn write(txn: &WriteTxn, t: &Tenant, checked: CheckedUpsert) -> Result<Vec
     Ok(results)
 }
 
-/// Keeps a bulk load's key lookups on their indexes (PostgreSQL; nothing on SQLite). Without
-/// fresh statistics PostgreSQL takes a freshly filled table for a small one and finds keys
-/// by scanning the tenant's rows, so each chunk of a long import would take longer than the
-/// one before. The setting lasts to the end of the caller's transaction and locks nothing
-/// (`ANALYZE` inside a long transaction held a lock that other imports' waited on).
+/// Fresh planner statistics for the tables an upsert reads by key, within the caller's
+/// write (PostgreSQL counts the rows the transaction itself wrote); nothing on SQLite. A
+/// bulk load calls it now and then: without statistics, PostgreSQL takes a freshly filled
+/// table for a small one and finds keys by scanning the tenant's rows, so each chunk of a
+/// long import would take longer than the one before.
 pub async fn refresh_statistics(txn: &WriteTxn) -> Result<()> {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+    analyze(&**txn).await
+}
+
+/// The same outside any transaction, for a load that commits as it goes: its `ANALYZE`
+/// holds its lock only while it runs.
+pub async fn refresh_statistics_now(t: &Tenant) -> Result<()> {
+    analyze(t.db()).await
+}
+
+async fn analyze(conn: &impl ConnectionTrait) -> Result<()> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_unprepared("ANALYZE customers, customer_external_ids")
             .await?;
     }
     Ok(())
