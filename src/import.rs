@@ -1227,13 +1227,7 @@ struct CsvRecords<R> {
 
 impl<R: BufRead> CsvRecords<R> {
     fn new(mut input: R) -> Self {
-        let mut consumed = 0;
-        if let Ok(buf) = input.fill_buf()
-            && buf.starts_with(b"\xEF\xBB\xBF")
-        {
-            input.consume(3);
-            consumed = 3;
-        }
+        let consumed = skip_bom(&mut input);
         Self {
             input,
             csv: csv_core::ReaderBuilder::new()
@@ -1341,6 +1335,18 @@ fn finish(line: u64, fields: Vec<Vec<u8>>, too_long: bool, unterminated: bool) -
     Record { line, fields }
 }
 
+/// Skips a UTF-8 byte order mark at the start of `input`; the bytes it skipped.
+fn skip_bom(input: &mut impl BufRead) -> u64 {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    match input.fill_buf() {
+        Ok(buf) if buf.starts_with(BOM) => {
+            input.consume(BOM.len());
+            BOM.len() as u64
+        }
+        _ => 0,
+    }
+}
+
 /// Lines of a file, each at most [`MAX_RECORD_BYTES`] (the rest of a longer one is
 /// skipped and the line reported as too long), blank ones skipped, `\r\n` taken as `\n`,
 /// a UTF-8 BOM ignored.
@@ -1352,13 +1358,7 @@ struct Lines<R> {
 
 impl<R: BufRead> Lines<R> {
     fn new(mut input: R) -> Self {
-        let mut consumed = 0;
-        if let Ok(buf) = input.fill_buf()
-            && buf.starts_with(b"\xEF\xBB\xBF")
-        {
-            input.consume(3);
-            consumed = 3;
-        }
+        let consumed = skip_bom(&mut input);
         Self {
             input,
             line: 0,

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     Incoming, MAX_ITEMS, Refusal, Sender, SocialMessage, event_id, id_of, millis, seconds,
-    signed_by, unreadable_body,
+    unreadable_body,
 };
 
 /// The answer to Meta's subscription handshake: the challenge, when the token is the
@@ -50,11 +50,7 @@ pub fn verify(app_secret: &str, header: Option<&str>, body: &[u8]) -> Result<(),
         "`X-Hub-Signature-256` must be `sha256=<hex>`",
     ))?;
     let signature = hex::decode(hex_signature).map_err(|_| Refusal::BadSignature)?;
-    if signed_by(app_secret.as_bytes(), &[body], &signature) {
-        Ok(())
-    } else {
-        Err(Refusal::BadSignature)
-    }
+    super::body_signed(app_secret, body, &signature)
 }
 
 /// The messages of a verified body, for the page or account `account_id`.

@@ -136,6 +136,16 @@ fn signed_by(key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
     mac.verify_slice(signature).is_ok()
 }
 
+/// Whether `signature` is the HMAC-SHA256 of a raw body under the connection's secret, as
+/// Meta and X sign (they differ only in how the header encodes it).
+fn body_signed(secret: &str, body: &[u8], signature: &[u8]) -> Result<(), Refusal> {
+    if signed_by(secret.as_bytes(), &[body], signature) {
+        Ok(())
+    } else {
+        Err(Refusal::BadSignature)
+    }
+}
+
 /// The HMAC-SHA256 of `data` under `key`.
 fn hmac_of(key: &[u8], data: &[u8]) -> Vec<u8> {
     match mac(key) {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{
     Incoming, MAX_ITEMS, Refusal, Sender, SocialMessage, event_id, hmac_of, id_of, millis,
-    signed_by, unreadable_body,
+    unreadable_body,
 };
 
 /// Event lists that are not messages: likes, follows, blocks, typing, read receipts,
@@ -56,11 +56,7 @@ pub fn verify(consumer_secret: &str, header: Option<&str>, body: &[u8]) -> Resul
     let signature = STANDARD
         .decode(encoded)
         .map_err(|_| Refusal::BadSignature)?;
-    if signed_by(consumer_secret.as_bytes(), &[body], &signature) {
-        Ok(())
-    } else {
-        Err(Refusal::BadSignature)
-    }
+    super::body_signed(consumer_secret, body, &signature)
 }
 
 /// The messages of a verified body, for the user `account_id`.
