@@ -102,14 +102,9 @@ fn org_name(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
-/// Whoever runs the CLI holds the database, and so acts in the organization it names with
-/// every scope (as `crm-cli`, the author of its writes).
+/// The CLI acts as `crm-cli` in the organization it names (the author of its writes).
 fn operator(org: &str) -> crate::auth::Principal {
-    crate::auth::Principal {
-        sub: "crm-cli".to_owned(),
-        org: org.to_owned(),
-        scopes: Scope::ALL.into_iter().collect(),
-    }
+    crate::auth::Principal::operator("crm-cli", org)
 }
 
 #[derive(Subcommand)]

@@ -12,6 +12,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whoever runs a command against the database holds it, and so acts in the organization
+    /// it names with every scope, as `sub` (the author of its writes).
+    pub fn operator(sub: &str, org: &str) -> Self {
+        Self {
+            sub: sub.to_owned(),
+            org: org.to_owned(),
+            scopes: Scope::ALL.into_iter().collect(),
+        }
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }

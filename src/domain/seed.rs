@@ -17,7 +17,7 @@ use super::aggregate::{all_fields, event};
 use super::customers::{Customer, LifecycleStage};
 use super::ids::{ActivityId, CustomerId, IdKind, new_id};
 use super::{Result, Store, now};
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::events::{self, Op};
 
 /// What a seed run wrote.
@@ -38,11 +38,7 @@ pub async fn seed(
     activities_per_customer: usize,
 ) -> Result<Seeded> {
     // Whoever seeds holds the database: the operator acts in the organization it names.
-    let operator = Principal {
-        sub: "seed".to_owned(),
-        org: org.to_owned(),
-        scopes: Scope::ALL.into_iter().collect(),
-    };
+    let operator = Principal::operator("seed", org);
     let t = store.tenant(&operator);
     let mut rng = rand::rng();
     let at = now();
