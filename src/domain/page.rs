@@ -128,6 +128,15 @@ pub struct Slice<T> {
 }
 
 impl<T> Slice<T> {
+    /// No rows, and no page on either side.
+    pub fn empty() -> Self {
+        Self {
+            rows: Vec::new(),
+            has_next_page: false,
+            has_previous_page: false,
+        }
+    }
+
     pub fn map<U>(self, mut f: impl FnMut(T) -> Result<U>) -> Result<Slice<U>> {
         Ok(Slice {
             rows: self

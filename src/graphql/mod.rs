@@ -17,6 +17,7 @@ mod loaders;
 mod node;
 mod order;
 mod permissions;
+mod render;
 mod scalars;
 mod schema;
 mod social;

@@ -225,7 +225,7 @@ pub fn allows(who: &Principal, alternatives: &[Vec<Scope>]) -> bool {
 
 /// Whether the caller of this request may read `ty.field` (for rules that widen what a
 /// resolver does, such as what `search` matches).
-pub fn may_read(ctx: &async_graphql::Context<'_>, ty: &str, field: &str) -> bool {
+pub fn may_read<T>(ctx: &async_graphql::ContextBase<'_, T>, ty: &str, field: &str) -> bool {
     let Some(alternatives) = ctx
         .data_opt::<Arc<PermissionTable>>()
         .and_then(|table| table.get(ty, field))
@@ -235,6 +235,16 @@ pub fn may_read(ctx: &async_graphql::Context<'_>, ty: &str, field: &str) -> bool
     ctx.data_opt::<RequestAuth>()
         .and_then(|auth| auth.0.as_ref())
         .is_some_and(|who| allows(who, alternatives))
+}
+
+/// Whether a plain read (`graphql::render`) may answer `ty.field` without the enforcement
+/// hook seeing it: the caller may read it and it takes no guarded argument (which the hook
+/// checks at resolution).
+pub fn plainly_readable<T>(ctx: &async_graphql::ContextBase<'_, T>, ty: &str, field: &str) -> bool {
+    let guarded_arguments = ctx
+        .data_opt::<Arc<PermissionTable>>()
+        .and_then(|table| table.guarded_arguments(ty, field));
+    guarded_arguments.is_none() && may_read(ctx, ty, field)
 }
 
 /// The names among `fields` (of type `ty`) whose values the caller may read: that a guarded

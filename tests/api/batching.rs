@@ -63,3 +63,32 @@ async fn nested_queries_cost_the_same_statements_at_10_and_50_customers() {
     // customers, count, owners, external ids, activity pages, activity counts, authors, customers
     assert!(at_50 <= 8, "{at_50} statements");
 }
+
+#[tokio::test]
+async fn a_plain_nested_read_waits_for_no_loader_window_and_sends_one_statement_per_level() {
+    // A window no request could sit out: a nested read that went through the loaders would
+    // take a minute; a plain one (scalars and nested pages only) reads each level as soon as
+    // the level above is read.
+    let app = TestApp::spawn_with(|config| config.batch_window_ms = 60_000).await;
+    for i in 0..3 {
+        let c = app.customer(json!({"name": format!("c{i}")})).await;
+        for j in 0..3 {
+            app.activity(json!({"customerId": c, "kind": "CALL", "subject": format!("s{j}")}))
+                .await;
+        }
+    }
+    let before = app.statements().await;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        app.gql(
+            "{ customers(first: 10) { nodes { name activities(first: 2) { nodes { subject } } } } }",
+            json!({}),
+        ),
+    )
+    .await
+    .expect("a plain nested read does not wait for the loader window");
+    r.assert_ok();
+    assert_eq!(r.data("customers.nodes.2.activities.nodes.1.subject"), "s1");
+    // The page of customers, then one statement for all their activity pages.
+    assert_eq!(app.statements().await - before, 2);
+}

@@ -24,6 +24,7 @@ mod inbound;
 mod oauth;
 mod pagination;
 mod persisted;
+mod plain_reads;
 mod rate_limits;
 mod realtime;
 mod robustness;

@@ -2,6 +2,7 @@
 
 mod inputs;
 mod mutation;
+pub mod plain;
 mod query;
 mod types;
 

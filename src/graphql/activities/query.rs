@@ -7,6 +7,7 @@ use crate::domain::activities;
 use crate::domain::ids::ActivityId;
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, requires_scopes};
+use crate::graphql::render::Rendered;
 
 #[derive(Default)]
 pub struct ActivityQuery;
@@ -41,13 +42,16 @@ impl ActivityQuery {
         before: Option<String>,
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
-    ) -> Result<Option<ActivityConnection>> {
+    ) -> Result<Option<Rendered<ActivityConnection>>> {
         let mut query = query_of(first, after, last, before, filter, order_by);
         query.projection = super::types::projection(ctx);
         let slice = activities::list(tenant(ctx)?, &query).await?;
-        Ok(Some(ActivityConnection::new(
+        if let Some(value) = super::plain::render(ctx, &slice) {
+            return Ok(Some(Rendered::plain(value)));
+        }
+        Ok(Some(Rendered::Typed(ActivityConnection::new(
             slice,
             ActivityTotal::Matching(Box::new(query.filter)),
-        )))
+        ))))
     }
 }

@@ -2,6 +2,7 @@
 
 mod inputs;
 mod mutation;
+mod plain;
 mod query;
 mod types;
 mod upsert;

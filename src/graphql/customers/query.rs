@@ -8,6 +8,7 @@ use crate::domain::ids::CustomerId;
 use crate::domain::page::PageArgs;
 use crate::graphql::context::tenant;
 use crate::graphql::permissions::{all_of, may_read, requires_scopes};
+use crate::graphql::render::Rendered;
 
 #[derive(Default)]
 pub struct CustomerQuery;
@@ -19,12 +20,18 @@ impl CustomerQuery {
         directive = requires_scopes::apply(all_of(&[Scope::CustomersRead])),
         directive = crate::graphql::limits::costs::cost::apply(crate::graphql::limits::STATEMENT)
     )]
-    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CustomerNode>> {
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Rendered<CustomerNode>>> {
         let t = tenant(ctx)?;
         let Some(id) = CustomerId::parse(&id) else {
             return Ok(None);
         };
-        Ok(customers::get(t, &id).await?.map(CustomerNode))
+        let Some(customer) = customers::get(t, &id).await? else {
+            return Ok(None);
+        };
+        if let Some(value) = super::plain::render_one(ctx, t, &customer).await {
+            return Ok(Some(Rendered::plain(value)));
+        }
+        Ok(Some(Rendered::Typed(CustomerNode(customer))))
     }
 
     /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most
@@ -44,7 +51,7 @@ impl CustomerQuery {
         before: Option<String>,
         filter: Option<CustomerFilterInput>,
         order_by: Option<CustomerOrderInput>,
-    ) -> Result<Option<CustomerConnection>> {
+    ) -> Result<Option<Rendered<CustomerConnection>>> {
         let mut filter: customers::CustomerFilter = filter.map(Into::into).unwrap_or_default();
         filter.search_private =
             may_read(ctx, "Customer", "email") && may_read(ctx, "Customer", "phone");
@@ -59,10 +66,16 @@ impl CustomerQuery {
             },
             projection: super::types::projection(ctx),
         };
-        let slice = customers::list(tenant(ctx)?, &query).await?;
-        Ok(Some(CustomerConnection::new(
+        let t = tenant(ctx)?;
+        let slice = customers::list(t, &query).await?;
+        if let Some(plan) = super::plain::Plan::of(ctx)
+            && let Some(value) = plan.render(t, &slice).await
+        {
+            return Ok(Some(Rendered::plain(value)));
+        }
+        Ok(Some(Rendered::Typed(CustomerConnection::new(
             slice,
             CustomerTotal(query.filter),
-        )))
+        ))))
     }
 }

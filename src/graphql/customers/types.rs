@@ -11,6 +11,7 @@ use crate::graphql::connection::connection;
 use crate::graphql::context::tenant;
 use crate::graphql::loaders::{Args, Loaders};
 use crate::graphql::permissions::{all_of, requires_scopes};
+use crate::graphql::render::Rendered;
 use crate::graphql::scalars::DateTime;
 use crate::graphql::users::UserNode;
 
@@ -159,7 +160,7 @@ impl CustomerNode {
         before: Option<String>,
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
-    ) -> Result<Option<ActivityConnection>> {
+    ) -> Result<Option<Rendered<ActivityConnection>>> {
         let mut query =
             crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
         query.projection = crate::graphql::activities::projection(ctx);
@@ -170,15 +171,14 @@ impl CustomerNode {
             .activity_pages
             .load_one(key)
             .await?
-            .unwrap_or_else(|| crate::domain::page::Slice {
-                rows: Vec::new(),
-                has_next_page: false,
-                has_previous_page: false,
-            });
-        Ok(Some(ActivityConnection::new(
+            .unwrap_or_else(crate::domain::page::Slice::empty);
+        if let Some(value) = crate::graphql::activities::plain::render(ctx, &page) {
+            return Ok(Some(Rendered::plain(value)));
+        }
+        Ok(Some(Rendered::Typed(ActivityConnection::new(
             page,
             ActivityTotal::OfCustomer(self.0.id.clone(), filter),
-        )))
+        ))))
     }
 }
 

@@ -1,0 +1,171 @@
+//! Customers answered plainly (see `graphql::render`): the fields of `Customer` that are its
+//! row's own data, and its `activities`, fetched for the whole page in one statement as soon
+//! as the page is read (no loader window) and rendered from the rows.
+
+use std::collections::HashMap;
+
+use async_graphql::{Context, ContextSelectionSet, Name, ScalarType, Value};
+
+use super::types::LifecycleStage;
+use crate::domain::Tenant;
+use crate::domain::activities::{self, Activity};
+use crate::domain::customers::Customer;
+use crate::domain::ids::CustomerId;
+use crate::domain::page::Slice;
+use crate::graphql::activities::plain::NestedPlan;
+use crate::graphql::permissions::plainly_readable;
+use crate::graphql::render::{self, ConnectionPlan, ConnectionTypes, optional_string, string};
+use crate::graphql::scalars::DateTime;
+
+const TYPES: ConnectionTypes = ConnectionTypes {
+    connection: "CustomerConnection",
+    edge: "CustomerEdge",
+};
+
+/// A plain customer connection selection.
+pub struct Plan(ConnectionPlan<CustomerPlan>);
+
+/// The fields of a `Customer` selection, by response key.
+pub struct CustomerPlan(Vec<(Name, Part)>);
+
+enum Part {
+    Typename,
+    Id,
+    Name,
+    Email,
+    Phone,
+    Company,
+    LifecycleStage,
+    Tags,
+    CustomFields,
+    Version,
+    LastActivityAt,
+    CreatedAt,
+    UpdatedAt,
+    DeletedAt,
+    Activities(Box<NestedPlan>),
+}
+
+impl Plan {
+    /// The plan of the connection field `ctx` resolves, or `None` when it is not plain.
+    pub fn of(ctx: &Context<'_>) -> Option<Self> {
+        let set = ctx.with_selection_set(&ctx.item.node.selection_set);
+        let plan = ConnectionPlan::of(&set, TYPES, &CustomerPlan::of)?;
+        // One nested page shape per level, as the loader would batch it: several differing
+        // `activities` selections resolve the usual way.
+        let uniform = {
+            let mut queries = plan.nodes().flat_map(CustomerPlan::activities);
+            match queries.next() {
+                Some(first) => queries.all(|other| other.query == first.query),
+                None => true,
+            }
+        };
+        uniform.then_some(Self(plan))
+    }
+
+    /// The connection's answer for `page`. `None` when its nested activities could not be
+    /// read (the fields then resolve the usual way, reporting the error where it belongs).
+    pub async fn render(&self, t: &Tenant, page: &Slice<Customer>) -> Option<Value> {
+        let nested = self.0.nodes().flat_map(CustomerPlan::activities).next();
+        let pages = match nested {
+            Some(nested) => {
+                let ids: Vec<CustomerId> = page.rows.iter().map(|(_, c)| c.id.clone()).collect();
+                activities::list_for_customers(t, &ids, &nested.query)
+                    .await
+                    .ok()?
+            }
+            None => HashMap::new(),
+        };
+        Some(self.0.render(page, &|plan, c| plan.render(c, &pages)))
+    }
+}
+
+/// The answer of the field `ctx` resolves to one customer, when its selection is plain.
+pub async fn render_one(ctx: &Context<'_>, t: &Tenant, customer: &Customer) -> Option<Value> {
+    let set = ctx.with_selection_set(&ctx.item.node.selection_set);
+    let plan = CustomerPlan::of(&set)?;
+    let pages = match plan.activities().next() {
+        Some(nested) => {
+            activities::list_for_customers(t, std::slice::from_ref(&customer.id), &nested.query)
+                .await
+                .ok()?
+        }
+        None => HashMap::new(),
+    };
+    Some(plan.render(customer, &pages))
+}
+
+impl CustomerPlan {
+    fn of(ctx: &ContextSelectionSet<'_>) -> Option<Self> {
+        let mut parts = Vec::new();
+        for field in render::fields(ctx, &ctx.item.node, "Customer")? {
+            let name = field.node.name.node.as_str();
+            let part = match name {
+                "__typename" => Part::Typename,
+                _ if !plainly_readable(ctx, "Customer", name) => return None,
+                "id" => Part::Id,
+                "name" => Part::Name,
+                "email" => Part::Email,
+                "phone" => Part::Phone,
+                "company" => Part::Company,
+                "lifecycleStage" => Part::LifecycleStage,
+                "tags" => Part::Tags,
+                "customFields" => Part::CustomFields,
+                "version" => Part::Version,
+                "lastActivityAt" => Part::LastActivityAt,
+                "createdAt" => Part::CreatedAt,
+                "updatedAt" => Part::UpdatedAt,
+                "deletedAt" => Part::DeletedAt,
+                // One nested page per customer, as `render` fetches it.
+                "activities" if parts.iter().any(|(_, p)| matches!(p, Part::Activities(_))) => {
+                    return None;
+                }
+                "activities" => Part::Activities(Box::new(NestedPlan::of(&ctx.with_field(field))?)),
+                _ => return None,
+            };
+            parts.push((field.node.response_key().node.clone(), part));
+        }
+        Some(Self(parts))
+    }
+
+    fn activities(&self) -> impl Iterator<Item = &NestedPlan> {
+        self.0.iter().filter_map(|(_, part)| match part {
+            Part::Activities(nested) => Some(&**nested),
+            _ => None,
+        })
+    }
+
+    fn render(&self, c: &Customer, pages: &HashMap<CustomerId, Slice<Activity>>) -> Value {
+        let time = |t: chrono::DateTime<chrono::Utc>| DateTime(t).to_value();
+        let optional_time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or(Value::Null, time);
+        let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
+        for (key, part) in &self.0 {
+            let value = match part {
+                Part::Typename => string("Customer"),
+                Part::Id => string(c.id.as_str()),
+                Part::Name => string(&c.name),
+                Part::Email => optional_string(c.email.as_deref()),
+                Part::Phone => optional_string(c.phone.as_deref()),
+                Part::Company => optional_string(c.company.as_deref()),
+                Part::LifecycleStage => async_graphql::resolver_utils::enum_value(
+                    LifecycleStage::from(c.lifecycle_stage),
+                ),
+                Part::Tags => Value::List(c.tags.iter().map(|t| string(t)).collect()),
+                Part::CustomFields => async_graphql::to_value(&c.custom_fields).unwrap_or_default(),
+                Part::Version => Value::from(c.version),
+                Part::LastActivityAt => optional_time(c.last_activity_at),
+                Part::CreatedAt => time(c.created_at),
+                Part::UpdatedAt => time(c.updated_at),
+                Part::DeletedAt => optional_time(c.deleted_at),
+                Part::Activities(nested) => match pages.get(&c.id) {
+                    Some(page) => nested.connection.render(page, &|plan, a| plan.render(a)),
+                    None => nested
+                        .connection
+                        .render(&Slice::empty(), &|plan, a| plan.render(a)),
+                },
+            };
+            out.insert(key.clone(), value);
+        }
+        render::object(out)
+    }
+}
