@@ -222,16 +222,44 @@ impl<C: ColumnTrait + Copy> SortSpec<C> {
     }
 
     pub fn order_exprs(&self, backward: bool) -> Vec<(SimpleExpr, Order)> {
+        self.order_terms(backward)
+            .into_iter()
+            .map(|(column, is_null, descending)| {
+                let dir = if descending { Order::Desc } else { Order::Asc };
+                if is_null {
+                    (Expr::col(column).is_null(), dir)
+                } else {
+                    (Expr::col(column), dir)
+                }
+            })
+            .collect()
+    }
+
+    /// The same ordering as SQL text over the unqualified column names, for an ORDER BY
+    /// inside an aggregate (which the query builder cannot express). Names are the entity's
+    /// own identifiers, never client text.
+    pub fn order_sql(&self, backward: bool) -> String {
+        self.order_terms(backward)
+            .into_iter()
+            .map(|(column, is_null, descending)| {
+                let dir = if descending { "DESC" } else { "ASC" };
+                let null = if is_null { " IS NULL" } else { "" };
+                format!("\"{}\"{null} {dir}", column.as_str())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// (column, whether the term is `column IS NULL`, descending) for each ORDER BY term.
+    fn order_terms(&self, backward: bool) -> Vec<(C, bool, bool)> {
         let descending = self.descending != backward;
-        let dir = if descending { Order::Desc } else { Order::Asc };
-        let mut exprs = Vec::with_capacity(3);
+        let mut terms = Vec::with_capacity(3);
         if self.nullable {
-            let nulls = if backward { Order::Desc } else { Order::Asc };
-            exprs.push((Expr::col(self.column).is_null(), nulls));
+            terms.push((self.column, true, backward));
         }
-        exprs.push((Expr::col(self.column), dir.clone()));
-        exprs.push((Expr::col(self.id), dir));
-        exprs
+        terms.push((self.column, false, descending));
+        terms.push((self.id, false, descending));
+        terms
     }
 
     /// The condition selecting the rows inside the page's cursor bounds.

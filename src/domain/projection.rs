@@ -39,6 +39,10 @@ impl<E: EntityTrait> Projection<E> {
         Self::of(self.bits | bit::<E>(column))
     }
 
+    pub fn without(self, column: E::Column) -> Self {
+        Self::of(self.bits & !bit::<E>(column))
+    }
+
     pub fn has(self, column: E::Column) -> bool {
         self.bits & bit::<E>(column) != 0
     }
@@ -50,7 +54,7 @@ impl<E: EntityTrait> Projection<E> {
 
     /// Reads the row's columns in order: each `get` takes the next fetched one, or gives
     /// the default of a column not fetched.
-    pub fn reader(self, row: &QueryResult) -> Reader<'_, E> {
+    pub fn reader<R>(self, row: R) -> Reader<E, R> {
         Reader {
             bits: self.bits,
             row,
@@ -68,9 +72,9 @@ fn bit<E: EntityTrait>(column: E::Column) -> u32 {
     1u32.checked_shl(index as u32).unwrap_or(0)
 }
 
-pub struct Reader<'a, E> {
+pub struct Reader<E, R> {
     bits: u32,
-    row: &'a QueryResult,
+    row: R,
     /// The table position of the column the next `get` reads.
     column: u32,
     /// The row position of the next fetched column.
@@ -78,10 +82,13 @@ pub struct Reader<'a, E> {
     entity: PhantomData<fn() -> E>,
 }
 
-impl<E: EntityTrait> Reader<'_, E> {
+impl<E: EntityTrait, R> Reader<E, R> {
     /// `column`'s value, or `default` when it was not fetched. Called for every column, in
     /// the table's order (so no lookup by name or position is needed per value).
-    pub fn get<T: sea_orm::TryGetable>(&mut self, column: E::Column, default: T) -> Result<T> {
+    pub fn get<T>(&mut self, column: E::Column, default: T) -> Result<T>
+    where
+        R: Cell<T>,
+    {
         debug_assert_eq!(
             1u32 << self.column,
             bit::<E>(column),
@@ -94,7 +101,78 @@ impl<E: EntityTrait> Reader<'_, E> {
         }
         let at = self.next;
         self.next += 1;
-        Ok(self.row.try_get_by_index(at)?)
+        self.row.cell(at)
+    }
+}
+
+/// A fetched row's value at a position, as a `T`.
+pub trait Cell<T> {
+    fn cell(&mut self, at: usize) -> Result<T>;
+}
+
+impl<T: sea_orm::TryGetable> Cell<T> for &QueryResult {
+    fn cell(&mut self, at: usize) -> Result<T> {
+        Ok(self.try_get_by_index(at)?)
+    }
+}
+
+/// A row a statement aggregated into a JSON array of its columns (a nested page fetched as
+/// one JSON value per parent, which costs one decoded row per parent, not one per child).
+pub struct JsonRow(pub Vec<serde_json::Value>);
+
+impl JsonRow {
+    fn take(&mut self, at: usize) -> serde_json::Value {
+        self.0.get_mut(at).map(std::mem::take).unwrap_or_default()
+    }
+}
+
+/// A value of an aggregated row that is not of its column's type.
+#[derive(Debug, thiserror::Error)]
+#[error("an aggregated row holds no value of its column's type at position {0}")]
+pub struct Malformed(usize);
+
+fn malformed(at: usize) -> super::Error {
+    super::Error::internal(Malformed(at))
+}
+
+impl Cell<String> for JsonRow {
+    fn cell(&mut self, at: usize) -> Result<String> {
+        match self.take(at) {
+            serde_json::Value::String(s) => Ok(s),
+            _ => Err(malformed(at)),
+        }
+    }
+}
+
+impl Cell<i32> for JsonRow {
+    fn cell(&mut self, at: usize) -> Result<i32> {
+        self.take(at)
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| malformed(at))
+    }
+}
+
+/// PostgreSQL writes a `timestamptz` into JSON as RFC 3339; SQLite holds what sqlx stored,
+/// RFC 3339 too.
+impl Cell<chrono::DateTime<chrono::Utc>> for JsonRow {
+    fn cell(&mut self, at: usize) -> Result<chrono::DateTime<chrono::Utc>> {
+        let text: String = self.cell(at)?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.to_utc())
+            .map_err(|_| malformed(at))
+    }
+}
+
+impl<T> Cell<Option<T>> for JsonRow
+where
+    JsonRow: Cell<T>,
+{
+    fn cell(&mut self, at: usize) -> Result<Option<T>> {
+        if self.0.get(at).is_none_or(serde_json::Value::is_null) {
+            return Ok(None);
+        }
+        self.cell(at).map(Some)
     }
 }
 
@@ -102,6 +180,11 @@ impl<E: EntityTrait> Reader<'_, E> {
 pub trait Projected: EntityTrait {
     /// A row holding the projected columns, in the table's order.
     fn decode(projection: Projection<Self>, row: &QueryResult) -> Result<Self::Model>;
+}
+
+/// A table whose projected rows can also be read from a JSON aggregate (`JsonRow`).
+pub trait ProjectedJson: Projected {
+    fn decode_json(projection: Projection<Self>, row: JsonRow) -> Result<Self::Model>;
 }
 
 impl<E> Clone for Projection<E> {

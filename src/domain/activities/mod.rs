@@ -14,7 +14,7 @@ use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::{ActivityId, CustomerId};
 use super::page::{PageArgs, SortSpec, SortValueKind};
-use super::projection::{Projected, Projection};
+use super::projection::{Cell, JsonRow, Projected, ProjectedJson, Projection, Reader};
 use super::{Error, Result};
 use crate::events::EntityKind;
 
@@ -128,28 +128,41 @@ impl Activity {
 
 impl Projected for activities::Entity {
     fn decode(p: Projection<Self>, row: &sea_orm::QueryResult) -> Result<activities::Model> {
-        use activities::Column as C;
-        let mut r = p.reader(row);
-        Ok(activities::Model {
-            id: r.get(C::Id, String::new())?,
-            org_id: r.get(C::OrgId, String::new())?,
-            customer_id: r.get(C::CustomerId, String::new())?,
-            // Any valid kind: not shown.
-            kind: r.get(C::Kind, ActivityKind::Note.as_str().to_owned())?,
-            subject: r.get(C::Subject, String::new())?,
-            body: r.get(C::Body, None)?,
-            occurred_at: r.get(C::OccurredAt, DateTime::default())?,
-            due_at: r.get(C::DueAt, None)?,
-            completed_at: r.get(C::CompletedAt, None)?,
-            author_id: r.get(C::AuthorId, None)?,
-            source: r.get(C::Source, None)?,
-            external_id: r.get(C::ExternalId, None)?,
-            version: r.get(C::Version, 0)?,
-            created_at: r.get(C::CreatedAt, DateTime::default())?,
-            updated_at: r.get(C::UpdatedAt, DateTime::default())?,
-            deleted_at: r.get(C::DeletedAt, None)?,
-        })
+        decode(p.reader(row))
     }
+}
+
+impl ProjectedJson for activities::Entity {
+    fn decode_json(p: Projection<Self>, row: JsonRow) -> Result<activities::Model> {
+        decode(p.reader(row))
+    }
+}
+
+fn decode<R>(mut r: Reader<activities::Entity, R>) -> Result<activities::Model>
+where
+    R: Cell<String> + Cell<Option<String>> + Cell<i32>,
+    R: Cell<DateTime<Utc>> + Cell<Option<DateTime<Utc>>>,
+{
+    use activities::Column as C;
+    Ok(activities::Model {
+        id: r.get(C::Id, String::new())?,
+        org_id: r.get(C::OrgId, String::new())?,
+        customer_id: r.get(C::CustomerId, String::new())?,
+        // Any valid kind: not shown.
+        kind: r.get(C::Kind, ActivityKind::Note.as_str().to_owned())?,
+        subject: r.get(C::Subject, String::new())?,
+        body: r.get(C::Body, None)?,
+        occurred_at: r.get(C::OccurredAt, DateTime::default())?,
+        due_at: r.get(C::DueAt, None)?,
+        completed_at: r.get(C::CompletedAt, None)?,
+        author_id: r.get(C::AuthorId, None)?,
+        source: r.get(C::Source, None)?,
+        external_id: r.get(C::ExternalId, None)?,
+        version: r.get(C::Version, 0)?,
+        created_at: r.get(C::CreatedAt, DateTime::default())?,
+        updated_at: r.get(C::UpdatedAt, DateTime::default())?,
+        deleted_at: r.get(C::DeletedAt, None)?,
+    })
 }
 
 impl TryFrom<activities::Model> for Activity {

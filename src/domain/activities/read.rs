@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use entity::activities;
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, QueryStatementBuilder};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, ModelTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, IdenStatic, ModelTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, QueryTrait,
 };
 
 use super::scope::live;
@@ -15,8 +15,8 @@ use super::{Activity, ActivityFilter, ActivityQuery};
 use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::ids::{ActivityId, CustomerId};
-use crate::domain::page::{RowCursor, Slice};
-use crate::domain::projection::Projected;
+use crate::domain::page::Slice;
+use crate::domain::projection::{JsonRow, ProjectedJson};
 use crate::domain::{Result, Tenant};
 
 use activities::Column as C;
@@ -48,11 +48,13 @@ pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {
 }
 
 /// One page of activities for each of many customers, in a single statement that fetches
-/// only the projected columns. Each customer's page is a subquery that reads just its rows
-/// through the `(org_id, customer_id, …)` index and stops at the page size (`LATERAL` on
-/// PostgreSQL, a correlated `rowid IN (…)` on SQLite), rather than ranking every child row.
-/// The statement count does not grow with the number of parents, and no row beyond a page
-/// is decoded.
+/// only the projected columns. Each customer's page is a correlated subquery that reads just
+/// its rows through the `(org_id, customer_id, …)` index and stops at the page size, rather
+/// than ranking every child row, and the database folds it into one JSON array: a row per
+/// customer to decode, not one per activity (on SQLite each row crosses from sqlx's worker
+/// thread on its own, and on PostgreSQL each is a message whose every cell is type-checked;
+/// measured at 50 × 10, the aggregate is the cheaper read on both). The statement count does
+/// not grow with the number of parents, and no row beyond a page is decoded.
 pub async fn list_for_customers(
     t: &Tenant,
     customer_ids: &[CustomerId],
@@ -63,65 +65,73 @@ pub async fn list_for_customers(
     if customer_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    // The cursor needs the sort column.
+    // The cursor needs the sort column; the customer is the row's parent, not fetched.
     let projection = query.projection.with(spec.column);
-    let columns: Vec<C> = projection.columns().collect();
+    let fetched = projection.without(C::CustomerId);
     let backend = t.db().get_database_backend();
-    // One customer's page: its rows in order, cut at the page size, through the index.
     let parents = Alias::new("parents");
+    let parent = Alias::new("column1");
     let mut per_parent = filtered(t, &query.filter)?
         .select_only()
+        .columns(fetched.columns())
         .filter(
             Expr::col((activities::Entity, C::CustomerId))
-                .equals((parents.clone(), Alias::new("column1"))),
+                .equals((parents.clone(), parent.clone())),
         )
         .filter(spec.bounds(&page))
         .into_query();
     spec.order(&mut per_parent, page.backward);
     per_parent.limit(page.fetch());
-    let pages = Alias::new("pages");
+    let cells = fetched
+        .columns()
+        .map(|c| format!("\"{}\"", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let order = spec.order_sql(page.backward);
+    let aggregate = match backend {
+        DbBackend::Postgres => {
+            format!("json_agg(json_build_array({cells}) ORDER BY {order})::text")
+        }
+        _ => format!("json_group_array(json_array({cells}) ORDER BY {order})"),
+    };
+    let mut folded = Query::select();
+    folded
+        .expr(Expr::cust(aggregate))
+        .from_subquery(per_parent, Alias::new("page"));
     let mut outer = Query::select();
     outer
-        .columns(columns.iter().map(|c| (pages.clone(), *c)))
+        .column((parents.clone(), parent))
+        .expr(Expr::SubQuery(
+            None,
+            Box::new(folded.into_sub_query_statement()),
+        ))
         .from_values(
             customer_ids.iter().map(|id| id.as_str().to_owned()),
             parents,
         );
-    if backend == DbBackend::Postgres {
-        per_parent.columns(columns.iter().copied());
-        outer.join_lateral(JoinType::InnerJoin, per_parent, pages, Expr::cust("TRUE"));
-    } else {
-        // SQLite has no LATERAL; a correlated `rowid IN (…)` does the same index walk.
-        per_parent.expr(Expr::col((activities::Entity, Alias::new("rowid"))));
-        outer.join_as(
-            JoinType::InnerJoin,
-            activities::Entity,
-            pages.clone(),
-            Expr::col((pages, Alias::new("rowid"))).in_subquery(per_parent),
-        );
-    }
-    // Each customer's rows in page order (grouping below keeps it).
-    spec.order(&mut outer, page.backward);
-    let statement = backend.build(&outer);
     // The statement wraps `filtered(t, …)`, the tenant's rows.
-    let rows = t.db().query_all_raw(statement).await?;
+    let rows = t.db().query_all_raw(backend.build(&outer)).await?;
 
-    let mut grouped: HashMap<String, Vec<(RowCursor, activities::Model)>> = HashMap::new();
+    let mut pages = HashMap::with_capacity(customer_ids.len());
     for row in &rows {
-        let m = activities::Entity::decode(projection, row)?;
-        let cursor = spec.cursor(m.get(spec.column), &m.id);
-        grouped
-            .entry(m.customer_id.clone())
-            .or_default()
-            .push((cursor, m));
+        let customer: String = row.try_get_by_index(0)?;
+        // PostgreSQL aggregates no rows to NULL, SQLite to `[]`.
+        let folded: Option<String> = row.try_get_by_index(1)?;
+        let cells: Vec<Vec<serde_json::Value>> = match folded {
+            Some(json) => serde_json::from_str(&json)?,
+            None => Vec::new(),
+        };
+        let mut fetched_rows = Vec::with_capacity(cells.len());
+        for cells in cells {
+            let mut m = activities::Entity::decode_json(fetched, JsonRow(cells))?;
+            m.customer_id.clone_from(&customer);
+            let cursor = spec.cursor(m.get(spec.column), &m.id);
+            fetched_rows.push((cursor, m));
+        }
+        let slice = page.finish(fetched_rows).map(Activity::try_from)?;
+        pages.insert(CustomerId::stored(customer), slice);
     }
-    customer_ids
-        .iter()
-        .map(|id| {
-            let rows = grouped.remove(id.as_str()).unwrap_or_default();
-            Ok((id.clone(), page.finish(rows).map(Activity::try_from)?))
-        })
-        .collect()
+    Ok(pages)
 }
 
 /// How many activities match `filter` for each of many customers, in one statement.
