@@ -55,11 +55,16 @@ impl<E: EntityTrait> Projection<E> {
     /// Reads the row's columns in order: each `get` takes the next fetched one, or gives
     /// the default of a column not fetched.
     pub fn reader<R>(self, row: R) -> Reader<E, R> {
+        self.reader_from(row, 0)
+    }
+
+    /// A reader of the row's columns from position `first` on.
+    pub fn reader_from<R>(self, row: R, first: usize) -> Reader<E, R> {
         Reader {
             bits: self.bits,
             row,
             column: 0,
-            next: 0,
+            next: first,
             entity: PhantomData,
         }
     }
@@ -179,7 +184,16 @@ where
 /// A table whose rows can be read partially.
 pub trait Projected: EntityTrait {
     /// A row holding the projected columns, in the table's order.
-    fn decode(projection: Projection<Self>, row: &QueryResult) -> Result<Self::Model>;
+    fn decode(projection: Projection<Self>, row: &QueryResult) -> Result<Self::Model> {
+        Self::decode_after(projection, row, 0)
+    }
+
+    /// A row holding the projected columns in the table's order from position `first` on.
+    fn decode_after(
+        projection: Projection<Self>,
+        row: &QueryResult,
+        first: usize,
+    ) -> Result<Self::Model>;
 }
 
 /// A table whose projected rows can also be read from a JSON aggregate (`JsonRow`).

@@ -127,8 +127,12 @@ impl Activity {
 }
 
 impl Projected for activities::Entity {
-    fn decode(p: Projection<Self>, row: &sea_orm::QueryResult) -> Result<activities::Model> {
-        decode(p.reader(row))
+    fn decode_after(
+        p: Projection<Self>,
+        row: &sea_orm::QueryResult,
+        first: usize,
+    ) -> Result<activities::Model> {
+        decode(p.reader_from(row, first))
     }
 }
 

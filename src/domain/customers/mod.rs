@@ -126,9 +126,13 @@ impl Customer {
 }
 
 impl Projected for customers::Entity {
-    fn decode(p: Projection<Self>, row: &sea_orm::QueryResult) -> Result<customers::Model> {
+    fn decode_after(
+        p: Projection<Self>,
+        row: &sea_orm::QueryResult,
+        first: usize,
+    ) -> Result<customers::Model> {
         use customers::Column as C;
-        let mut r = p.reader(row);
+        let mut r = p.reader_from(row, first);
         Ok(customers::Model {
             id: r.get(C::Id, String::new())?,
             org_id: r.get(C::OrgId, String::new())?,
