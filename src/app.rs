@@ -17,7 +17,9 @@ use crate::domain::Store;
 use crate::domain::usage::Meter;
 use crate::events::EventHub;
 use crate::graphql::{Executor, Limits, LiveOperations, WebhookRules};
-use crate::http::{self, AppState, Documents, RateLimits, RatePolicy, RevocationWatch, Throttle};
+use crate::http::{
+    self, AppState, Documents, RateLimits, RatePolicy, RevocationWatch, Shared, Throttle,
+};
 use crate::metrics::Metrics;
 
 pub struct Application {
@@ -161,7 +163,7 @@ impl Application {
             },
         );
         let batch_window = std::time::Duration::from_millis(config.batch_window_ms);
-        let state = AppState {
+        let state = AppState::from(Shared {
             live: LiveOperations::new(
                 executor.clone(),
                 store.clone(),
@@ -187,7 +189,7 @@ impl Application {
             meter: meter.clone(),
             max_batch: config.edge.max_batch,
             request_timeout: std::time::Duration::from_secs(config.edge.request_timeout_secs),
-        };
+        });
         let router = http::router(state, &config.edge, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await.map_err(|err| {
             anyhow::anyhow!(

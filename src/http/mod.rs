@@ -38,7 +38,7 @@ pub use connections::{Bounded, Bounds as ConnectionBounds};
 pub use documents::Documents;
 pub use rate_limit::{Policy as RatePolicy, RateLimits};
 pub use revocations::RevocationWatch;
-pub use state::AppState;
+pub use state::{AppState, Shared};
 pub use throttle::Throttle;
 
 pub fn router(state: AppState, edge: &EdgeConfig, max_body_bytes: usize) -> Router {

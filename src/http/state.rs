@@ -13,8 +13,26 @@ use crate::domain::usage::Meter;
 use crate::graphql::{Executor, LiveOperations};
 use crate::metrics::Metrics;
 
+/// Cloned by every extractor and middleware of every request: one reference count, not one
+/// per field (a profile of `{ __typename }` found the field-by-field clone and drop at 8%).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub executor: Executor,
     /// Subscriptions and other operations over WebSocket, shared where identical.
     pub live: LiveOperations,
