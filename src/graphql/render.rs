@@ -326,3 +326,12 @@ pub fn string(s: &str) -> Value {
 pub fn optional_string(s: Option<&str>) -> Value {
     s.map_or(Value::Null, string)
 }
+
+/// A `DateTime` as its scalar writes it.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> Value {
+    async_graphql::ScalarType::to_value(&crate::graphql::scalars::DateTime(at))
+}
+
+pub fn optional_time(at: Option<chrono::DateTime<chrono::Utc>>) -> Value {
+    at.map_or(Value::Null, time)
+}

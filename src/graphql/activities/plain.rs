@@ -1,15 +1,16 @@
 //! Activities answered plainly (see `graphql::render`): the fields of `Activity` that are
 //! its row's own data, and `Customer.activities` planned ahead from its arguments.
 
-use async_graphql::{Context, ContextSelectionSet, Name, ScalarType, Value};
+use async_graphql::{Context, ContextSelectionSet, Name, Value};
 
 use super::inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
 use super::types::ActivityKind;
 use crate::domain::activities::{Activity, ActivityQuery};
 use crate::domain::page::Slice;
 use crate::graphql::permissions::plainly_readable;
-use crate::graphql::render::{self, ConnectionPlan, ConnectionTypes, optional_string, string};
-use crate::graphql::scalars::DateTime;
+use crate::graphql::render::{
+    self, ConnectionPlan, ConnectionTypes, optional_string, optional_time, string, time,
+};
 
 pub const TYPES: ConnectionTypes = ConnectionTypes {
     connection: "ActivityConnection",
@@ -66,8 +67,6 @@ impl ActivityPlan {
     }
 
     pub fn render(&self, a: &Activity) -> Value {
-        let time = |t: chrono::DateTime<chrono::Utc>| DateTime(t).to_value();
-        let optional_time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or(Value::Null, time);
         let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
         for (key, part) in &self.0 {
             let value = match part {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{Context, ContextSelectionSet, Name, ScalarType, Value};
+use async_graphql::{Context, ContextSelectionSet, Name, Value};
 
 use super::types::LifecycleStage;
 use crate::domain::Tenant;
@@ -14,8 +14,9 @@ use crate::domain::ids::CustomerId;
 use crate::domain::page::Slice;
 use crate::graphql::activities::plain::NestedPlan;
 use crate::graphql::permissions::plainly_readable;
-use crate::graphql::render::{self, ConnectionPlan, ConnectionTypes, optional_string, string};
-use crate::graphql::scalars::DateTime;
+use crate::graphql::render::{
+    self, ConnectionPlan, ConnectionTypes, optional_string, optional_time, string, time,
+};
 
 const TYPES: ConnectionTypes = ConnectionTypes {
     connection: "CustomerConnection",
@@ -136,8 +137,6 @@ impl CustomerPlan {
     }
 
     fn render(&self, c: &Customer, pages: &HashMap<CustomerId, Slice<Activity>>) -> Value {
-        let time = |t: chrono::DateTime<chrono::Utc>| DateTime(t).to_value();
-        let optional_time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or(Value::Null, time);
         let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
         for (key, part) in &self.0 {
             let value = match part {
