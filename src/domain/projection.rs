@@ -196,11 +196,6 @@ pub trait Projected: EntityTrait {
     ) -> Result<Self::Model>;
 }
 
-/// A table whose projected rows can also be read from a JSON aggregate (`JsonRow`).
-pub trait ProjectedJson: Projected {
-    fn decode_json(projection: Projection<Self>, row: JsonRow) -> Result<Self::Model>;
-}
-
 impl<E> Clone for Projection<E> {
     fn clone(&self) -> Self {
         *self

@@ -194,6 +194,19 @@ impl<P> ConnectionPlan<P> {
         Some(Self { parts })
     }
 
+    /// The plan of the connection field `ctx` resolves.
+    pub fn of_field(
+        ctx: &async_graphql::Context<'_>,
+        types: ConnectionTypes,
+        node: &dyn Fn(&ContextSelectionSet<'_>) -> Option<P>,
+    ) -> Option<Self> {
+        Self::of(
+            &ctx.with_selection_set(&ctx.item.node.selection_set),
+            types,
+            node,
+        )
+    }
+
     /// The node plans in it (under `nodes` and `edges.node`).
     pub fn nodes(&self) -> impl Iterator<Item = &P> {
         self.parts.iter().flat_map(|(_, part)| {

@@ -14,7 +14,7 @@ use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::{ActivityId, CustomerId};
 use super::page::{PageArgs, SortSpec, SortValueKind};
-use super::projection::{Cell, JsonRow, Projected, ProjectedJson, Projection, Reader};
+use super::projection::{Cell, JsonRow, Projected, Projection, Reader};
 use super::{Error, Result};
 use crate::events::EntityKind;
 
@@ -136,10 +136,9 @@ impl Projected for activities::Entity {
     }
 }
 
-impl ProjectedJson for activities::Entity {
-    fn decode_json(p: Projection<Self>, row: JsonRow) -> Result<activities::Model> {
-        decode(p.reader(row))
-    }
+/// A row of a nested page that the database folded into JSON (`read::list_for_customers`).
+fn decode_json(p: Projection<activities::Entity>, row: JsonRow) -> Result<activities::Model> {
+    decode(p.reader(row))
 }
 
 fn decode<R>(mut r: Reader<activities::Entity, R>) -> Result<activities::Model>

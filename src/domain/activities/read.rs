@@ -18,7 +18,7 @@ use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::ids::{ActivityId, CustomerId};
 use crate::domain::page::{RowCursor, Slice};
-use crate::domain::projection::{JsonRow, Projected, ProjectedJson};
+use crate::domain::projection::{JsonRow, Projected};
 use crate::domain::{Result, Tenant};
 
 use activities::Column as C;
@@ -54,7 +54,7 @@ pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {
 /// through the `(org_id, customer_id, …)` index and stops at the page size, rather than
 /// ranking every child row; the statement count does not grow with the number of parents,
 /// and no row beyond a page is decoded. Parents are given by position, so a fetched row names
-/// its customer by a number, not by a copy of the id. PostgreSQL returns a row per activity
+/// its customer by a number, not by a copy of the id to decode. PostgreSQL returns a row per activity
 /// (`LATERAL`); SQLite folds each page into one JSON array, since each row crosses from
 /// sqlx's worker thread on its own (at 50 × 10: 191 → 435 nested reads/s). PostgreSQL
 /// folding the same way costs it more than the rows do (pgbench: 556 against 921 tps).
@@ -122,12 +122,8 @@ pub async fn list_for_customers(
     let mut fetched_rows: Vec<Vec<(RowCursor, activities::Model)>> =
         customer_ids.iter().map(|_| Vec::new()).collect();
     let mut keep = |at: i32, mut m: activities::Model| -> Result<()> {
-        let (Some(id), Some(rows)) = (
-            usize::try_from(at).ok().and_then(|i| customer_ids.get(i)),
-            usize::try_from(at)
-                .ok()
-                .and_then(|i| fetched_rows.get_mut(i)),
-        ) else {
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        let (Some(id), Some(rows)) = (customer_ids.get(at), fetched_rows.get_mut(at)) else {
             return Ok(());
         };
         m.customer_id = id.as_str().to_owned();
@@ -144,10 +140,7 @@ pub async fn list_for_customers(
             let folded: String = row.try_get_by_index(1)?;
             let cells: Vec<Vec<serde_json::Value>> = serde_json::from_str(&folded)?;
             for cells in cells {
-                keep(
-                    at,
-                    activities::Entity::decode_json(fetched, JsonRow(cells))?,
-                )?;
+                keep(at, super::decode_json(fetched, JsonRow(cells))?)?;
             }
         }
     }

@@ -93,8 +93,7 @@ impl ActivityPlan {
 /// The answer of the activity connection field `ctx` resolves, for `page`, when its
 /// selection is plain.
 pub fn render(ctx: &Context<'_>, page: &Slice<Activity>) -> Option<Value> {
-    let set = ctx.with_selection_set(&ctx.item.node.selection_set);
-    let plan = ConnectionPlan::of(&set, TYPES, &ActivityPlan::of)?;
+    let plan = ConnectionPlan::of_field(ctx, TYPES, &ActivityPlan::of)?;
     Some(plan.render(page, &|node, a| node.render(a)))
 }
 
@@ -110,8 +109,7 @@ impl NestedPlan {
     pub fn of(ctx: &Context<'_>) -> Option<Self> {
         let mut query = query_from(ctx).ok()?;
         query.projection = super::types::projection(ctx);
-        let set = ctx.with_selection_set(&ctx.item.node.selection_set);
-        let connection = ConnectionPlan::of(&set, TYPES, &ActivityPlan::of)?;
+        let connection = ConnectionPlan::of_field(ctx, TYPES, &ActivityPlan::of)?;
         Some(Self { query, connection })
     }
 }

@@ -50,8 +50,7 @@ enum Part {
 impl Plan {
     /// The plan of the connection field `ctx` resolves, or `None` when it is not plain.
     pub fn of(ctx: &Context<'_>) -> Option<Self> {
-        let set = ctx.with_selection_set(&ctx.item.node.selection_set);
-        let plan = ConnectionPlan::of(&set, TYPES, &CustomerPlan::of)?;
+        let plan = ConnectionPlan::of_field(ctx, TYPES, &CustomerPlan::of)?;
         // One nested page shape per level, as the loader would batch it: several differing
         // `activities` selections resolve the usual way.
         let uniform = {
@@ -68,32 +67,34 @@ impl Plan {
     /// read (the fields then resolve the usual way, reporting the error where it belongs).
     pub async fn render(&self, t: &Tenant, page: &Slice<Customer>) -> Option<Value> {
         let nested = self.0.nodes().flat_map(CustomerPlan::activities).next();
-        let pages = match nested {
-            Some(nested) => {
-                let ids: Vec<CustomerId> = page.rows.iter().map(|(_, c)| c.id.clone()).collect();
-                activities::list_for_customers(t, &ids, &nested.query)
-                    .await
-                    .ok()?
-            }
-            None => HashMap::new(),
-        };
+        let ids: Vec<CustomerId> = page.rows.iter().map(|(_, c)| c.id.clone()).collect();
+        let pages = nested_pages(t, &ids, nested).await?;
         Some(self.0.render(page, &|plan, c| plan.render(c, &pages)))
     }
 }
 
 /// The answer of the field `ctx` resolves to one customer, when its selection is plain.
 pub async fn render_one(ctx: &Context<'_>, t: &Tenant, customer: &Customer) -> Option<Value> {
-    let set = ctx.with_selection_set(&ctx.item.node.selection_set);
-    let plan = CustomerPlan::of(&set)?;
-    let pages = match plan.activities().next() {
-        Some(nested) => {
-            activities::list_for_customers(t, std::slice::from_ref(&customer.id), &nested.query)
-                .await
-                .ok()?
-        }
-        None => HashMap::new(),
-    };
+    let plan = CustomerPlan::of(&ctx.with_selection_set(&ctx.item.node.selection_set))?;
+    let ids = std::slice::from_ref(&customer.id);
+    let pages = nested_pages(t, ids, plan.activities().next()).await?;
     Some(plan.render(customer, &pages))
+}
+
+/// The nested activity pages of customers `ids`, when their selection has some; `None` when
+/// they could not be read (the fields then resolve the usual way, reporting the error where
+/// it belongs).
+async fn nested_pages(
+    t: &Tenant,
+    ids: &[CustomerId],
+    nested: Option<&NestedPlan>,
+) -> Option<HashMap<CustomerId, Slice<Activity>>> {
+    match nested {
+        Some(nested) => activities::list_for_customers(t, ids, &nested.query)
+            .await
+            .ok(),
+        None => Some(HashMap::new()),
+    }
 }
 
 impl CustomerPlan {
@@ -137,6 +138,7 @@ impl CustomerPlan {
     }
 
     fn render(&self, c: &Customer, pages: &HashMap<CustomerId, Slice<Activity>>) -> Value {
+        let none = Slice::empty();
         let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
         for (key, part) in &self.0 {
             let value = match part {
@@ -156,12 +158,9 @@ impl CustomerPlan {
                 Part::CreatedAt => time(c.created_at),
                 Part::UpdatedAt => time(c.updated_at),
                 Part::DeletedAt => optional_time(c.deleted_at),
-                Part::Activities(nested) => match pages.get(&c.id) {
-                    Some(page) => nested.connection.render(page, &|plan, a| plan.render(a)),
-                    None => nested
-                        .connection
-                        .render(&Slice::empty(), &|plan, a| plan.render(a)),
-                },
+                Part::Activities(nested) => nested
+                    .connection
+                    .render(pages.get(&c.id).unwrap_or(&none), &|plan, a| plan.render(a)),
             };
             out.insert(key.clone(), value);
         }
