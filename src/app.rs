@@ -69,6 +69,11 @@ impl Application {
         let metrics = Metrics::new();
         let conn = db::connect(&config.db, Some((&metrics, "requests"))).await?;
         db::check_integrity(&conn, &config.db).await?;
+        if config.db.is_sqlite() && !db::sqlite_keeps_plans(&conn).await.unwrap_or(true) {
+            tracing::warn!(
+                "this SQLite was built without SQLITE_ENABLE_QPSG: every paged read is planned anew on each execution (build with the repository's .cargo/config.toml)"
+            );
+        }
         db::migrate(&conn).await?;
 
         let (secret, dev_mode) = resolve_secret(&config.auth, &config.db)?;

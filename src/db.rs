@@ -107,6 +107,11 @@ async fn open(
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
+                // Each pooled connection keeps a page cache of its own, 2 MiB by default,
+                // filled under load and kept while the connection lives: 22 connections
+                // held 65 MB after the http bench (28 MB before it). The operating system
+                // caches the file as well, so a smaller cache costs a copy, not a read.
+                .pragma("cache_size", "-1024")
         });
     }
     if config.url.starts_with("postgres") {
@@ -115,6 +120,12 @@ async fn open(
             (config.statement_timeout_ms > 0).then(|| config.statement_timeout_ms.to_string());
         let choose_tls = !config.url.contains("sslmode=");
         options.map_sqlx_postgres_opts(move |mut opts| {
+            // Every statement is prepared once per connection; PostgreSQL would still plan
+            // one anew on each execution ("custom plans") whenever a bound value such as
+            // `LIMIT $2` makes its generic plan look costlier, which every paged read does:
+            // planning was 0.2 of the 0.3 ms a list cost the database (measured with
+            // log_min_duration_statement; 259 -> 167 µs of PostgreSQL CPU per list read).
+            opts = opts.options([("plan_cache_mode", "force_generic_plan")]);
             if let Some(timeout) = &timeout {
                 opts = opts.options([("statement_timeout", timeout.as_str())]);
             }
@@ -183,6 +194,22 @@ pub async fn check_integrity(db: &DatabaseConnection, config: &DbConfig) -> anyh
     }
 }
 
+/// Whether the SQLite linked in keeps a prepared statement's plan when its parameters are
+/// rebound (built with `SQLITE_ENABLE_QPSG`, as `.cargo/config.toml` asks). Without it every
+/// paged read (`LIMIT ?`) is parsed and planned again on each execution.
+pub async fn sqlite_keeps_plans(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "PRAGMA compile_options",
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.try_get_by_index::<String>(0).ok())
+        .any(|option| option == "ENABLE_QPSG"))
+}
+
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
@@ -190,6 +217,21 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 #[cfg(test)]
 mod tests {
     use super::redacted;
+
+    #[tokio::test]
+    async fn the_bundled_sqlite_keeps_its_plans() -> Result<(), super::DbErr> {
+        let config = crate::config::DbConfig {
+            url: "sqlite::memory:".to_owned(),
+            max_connections: 1,
+            statement_timeout_ms: 0,
+        };
+        let db = super::open(&config, None).await?;
+        assert!(
+            super::sqlite_keeps_plans(&db).await?,
+            "SQLite was built without SQLITE_ENABLE_QPSG (see .cargo/config.toml)"
+        );
+        Ok(())
+    }
 
     #[test]
     fn passwords_are_masked_even_in_urls_that_do_not_parse() {

@@ -5,6 +5,7 @@
 //! because of what a token says.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
@@ -38,6 +39,8 @@ pub enum KeyError {
 pub struct KeySet {
     static_keys: Arc<Vec<VerificationKey>>,
     jwks: Arc<RwLock<Arc<Vec<VerificationKey>>>>,
+    /// Bumped whenever the keys change, so what was verified with others is checked again.
+    generation: Arc<AtomicU64>,
 }
 
 impl KeySet {
@@ -45,6 +48,7 @@ impl KeySet {
         Self {
             static_keys: Arc::new(static_keys),
             jwks: Arc::default(),
+            generation: Arc::default(),
         }
     }
 
@@ -61,6 +65,12 @@ impl KeySet {
         if let Ok(mut slot) = self.jwks.write() {
             *slot = Arc::new(keys);
         }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Which set of keys is in force: it changes with every `set_jwks`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -282,8 +282,9 @@ where
     spec.order(QueryTrait::query(&mut select), page.backward);
     let select = select.limit(page.fetch());
     let statement = QueryTrait::build(&select, t.db().get_database_backend());
-    let mut rows = Vec::new();
-    for row in t.db().query_all_raw(statement).await? {
+    let fetched = t.db().query_all_raw(statement).await?;
+    let mut rows = Vec::with_capacity(fetched.len());
+    for row in fetched {
         let m = A::Entity::decode(projection, &row)?;
         rows.push((spec.cursor(m.get(spec.column), m.id()), m));
     }

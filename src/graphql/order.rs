@@ -5,6 +5,8 @@
 //! (fragments in place, the first occurrence of a key deciding), which is what the spec's
 //! CollectFields gives.
 
+use std::sync::Arc;
+
 use async_graphql::Name;
 use async_graphql::Value;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
@@ -13,7 +15,7 @@ use super::document::selected;
 
 /// The document of a request, kept to order its response.
 pub struct QueryOrder {
-    doc: ExecutableDocument,
+    doc: Arc<ExecutableDocument>,
     operation: Option<String>,
 }
 
@@ -21,9 +23,9 @@ pub struct QueryOrder {
 type Keys<'d> = Vec<(&'d Name, Vec<&'d SelectionSet>)>;
 
 impl QueryOrder {
-    pub fn new(doc: &ExecutableDocument, operation: Option<&str>) -> Self {
+    pub fn new(doc: Arc<ExecutableDocument>, operation: Option<&str>) -> Self {
         Self {
-            doc: doc.clone(),
+            doc,
             operation: operation.map(str::to_owned),
         }
     }
@@ -135,7 +137,7 @@ mod tests {
             "a": 1, "list": [{"x": 1, "y": 2}, {"x": 3, "y": 4}], "c": 3, "b": 2
         }))
         .unwrap_or_default();
-        QueryOrder::new(&doc, None).apply(&mut data);
+        QueryOrder::new(Arc::new(doc), None).apply(&mut data);
         assert_eq!(
             serde_json::to_string(&data).unwrap_or_default(),
             r#"{"b":2,"c":3,"list":[{"y":2,"x":1},{"y":4,"x":3}],"a":1}"#

@@ -4,6 +4,7 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{MergedObject, Request, Response, Schema};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -67,6 +68,7 @@ pub struct Executor {
     trusted: CrmSchema,
     limits: Arc<Limits>,
     costs: Arc<limits::CostTable>,
+    parsed: Arc<limits::ParsedDocuments>,
     /// Every scope some field, argument or input field requires.
     guarding: Arc<Vec<Scope>>,
 }
@@ -109,6 +111,7 @@ impl Executor {
             trusted: build(false),
             guarding: Arc::new(permissions.scopes()),
             costs: Arc::new(limits::CostTable::from_sdl(&sdl)),
+            parsed: Arc::default(),
             limits: Arc::new(limits),
         }
     }
@@ -132,10 +135,16 @@ impl Executor {
         if !authenticated && self.limits.introspection == IntrospectionMode::Authenticated {
             request.introspection_mode = async_graphql::IntrospectionMode::Disabled;
         }
-        match limits::admit(&self.limits, &self.costs, authenticated, &mut request) {
+        match limits::admit(
+            &self.limits,
+            &self.costs,
+            &self.parsed,
+            authenticated,
+            &mut request,
+        ) {
             Ok(admission) => {
-                let order = QueryOrder::new(&admission.doc, request.operation_name.as_deref());
-                request.set_parsed_query(admission.doc);
+                request.set_parsed_query(ExecutableDocument::clone(&admission.doc));
+                let order = QueryOrder::new(admission.doc, request.operation_name.as_deref());
                 Ok(Admitted {
                     schema,
                     order,

@@ -570,3 +570,45 @@ async fn a_write_scope_alone_does_not_read_through_the_payload() {
     r.assert_ok();
     assert_eq!(r.data("updateCustomer.customer.name"), "Renamed");
 }
+
+/// Documents are kept parsed by their text, and tokens verified: what one caller ran must
+/// be checked afresh for the next, whatever it may do.
+#[tokio::test]
+async fn a_document_one_caller_ran_is_checked_again_for_the_next() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .customer(json!({ "name": "Ada", "email": "ada@example.com" }))
+        .await;
+    let query = "query($id: ID!) { customer(id: $id) { name email } }";
+    let vars = json!({ "id": id });
+    let full = app.gql(query, vars.clone()).await;
+    full.assert_ok();
+    assert_eq!(full.data("customer.email"), "ada@example.com");
+
+    let reader = app.token("customers:read");
+    let partial = app.gql_as(Some(&reader), query, vars.clone()).await;
+    assert_eq!(partial.data("customer.name"), "Ada");
+    assert_eq!(partial.data("customer.email"), &Value::Null);
+    assert_eq!(partial.error_codes(), ["FORBIDDEN"]);
+
+    let anonymous = app.gql_as(None, query, vars.clone()).await;
+    assert_eq!(anonymous.data("customer"), &Value::Null);
+    assert_eq!(anonymous.error_codes(), ["UNAUTHENTICATED"]);
+
+    // And back: the full caller is not served the narrower answer.
+    let again = app.gql(query, vars).await;
+    again.assert_ok();
+    assert_eq!(again.data("customer.email"), "ada@example.com");
+}
+
+/// A document refused before parsing (too deep) is refused every time it is sent.
+#[tokio::test]
+async fn a_refused_document_stays_refused() {
+    let app = TestApp::spawn().await;
+    let deep = format!("{{ customers {}", "{".repeat(10_000));
+    for _ in 0..2 {
+        let reply = app.gql(&deep, json!({})).await;
+        assert!(reply.body["data"].is_null(), "{}", reply.body);
+        assert_eq!(reply.error_codes(), ["GRAPHQL_VALIDATION_FAILED"], "{}", reply.body);
+    }
+}

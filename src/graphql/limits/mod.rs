@@ -10,6 +10,7 @@
 //! cost in which introspection pays for the work it does.
 
 pub(crate) mod costs;
+mod parsed;
 mod scan;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use costs::{
     STATEMENT, TYPE_INTROSPECTION_COST, WRITE, page_items, page_slicing,
 };
 use costs::{Measure, Measurer};
+pub use parsed::ParsedDocuments;
 pub use scan::check_nesting;
 use scan::check_value;
 
@@ -108,10 +110,10 @@ impl Rejection {
     }
 }
 
-/// A request that passed the limits: its parsed document and what it costs (what rate
-/// limits charge).
+/// A request that passed the limits: its parsed document (shared with the cache of parsed
+/// documents) and what it costs (what rate limits charge).
 pub struct Admission {
-    pub doc: ExecutableDocument,
+    pub doc: Arc<ExecutableDocument>,
     pub cost: usize,
 }
 
@@ -121,17 +123,26 @@ pub struct Admission {
 pub fn admit(
     limits: &Limits,
     costs: &CostTable,
+    parsed: &ParsedDocuments,
     authenticated: bool,
     request: &mut Request,
 ) -> Result<Admission, ServerError> {
-    check_nesting(&request.query).map_err(|r| r.at(None))?;
-    let doc = async_graphql::parser::parse_query(&request.query).map_err(|err| {
-        let mut err = ServerError::from(err);
-        err.extensions
-            .get_or_insert_with(Default::default)
-            .set("code", crate::graphql::codes::PARSE_FAILED);
-        err
-    })?;
+    let doc = match parsed.get(&request.query) {
+        Some(doc) => doc,
+        None => {
+            check_nesting(&request.query).map_err(|r| r.at(None))?;
+            let doc = async_graphql::parser::parse_query(&request.query).map_err(|err| {
+                let mut err = ServerError::from(err);
+                err.extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", crate::graphql::codes::PARSE_FAILED);
+                err
+            })?;
+            let doc = Arc::new(doc);
+            parsed.keep(&request.query, &doc);
+            doc
+        }
+    };
     let mut items = 0usize;
     for (_, operation) in doc.operations.iter() {
         for definition in &operation.node.variable_definitions {
@@ -274,9 +285,15 @@ mod cost_examples {
             ..Limits::default()
         };
         let mut request = Request::new(query);
-        let doc = admit(&limits, &costs, true, &mut request)
-            .map_err(|e| e.message)?
-            .doc;
+        let doc = admit(
+            &limits,
+            &costs,
+            &ParsedDocuments::default(),
+            true,
+            &mut request,
+        )
+        .map_err(|e| e.message)?
+        .doc;
         let mut measurer = Measurer::new(&doc, &costs, &request.variables);
         let mut whole = Measure::default();
         for (_, op) in doc.operations.iter() {
