@@ -104,7 +104,7 @@ impl Application {
         // Background readers get a pool of their own: they never queue behind requests, and
         // their statements are counted apart (`pool="background"`).
         let background = DbConfig {
-            max_connections: 2,
+            max_connections: Some(2),
             ..config.db.clone()
         };
         let background = db::connect(&background, Some((&metrics, "background"))).await?;
@@ -126,7 +126,7 @@ impl Application {
         // Webhook delivery has a pool of its own: it never queues behind requests, and its
         // statements are counted apart (`pool="webhooks"`).
         let webhook_pool = DbConfig {
-            max_connections: 4,
+            max_connections: Some(4),
             ..config.db.clone()
         };
         let webhook_pool = db::connect(&webhook_pool, Some((&metrics, "webhooks"))).await?;

@@ -228,7 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let db = DbConfig {
                 url: args.database_url,
-                max_connections: 1,
+                max_connections: Some(1),
                 statement_timeout_ms: 0,
             };
             let secret = app::server_secret(args.jwt_secret.as_deref(), &db)?;

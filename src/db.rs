@@ -93,7 +93,7 @@ async fn open(
 ) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
-        .max_connections(config.max_connections)
+        .max_connections(config.pool_size())
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         // A ping before every statement doubled the round trips of a point read; a
@@ -222,7 +222,7 @@ mod tests {
     async fn the_bundled_sqlite_keeps_its_plans() -> Result<(), super::DbErr> {
         let config = crate::config::DbConfig {
             url: "sqlite::memory:".to_owned(),
-            max_connections: 1,
+            max_connections: Some(1),
             statement_timeout_ms: 0,
         };
         let db = super::open(&config, None).await?;

@@ -170,7 +170,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("address"),
             db: DbConfig {
                 url: db_url.clone(),
-                max_connections: 5,
+                max_connections: Some(5),
                 statement_timeout_ms: 10_000,
             },
             auth: AuthConfig {

@@ -609,6 +609,11 @@ async fn a_refused_document_stays_refused() {
     for _ in 0..2 {
         let reply = app.gql(&deep, json!({})).await;
         assert!(reply.body["data"].is_null(), "{}", reply.body);
-        assert_eq!(reply.error_codes(), ["GRAPHQL_VALIDATION_FAILED"], "{}", reply.body);
+        assert_eq!(
+            reply.error_codes(),
+            ["GRAPHQL_VALIDATION_FAILED"],
+            "{}",
+            reply.body
+        );
     }
 }
