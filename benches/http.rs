@@ -2,8 +2,9 @@
 //! child process, each read beside its floor: a minimal axum server answering the same
 //! request with one hand-written sqlx statement and the same JSON, no GraphQL (see
 //! `http/floor.rs`). The server's share of the floor's rate is what GraphQL, SeaORM and the
-//! dataloaders cost. Prints req/s, p50/p99, errors and the server's peak RSS per scenario,
-//! its idle RSS, and the targets beside them.
+//! dataloaders cost. Prints, per scenario, req/s, p50/p99, errors, the server's peak RSS
+//! and the CPU time the server and the floor spent per request (steadier than the rates on a
+//! machine whose speed varies); then the server's idle RSS, and the targets beside them.
 //!
 //! cargo bench --bench http
 //! cargo bench --bench http -- --customers 2000 --duration 5 --only nested,point
@@ -288,7 +289,7 @@ async fn run_floor(database_url: &str, plans: &[Plan], token: &str, load: &Load)
         let url = floor.url(&format!("/{}", plan.scenario.name()));
         let answer = scenarios::check(plan.scenario, &url, token, &plan.first_body).await;
         println!("  floor  {:<9} running", plan.scenario.name());
-        let measure = wrk::run(load, &plan.script, &url).await;
+        let measure = wrk::run(load, &plan.script, &url, floor.pid()).await;
         results.insert(plan.scenario, (measure, answer));
     }
     results
@@ -319,7 +320,7 @@ async fn run_server(
             );
         }
         println!("  server {:<9} running", plan.scenario.name());
-        let server_measure = wrk::run(load, &plan.script, &url).await;
+        let server_measure = wrk::run(load, &plan.script, &url, server.pid()).await;
         rows.push(Row {
             scenario: plan.scenario,
             server: server_measure,

@@ -88,6 +88,21 @@ pub async fn start_floor(database_url: &str) -> Server {
 
 /// A `Vm*` line of `/proc/<pid>/status`, in MiB: `VmRSS` (resident now) or `VmHWM` (the
 /// most it has been resident).
+/// The CPU time (user and system) process `pid` has used, in seconds: fields 14 and 15 of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's USER_HZ).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after it are counted from ')'.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
 pub fn memory_mib(pid: u32, key: &str) -> f64 {
     let kib: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

@@ -71,7 +71,7 @@ impl Row {
 pub fn print(report: &Report) {
     println!();
     println!(
-        "{:<9} {:<9} {:>9} {:>7} {:>7} {:>6} {:>11} | {:>11} {:>9} {:>12}  target",
+        "{:<9} {:<9} {:>9} {:>7} {:>7} {:>6} {:>11} {:>10} | {:>11} {:>9} {:>10} {:>12}  target",
         "backend",
         "scenario",
         "req/s",
@@ -79,22 +79,30 @@ pub fn print(report: &Report) {
         "p99 ms",
         "errors",
         "peak RSS MB",
+        "CPU µs/req",
         "floor req/s",
         "floor p50",
+        "CPU µs/req",
         "server/floor"
     );
     for row in &report.rows {
         let s = &row.server;
-        let (floor_rate, floor_p50, ratio) = match row.floor {
+        let (floor_rate, floor_p50, floor_cpu, ratio) = match row.floor {
             Some(f) => (
                 format!("{:.0}", f.requests_per_sec),
                 format!("{:.2}", f.p50_ms),
+                format!("{:.0}", f.cpu_us_per_request),
                 format!("{:.0}%", 100.0 * s.requests_per_sec / f.requests_per_sec),
             ),
-            None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+            None => (
+                "-".to_owned(),
+                "-".to_owned(),
+                "-".to_owned(),
+                "-".to_owned(),
+            ),
         };
         println!(
-            "{:<9} {:<9} {:>9.0} {:>7.2} {:>7.2} {:>6} {:>11.1} | {:>11} {:>9} {:>12}  {}",
+            "{:<9} {:<9} {:>9.0} {:>7.2} {:>7.2} {:>6} {:>11.1} {:>10.0} | {:>11} {:>9} {:>10} {:>12}  {}",
             report.backend.name(),
             row.scenario.name(),
             s.requests_per_sec,
@@ -102,8 +110,10 @@ pub fn print(report: &Report) {
             s.p99_ms,
             s.errors,
             row.peak_rss_mib,
+            s.cpu_us_per_request,
             floor_rate,
             floor_p50,
+            floor_cpu,
             ratio,
             row.targets(report.backend)
         );

@@ -11,6 +11,9 @@ pub struct Measure {
     /// Responses with a status of 400 and up, and socket errors (connect, read, write,
     /// timeout).
     pub errors: u64,
+    /// The CPU time the answering process spent per request during the run, in µs: what a
+    /// request costs it, steadier than the rate on a machine whose speed varies.
+    pub cpu_us_per_request: f64,
 }
 
 pub struct Load {
@@ -42,7 +45,10 @@ pub fn require() {
     }
 }
 
-pub async fn run(load: &Load, script: &Path, url: &str) -> Measure {
+/// Drives `url` and measures it; `pid` is the process answering, whose CPU time is read
+/// before and after.
+pub async fn run(load: &Load, script: &Path, url: &str, pid: u32) -> Measure {
+    let cpu_before = super::process::cpu_secs(pid);
     let out = tokio::process::Command::new("wrk")
         .arg(format!("-t{}", load.threads()))
         .arg(format!("-c{}", load.connections))
@@ -62,7 +68,14 @@ pub async fn run(load: &Load, script: &Path, url: &str) -> Measure {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    parse(&text).unwrap_or_else(|| panic!("could not read wrk's report:\n{text}"))
+    let cpu = super::process::cpu_secs(pid) - cpu_before;
+    let mut measure =
+        parse(&text).unwrap_or_else(|| panic!("could not read wrk's report:\n{text}"));
+    let requests = measure.requests_per_sec * load.duration_secs as f64;
+    if requests > 0.0 {
+        measure.cpu_us_per_request = cpu * 1e6 / requests;
+    }
+    measure
 }
 
 /// Reads `Requests/sec`, the 50% and 99% lines of the latency distribution, and the error
