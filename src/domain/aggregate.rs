@@ -245,6 +245,32 @@ pub async fn get<A: Aggregate>(t: &Tenant, id: &A::Id) -> Result<Option<A>> {
         .transpose()
 }
 
+/// As `get`, fetching only the columns of `projection` (and the id); the others hold the
+/// defaults `Projected::decode` gives them, which nothing shows.
+pub async fn get_projected<A>(
+    t: &Tenant,
+    id: &A::Id,
+    projection: Projection<A::Entity>,
+) -> Result<Option<A>>
+where
+    A: Aggregate,
+    A::Entity: Projected,
+{
+    let projection = projection.with(A::id_column());
+    let select = t
+        .find::<A::Entity>()
+        .select_only()
+        .columns(projection.columns())
+        .filter(A::id_column().eq(id.clone()))
+        .filter(A::deleted_column().is_null());
+    let statement = QueryTrait::build(&select, t.db().get_database_backend());
+    t.db()
+        .query_one_raw(statement)
+        .await?
+        .map(|row| A::try_from(A::Entity::decode(projection, &row)?))
+        .transpose()
+}
+
 /// The tenant's live aggregates among `ids`, in no particular order (for loaders).
 pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[A::Id]) -> Result<Vec<A>> {
     t.find::<A::Entity>()

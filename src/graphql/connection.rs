@@ -53,7 +53,19 @@ pub fn projection<E: sea_orm::EntityTrait>(
     always: &[E::Column],
 ) -> crate::domain::projection::Projection<E> {
     let look = ctx.look_ahead();
-    let nodes = [look.field("nodes"), look.field("edges").field("node")];
+    node_projection(
+        &[look.field("nodes"), look.field("edges").field("node")],
+        fields,
+        always,
+    )
+}
+
+/// The columns the node selections `nodes` read, by the fields that need them.
+pub fn node_projection<E: sea_orm::EntityTrait>(
+    nodes: &[async_graphql::Lookahead<'_>],
+    fields: &[(&str, E::Column)],
+    always: &[E::Column],
+) -> crate::domain::projection::Projection<E> {
     let selected = |field: &str| nodes.iter().any(|n| n.field(field).exists());
     let base = always
         .iter()

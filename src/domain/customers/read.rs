@@ -12,6 +12,7 @@ use crate::domain::filter::{
 };
 use crate::domain::ids::CustomerId;
 use crate::domain::page::Slice;
+use crate::domain::projection::Projection;
 use crate::domain::{Result, Tenant};
 
 use customers::Column as C;
@@ -20,6 +21,15 @@ use customers::Column as C;
 /// is another tenant's: the caller cannot tell these apart).
 pub async fn get(t: &Tenant, id: &CustomerId) -> Result<Option<Customer>> {
     aggregate::get(t, id).await
+}
+
+/// As `get`, reading only the columns of `projection` (a query's selection).
+pub async fn get_projected(
+    t: &Tenant,
+    id: &CustomerId,
+    projection: Projection<entity::customers::Entity>,
+) -> Result<Option<Customer>> {
+    aggregate::get_projected(t, id, projection).await
 }
 
 /// The tenant's live customers among `ids`, in no particular order.

@@ -25,7 +25,8 @@ impl CustomerQuery {
         let Some(id) = CustomerId::parse(&id) else {
             return Ok(None);
         };
-        let Some(customer) = customers::get(t, &id).await? else {
+        let projection = super::types::node_projection(ctx);
+        let Some(customer) = customers::get_projected(t, &id, projection).await? else {
             return Ok(None);
         };
         if let Some(value) = super::plain::render_one(ctx, t, &customer).await {

@@ -204,28 +204,36 @@ pub struct SocialProfileNode {
 
 /// The columns a customer connection's selection needs: a page fetches nothing else.
 pub fn projection(ctx: &Context<'_>) -> Projection<entity::customers::Entity> {
-    use entity::customers::Column as C;
-    crate::graphql::connection::projection(
-        ctx,
-        &[
-            ("name", C::Name),
-            ("email", C::Email),
-            ("phone", C::Phone),
-            ("company", C::Company),
-            ("lifecycleStage", C::LifecycleStage),
-            ("owner", C::OwnerId),
-            ("tags", C::Tags),
-            ("customFields", C::CustomFields),
-            ("version", C::Version),
-            ("lastActivityAt", C::LastActivityAt),
-            ("createdAt", C::CreatedAt),
-            ("updatedAt", C::UpdatedAt),
-            ("deletedAt", C::DeletedAt),
-        ],
-        // The id, which every relation (activities, external ids, profiles) reads.
-        &[C::Id],
-    )
+    crate::graphql::connection::projection(ctx, COLUMNS, ALWAYS)
 }
+
+/// The columns the customer field `ctx` resolves (`customer(id)`) reads.
+pub fn node_projection(ctx: &Context<'_>) -> Projection<entity::customers::Entity> {
+    crate::graphql::connection::node_projection(&[ctx.look_ahead()], COLUMNS, ALWAYS)
+}
+
+/// The column each field of `Customer` reads.
+const COLUMNS: &[(&str, entity::customers::Column)] = {
+    use entity::customers::Column as C;
+    &[
+        ("name", C::Name),
+        ("email", C::Email),
+        ("phone", C::Phone),
+        ("company", C::Company),
+        ("lifecycleStage", C::LifecycleStage),
+        ("owner", C::OwnerId),
+        ("tags", C::Tags),
+        ("customFields", C::CustomFields),
+        ("version", C::Version),
+        ("lastActivityAt", C::LastActivityAt),
+        ("createdAt", C::CreatedAt),
+        ("updatedAt", C::UpdatedAt),
+        ("deletedAt", C::DeletedAt),
+    ]
+};
+
+/// The id, which every relation (activities, external ids, profiles) reads.
+const ALWAYS: &[entity::customers::Column] = &[entity::customers::Column::Id];
 
 /// `totalCount` of a customer list: the filter it counts.
 pub struct CustomerTotal(pub CustomerFilter);
