@@ -19,12 +19,8 @@ use customers::Column as C;
 
 /// A live customer of the tenant, or `None` (whether it never existed, was deleted, or
 /// is another tenant's: the caller cannot tell these apart).
-pub async fn get(t: &Tenant, id: &CustomerId) -> Result<Option<Customer>> {
-    aggregate::get(t, id).await
-}
-
-/// As `get`, reading only the columns of `projection` (a query's selection).
-pub async fn get_projected(
+/// Only the columns of `projection` (a query's selection) are read.
+pub async fn get(
     t: &Tenant,
     id: &CustomerId,
     projection: Projection<entity::customers::Entity>,

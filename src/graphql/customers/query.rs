@@ -26,7 +26,7 @@ impl CustomerQuery {
             return Ok(None);
         };
         let projection = super::types::node_projection(ctx);
-        let Some(customer) = customers::get_projected(t, &id, projection).await? else {
+        let Some(customer) = customers::get(t, &id, projection).await? else {
             return Ok(None);
         };
         if let Some(value) = super::plain::render_one(ctx, t, &customer).await {

@@ -130,15 +130,7 @@ pub fn admit(
     let doc = match parsed.get(&request.query) {
         Some(doc) => doc,
         None => {
-            check_nesting(&request.query).map_err(|r| r.at(None))?;
-            let doc = async_graphql::parser::parse_query(&request.query).map_err(|err| {
-                let mut err = ServerError::from(err);
-                err.extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", crate::graphql::codes::PARSE_FAILED);
-                err
-            })?;
-            let doc = Arc::new(doc);
+            let doc = Arc::new(parse(&request.query)?);
             parsed.keep(&request.query, &doc);
             doc
         }
@@ -235,6 +227,18 @@ pub fn admit(
     Ok(Admission {
         doc,
         cost: whole.total(),
+    })
+}
+
+/// A document's text past the nesting scan, parsed.
+fn parse(text: &str) -> Result<ExecutableDocument, ServerError> {
+    check_nesting(text).map_err(|r| r.at(None))?;
+    async_graphql::parser::parse_query(text).map_err(|err| {
+        let mut err = ServerError::from(err);
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", crate::graphql::codes::PARSE_FAILED);
+        err
     })
 }
 
