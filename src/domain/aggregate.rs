@@ -285,8 +285,8 @@ pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[A::Id]) -> Result<Vec<A>> {
 
 /// One keyset page of `select` (the tenant's rows an aggregate's filter picked), in the
 /// order of `spec`, each row with its cursor.
-/// Only the columns of `projection` are fetched (and the id and sort column, which the
-/// cursor needs).
+/// Only the columns of `projection` are fetched (and the id and sort column, when the
+/// cursors are read).
 pub async fn list<A>(
     t: &Tenant,
     select: Select<A::Entity>,
@@ -300,7 +300,7 @@ where
     Row<A>: VersionedRow + ModelTrait<Entity = A::Entity>,
 {
     let page = args.validate(&spec)?;
-    let projection = projection.with(A::id_column()).with(spec.column);
+    let projection = page.projection(&spec, projection).or(A::id_column());
     let mut select = select
         .select_only()
         .columns(projection.columns())
@@ -312,7 +312,7 @@ where
     let mut rows = Vec::with_capacity(fetched.len());
     for row in fetched {
         let m = A::Entity::decode(projection, &row)?;
-        rows.push((spec.cursor(m.get(spec.column), m.id()), m));
+        rows.push((page.cursor(&spec, &m), m));
     }
     page.finish(rows).map(A::try_from)
 }

@@ -9,21 +9,45 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order, SelectStatement, SimpleExpr};
-use sea_orm::{ColumnTrait, Value};
+use sea_orm::{ColumnTrait, EntityTrait, ModelTrait, Value};
 use serde::{Deserialize, Serialize};
 
+use super::projection::Projection;
 use super::{Error, Result};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
-/// The Relay arguments as the client sent them.
+/// The Relay arguments as the client sent them, and what of the page it reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PageArgs {
     pub first: Option<i32>,
     pub after: Option<String>,
     pub last: Option<i32>,
     pub before: Option<String>,
+    pub reads: PageReads,
+}
+
+/// What a reader of a page looks at besides its rows. Cursors cost the sort value and id of
+/// every row (fetched, decoded, copied); knowing whether another page follows costs one
+/// more row. Most reads select neither, and a nested page of 50 x 10 is all rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PageReads {
+    /// Any cursor: of an edge, or the page's start or end.
+    pub cursors: bool,
+    /// Whether a page follows in the direction read (`hasNextPage` forward,
+    /// `hasPreviousPage` backward).
+    pub beyond: bool,
+}
+
+impl Default for PageReads {
+    /// Everything, for reads whose use is not known.
+    fn default() -> Self {
+        Self {
+            cursors: true,
+            beyond: true,
+        }
+    }
 }
 
 /// Which kind of value a sort column holds, so a cursor can be decoded back into a bindable
@@ -53,6 +77,7 @@ pub struct Page {
     pub limit: u64,
     pub after: Option<Cursor>,
     pub before: Option<Cursor>,
+    pub reads: PageReads,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +113,16 @@ pub struct RowCursor {
 }
 
 impl RowCursor {
+    /// The cursor of a row read where nobody reads cursors (`PageReads::cursors` is off):
+    /// it holds nothing and costs no allocation.
+    pub fn unread() -> Self {
+        Self {
+            order: "",
+            value: CursorValue::Null,
+            id: String::new(),
+        }
+    }
+
     /// The opaque cursor, as `Cursor::decode` reads it back.
     pub fn encode(&self) -> String {
         // Serialising a plain struct of strings and integers cannot fail.
@@ -194,22 +229,23 @@ impl PageArgs {
             limit,
             after: cursor(&self.after, "after")?,
             before: cursor(&self.before, "before")?,
+            reads: self.reads,
         })
     }
 }
 
 impl<C: ColumnTrait + Copy> SortSpec<C> {
     /// The cursor of a row, from the row's sort value and id.
-    pub fn cursor(&self, value: Value, id: &str) -> RowCursor {
+    fn cursor(&self, value: Value, id: String) -> RowCursor {
         let value = match value {
-            Value::String(Some(s)) => CursorValue::Text(s.to_string()),
+            Value::String(Some(s)) => CursorValue::Text(s),
             Value::ChronoDateTimeUtc(Some(t)) => CursorValue::Micros(t.timestamp_micros()),
             _ => CursorValue::Null,
         };
         RowCursor {
             order: self.name,
             value,
-            id: id.to_owned(),
+            id,
         }
     }
 
@@ -353,8 +389,41 @@ impl Page {
         }
     }
 
-    /// How many rows to fetch: one more than the page, to learn whether another follows.
+    /// How many rows to fetch: one more than the page when the reader asks whether another
+    /// follows.
     pub fn fetch(&self) -> u64 {
-        self.limit + 1
+        self.limit + u64::from(self.reads.beyond)
+    }
+
+    /// The columns a page of `projection` fetches: the cursor's too when cursors are read.
+    pub fn projection<E: EntityTrait>(
+        &self,
+        spec: &SortSpec<E::Column>,
+        projection: Projection<E>,
+    ) -> Projection<E> {
+        if self.reads.cursors {
+            projection.with(spec.column).with(spec.id)
+        } else {
+            projection
+        }
+    }
+
+    /// The cursor of a fetched row (of `self.projection(…)`), when cursors are read.
+    pub fn cursor<M>(
+        &self,
+        spec: &SortSpec<<M::Entity as EntityTrait>::Column>,
+        row: &M,
+    ) -> RowCursor
+    where
+        M: ModelTrait,
+    {
+        if !self.reads.cursors {
+            return RowCursor::unread();
+        }
+        let id = match row.get(spec.id) {
+            Value::String(Some(id)) => id,
+            _ => String::new(),
+        };
+        spec.cursor(row.get(spec.column), id)
     }
 }

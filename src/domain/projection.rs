@@ -44,6 +44,16 @@ impl<E: EntityTrait> Projection<E> {
         Self::of(self.bits & !bit::<E>(column))
     }
 
+    /// This, or only `column` when this is empty: a statement selects at least one column,
+    /// even when its reader looks at none (`nodes { __typename }`, `totalCount`).
+    pub fn or(self, column: E::Column) -> Self {
+        if self.bits == 0 {
+            Self::none().with(column)
+        } else {
+            self
+        }
+    }
+
     pub fn has(self, column: E::Column) -> bool {
         self.bits & bit::<E>(column) != 0
     }

@@ -78,6 +78,19 @@ pub fn node_projection<E: sea_orm::EntityTrait>(
         .fold(base, |p, (_, column)| p.with(*column))
 }
 
+/// What of its page a connection's selection reads besides the rows (through fragments;
+/// a field under `@skip` counts as read, which costs a little, never a wrong answer).
+pub fn page_reads(ctx: &async_graphql::Context<'_>) -> crate::domain::page::PageReads {
+    let look = ctx.look_ahead();
+    let info = look.field("pageInfo");
+    crate::domain::page::PageReads {
+        cursors: look.field("edges").field("cursor").exists()
+            || info.field("startCursor").exists()
+            || info.field("endCursor").exists(),
+        beyond: info.field("hasNextPage").exists() || info.field("hasPreviousPage").exists(),
+    }
+}
+
 /// Saturates: a GraphQL `Int` is 32 bits.
 pub fn count_to_int(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)

@@ -337,3 +337,90 @@ async fn customer_pages_show_every_selected_field_however_it_is_selected() {
         }
     }
 }
+
+/// A page fetches its cursors' columns, and the row past it that tells whether another page
+/// follows, only when its selection reads them. However they are selected (alone, aliased,
+/// in a fragment) they are right, on a top-level list and on a nested page.
+#[tokio::test]
+async fn cursors_and_further_pages_are_right_however_they_are_selected() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer(json!({"name": "Paged 0"})).await;
+    for i in 1..3 {
+        app.customer(json!({"name": format!("Paged {i}")})).await;
+    }
+    for i in 0..3 {
+        app.activity(json!({"customerId": customer, "kind": "NOTE", "subject": format!("s{i}"), "occurredAt": format!("2026-0{}-01T00:00:00Z", i + 1)}))
+            .await;
+    }
+    // (query with `{A}` for the page arguments and `{S}` for the selection, where the page
+    // is in the answer, its type, the field that names a row, the rows in order)
+    let nested = format!("{{ customer(id: \"{customer}\") {{ activities({{A}}) {{ {{S}} }} }} }}");
+    let connections = [
+        (
+            "{ customers({A}, orderBy: {field: NAME}) { {S} } }".to_owned(),
+            "customers",
+            "CustomerConnection",
+            "name",
+            ["Paged 0", "Paged 1", "Paged 2"],
+        ),
+        (
+            "{ activities({A}) { {S} } }".to_owned(),
+            "activities",
+            "ActivityConnection",
+            "subject",
+            ["s2", "s1", "s0"],
+        ),
+        (
+            nested,
+            "customer.activities",
+            "ActivityConnection",
+            "subject",
+            ["s2", "s1", "s0"],
+        ),
+    ];
+    for (query, path, ty, field, rows) in connections {
+        let page = |args: String, selection: String| {
+            let query = query.replace("{A}", &args).replace("{S}", &selection);
+            let app = &app;
+            async move {
+                let r = app.gql(&query, json!({})).await;
+                r.assert_ok();
+                r.data(path).clone()
+            }
+        };
+        let names = |page: &Value| -> Vec<String> {
+            page["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .map(|n| n[field].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        let after = |cursor: &Value| format!("first: 5, after: {cursor}");
+        let before = |cursor: &Value| format!("last: 5, before: {cursor}");
+        let nodes = format!("nodes {{ {field} }}");
+
+        for (args, more) in [("first: 2", true), ("first: 3", false)] {
+            let p = page(args.into(), "pageInfo { hasNextPage }".into()).await;
+            assert_eq!(p["pageInfo"]["hasNextPage"], more, "{query} {args}");
+        }
+        for (args, more) in [("last: 2", true), ("last: 3", false)] {
+            let p = page(args.into(), "i: pageInfo { p: hasPreviousPage }".into()).await;
+            assert_eq!(p["i"]["p"], more, "{query} {args}");
+        }
+
+        let p = page("first: 1".into(), "edges { cursor }".into()).await;
+        let next = page(after(&p["edges"][0]["cursor"]), nodes.clone()).await;
+        assert_eq!(names(&next), rows[1..], "{query}");
+
+        let p = page("first: 2".into(), "p: pageInfo { e: endCursor }".into()).await;
+        let next = page(after(&p["p"]["e"]), nodes.clone()).await;
+        assert_eq!(names(&next), rows[2..], "{query}");
+
+        let selection = format!("... on {ty} {{ pageInfo {{ startCursor hasPreviousPage }} }}");
+        let p = page("last: 1".into(), selection).await;
+        assert_eq!(p["pageInfo"]["hasPreviousPage"], true, "{query}");
+        let earlier = page(before(&p["pageInfo"]["startCursor"]), nodes.clone()).await;
+        assert_eq!(names(&earlier), rows[..2], "{query}");
+    }
+}

@@ -8,8 +8,8 @@ use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, JoinType, Query, QueryStatementBuilder,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, IdenStatic, ModelTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, IdenStatic, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait,
 };
 
 use super::scope::live;
@@ -68,9 +68,11 @@ pub async fn list_for_customers(
     if customer_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    // The cursor needs the sort column; the customer is the row's parent, not fetched.
-    let projection = query.projection.with(spec.column);
-    let fetched = projection.without(C::CustomerId);
+    // The customer is the row's parent, not fetched.
+    let fetched = page
+        .projection(&spec, query.projection)
+        .without(C::CustomerId)
+        .or(C::Id);
     let backend = t.db().get_database_backend();
     let parents = Alias::new("parents");
     let (position, parent) = (Alias::new("column1"), Alias::new("column2"));
@@ -131,9 +133,10 @@ pub async fn list_for_customers(
         let (Some(id), Some(rows)) = (customer_ids.get(at), fetched_rows.get_mut(at)) else {
             return Ok(());
         };
-        m.customer_id = id.as_str().to_owned();
-        let cursor = spec.cursor(m.get(spec.column), &m.id);
-        rows.push((cursor, m));
+        if query.projection.has(C::CustomerId) {
+            m.customer_id = id.as_str().to_owned();
+        }
+        rows.push((page.cursor(&spec, &m), m));
         Ok(())
     };
     for row in &rows {

@@ -100,8 +100,10 @@ impl From<ActivityOrderInput> for ActivityOrder {
     }
 }
 
-/// The domain query of a list field's arguments.
+/// The domain query of the list field `ctx` resolves: its arguments, and the columns and
+/// parts of the page its selection reads.
 pub fn query_of(
+    ctx: &async_graphql::Context<'_>,
     first: Option<i32>,
     after: Option<String>,
     last: Option<i32>,
@@ -117,8 +119,9 @@ pub fn query_of(
             after,
             last,
             before,
+            reads: crate::graphql::connection::page_reads(ctx),
         },
-        projection: Default::default(),
+        projection: super::types::projection(ctx),
     }
 }
 

@@ -9,4 +9,4 @@ mod types;
 pub use inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
 pub use mutation::ActivityMutation;
 pub use query::ActivityQuery;
-pub use types::{ActivityConnection, ActivityKind, ActivityNode, ActivityTotal, projection};
+pub use types::{ActivityConnection, ActivityKind, ActivityNode, ActivityTotal};

@@ -107,8 +107,7 @@ impl NestedPlan {
     /// `ctx` is the `activities` field's own context. `None` when its selection is not plain
     /// or its arguments do not parse (the resolver then reports them).
     pub fn of(ctx: &Context<'_>) -> Option<Self> {
-        let mut query = query_from(ctx).ok()?;
-        query.projection = super::types::projection(ctx);
+        let query = query_from(ctx).ok()?;
         let connection = ConnectionPlan::of_field(ctx, TYPES, &ActivityPlan::of)?;
         Some(Self { query, connection })
     }
@@ -118,6 +117,7 @@ impl NestedPlan {
 /// reads them.
 fn query_from(ctx: &Context<'_>) -> async_graphql::ServerResult<ActivityQuery> {
     Ok(query_of(
+        ctx,
         ctx.param_value::<Option<i32>>("first", None)?.1,
         ctx.param_value::<Option<String>>("after", None)?.1,
         ctx.param_value::<Option<i32>>("last", None)?.1,

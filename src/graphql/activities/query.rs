@@ -43,8 +43,7 @@ impl ActivityQuery {
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
     ) -> Result<Option<Rendered<ActivityConnection>>> {
-        let mut query = query_of(first, after, last, before, filter, order_by);
-        query.projection = super::types::projection(ctx);
+        let query = query_of(ctx, first, after, last, before, filter, order_by);
         let slice = activities::list(tenant(ctx)?, &query).await?;
         if let Some(value) = super::plain::render(ctx, &slice) {
             return Ok(Some(Rendered::plain(value)));

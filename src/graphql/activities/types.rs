@@ -118,6 +118,8 @@ pub fn projection(ctx: &Context<'_>) -> Projection<entity::activities::Entity> {
     crate::graphql::connection::projection(
         ctx,
         &[
+            ("id", C::Id),
+            ("customer", C::CustomerId),
             ("kind", C::Kind),
             ("subject", C::Subject),
             ("body", C::Body),
@@ -131,8 +133,8 @@ pub fn projection(ctx: &Context<'_>) -> Projection<entity::activities::Entity> {
             ("createdAt", C::CreatedAt),
             ("updatedAt", C::UpdatedAt),
         ],
-        // The id, and the customer that groups nested pages and resolves `customer`.
-        &[C::Id, C::CustomerId],
+        // Cursors add their own columns (`Page::projection`).
+        &[],
     )
 }
 

@@ -64,6 +64,7 @@ impl CustomerQuery {
                 after,
                 last,
                 before,
+                reads: crate::graphql::connection::page_reads(ctx),
             },
             projection: super::types::projection(ctx),
         };

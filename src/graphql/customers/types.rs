@@ -161,9 +161,8 @@ impl CustomerNode {
         filter: Option<ActivityFilterInput>,
         order_by: Option<ActivityOrderInput>,
     ) -> Result<Option<Rendered<ActivityConnection>>> {
-        let mut query =
-            crate::graphql::activities::query_of(first, after, last, before, filter, order_by);
-        query.projection = crate::graphql::activities::projection(ctx);
+        let query =
+            crate::graphql::activities::query_of(ctx, first, after, last, before, filter, order_by);
         let filter = Args::new(query.filter.clone());
         let key = (self.0.id.clone(), Args::new(query));
         let page = ctx
