@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, ModelTrait, QueryFilter, QuerySelect, QueryTrait, Select,
+    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Select,
 };
 
-use super::page::{PageArgs, Slice, SortSpec};
+use super::page::{PageArgs, Slice, SortSpec, Sortable};
 use super::projection::{Projected, Projection};
 use super::store::WriteTxn;
 use super::{Error, Result, Tenant, TenantTable, versioning};
@@ -254,7 +254,7 @@ pub async fn get_projected<A>(
 ) -> Result<Option<A>>
 where
     A: Aggregate,
-    A::Entity: Projected,
+    A::Entity: Projected<Record = A>,
 {
     let projection = projection.with(A::id_column());
     let select = t
@@ -267,7 +267,7 @@ where
     t.db()
         .query_one_raw(statement)
         .await?
-        .map(|row| A::try_from(A::Entity::decode(projection, &row)?))
+        .map(|row| A::Entity::decode(projection, &row))
         .transpose()
 }
 
@@ -295,9 +295,8 @@ pub async fn list<A>(
     projection: Projection<A::Entity>,
 ) -> Result<Slice<A>>
 where
-    A: Aggregate,
-    A::Entity: Projected,
-    Row<A>: VersionedRow + ModelTrait<Entity = A::Entity>,
+    A: Aggregate + Sortable<Column = <A::Entity as EntityTrait>::Column>,
+    A::Entity: Projected<Record = A>,
 {
     let page = args.validate(&spec)?;
     let projection = page.projection(&spec, projection).or(A::id_column());
@@ -311,8 +310,8 @@ where
     let fetched = t.db().query_all_raw(statement).await?;
     let mut rows = Vec::with_capacity(fetched.len());
     for row in fetched {
-        let m = A::Entity::decode(projection, &row)?;
-        rows.push((page.cursor(&spec, &m), m));
+        let record = A::Entity::decode(projection, &row)?;
+        rows.push((page.cursor(&spec, &record), record));
     }
-    page.finish(rows).map(A::try_from)
+    Ok(page.finish(rows))
 }

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order, SelectStatement, SimpleExpr};
-use sea_orm::{ColumnTrait, EntityTrait, ModelTrait, Value};
+use sea_orm::{ColumnTrait, EntityTrait};
 use serde::{Deserialize, Serialize};
 
 use super::projection::Projection;
@@ -100,6 +100,22 @@ pub enum CursorValue {
     Text(String),
 }
 
+impl CursorValue {
+    /// A time as a cursor holds it.
+    pub fn at(time: Option<DateTime<Utc>>) -> Self {
+        time.map_or(Self::Null, |t| Self::Micros(t.timestamp_micros()))
+    }
+}
+
+/// A record of a list: where it sits in an ordering of the list.
+pub trait Sortable {
+    type Column: Copy;
+    /// Its value of the sort column `column`, as a cursor holds it.
+    fn sort_value(&self, column: Self::Column) -> CursorValue;
+    /// The id that breaks ties between equal sort values.
+    fn sort_id(&self) -> &str;
+}
+
 /// The position of a row in its ordering, encoded into the opaque cursor only when a client
 /// asks for it: most reads select no cursor for most rows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -171,18 +187,6 @@ impl<T> Slice<T> {
             has_previous_page: false,
         }
     }
-
-    pub fn map<U>(self, mut f: impl FnMut(T) -> Result<U>) -> Result<Slice<U>> {
-        Ok(Slice {
-            rows: self
-                .rows
-                .into_iter()
-                .map(|(cursor, row)| Ok((cursor, f(row)?)))
-                .collect::<Result<_>>()?,
-            has_next_page: self.has_next_page,
-            has_previous_page: self.has_previous_page,
-        })
-    }
 }
 
 impl PageArgs {
@@ -235,20 +239,6 @@ impl PageArgs {
 }
 
 impl<C: ColumnTrait + Copy> SortSpec<C> {
-    /// The cursor of a row, from the row's sort value and id.
-    fn cursor(&self, value: Value, id: String) -> RowCursor {
-        let value = match value {
-            Value::String(Some(s)) => CursorValue::Text(s),
-            Value::ChronoDateTimeUtc(Some(t)) => CursorValue::Micros(t.timestamp_micros()),
-            _ => CursorValue::Null,
-        };
-        RowCursor {
-            order: self.name,
-            value,
-            id,
-        }
-    }
-
     /// Appends ORDER BY for the page's direction: backward pages read the reversed order
     /// and are flipped back by `finish`.
     pub fn order(&self, query: &mut SelectStatement, backward: bool) {
@@ -409,21 +399,14 @@ impl Page {
     }
 
     /// The cursor of a fetched row (of `self.projection(…)`), when cursors are read.
-    pub fn cursor<M>(
-        &self,
-        spec: &SortSpec<<M::Entity as EntityTrait>::Column>,
-        row: &M,
-    ) -> RowCursor
-    where
-        M: ModelTrait,
-    {
+    pub fn cursor<R: Sortable>(&self, spec: &SortSpec<R::Column>, row: &R) -> RowCursor {
         if !self.reads.cursors {
             return RowCursor::unread();
         }
-        let id = match row.get(spec.id) {
-            Value::String(Some(id)) => id,
-            _ => String::new(),
-        };
-        spec.cursor(row.get(spec.column), id)
+        RowCursor {
+            order: spec.name,
+            value: row.sort_value(spec.column),
+            id: row.sort_id().to_owned(),
+        }
     }
 }

@@ -105,6 +105,27 @@ impl<E: EntityTrait, R> Reader<E, R> {
     where
         R: Cell<T>,
     {
+        Ok(self.value(column)?.unwrap_or(default))
+    }
+
+    /// `column`'s value through `f`, or `default` when it was not fetched: a column stored
+    /// as text and read as something else costs nothing when nobody asked for it.
+    pub fn map<T, U>(
+        &mut self,
+        column: E::Column,
+        default: U,
+        f: impl FnOnce(T) -> Result<U>,
+    ) -> Result<U>
+    where
+        R: Cell<T>,
+    {
+        self.value(column)?.map_or(Ok(default), f)
+    }
+
+    fn value<T>(&mut self, column: E::Column) -> Result<Option<T>>
+    where
+        R: Cell<T>,
+    {
         debug_assert_eq!(
             1u32 << self.column,
             bit::<E>(column),
@@ -113,11 +134,11 @@ impl<E: EntityTrait, R> Reader<E, R> {
         let fetched = self.bits & (1u32 << self.column) != 0;
         self.column += 1;
         if !fetched {
-            return Ok(default);
+            return Ok(None);
         }
         let at = self.next;
         self.next += 1;
-        self.row.cell(at)
+        self.row.cell(at).map(Some)
     }
 }
 
@@ -210,10 +231,13 @@ where
     }
 }
 
-/// A table whose rows can be read partially.
+/// A table whose rows can be read partially, straight into the record they hold (columns
+/// not fetched hold defaults nothing shows).
 pub trait Projected: EntityTrait {
+    type Record;
+
     /// A row holding the projected columns, in the table's order.
-    fn decode(projection: Projection<Self>, row: &QueryResult) -> Result<Self::Model> {
+    fn decode(projection: Projection<Self>, row: &QueryResult) -> Result<Self::Record> {
         Self::decode_after(projection, row, 0)
     }
 
@@ -222,7 +246,7 @@ pub trait Projected: EntityTrait {
         projection: Projection<Self>,
         row: &QueryResult,
         first: usize,
-    ) -> Result<Self::Model>;
+    ) -> Result<Self::Record>;
 }
 
 impl<E> Clone for Projection<E> {

@@ -8,10 +8,10 @@ use crate::domain::page::{RowCursor, Slice};
 /// Cursors are encoded only when asked for.
 #[derive(Clone, Debug, Default)]
 pub struct PageInfo {
-    has_next_page: bool,
-    has_previous_page: bool,
-    start: Option<RowCursor>,
-    end: Option<RowCursor>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start: Option<RowCursor>,
+    pub end: Option<RowCursor>,
 }
 
 impl PageInfo {

@@ -214,8 +214,8 @@ impl Loader<(CustomerId, Args<ActivityQuery>)> for ActivityPages {
         for (query, ids) in by_args(keys) {
             let pages = activities::list_for_customers(&self.0.0, &ids, &query).await?;
             out.extend(
-                pages
-                    .into_iter()
+                ids.into_iter()
+                    .zip(pages)
                     .map(|(id, page)| ((id, query.clone()), page)),
             );
         }

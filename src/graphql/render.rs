@@ -21,6 +21,7 @@ use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
 
 use crate::domain::page::{RowCursor, Slice};
+use crate::graphql::connection::PageInfo;
 
 /// A field's answer, built ahead from rows (`Plain`) or resolved field by field (`Typed`).
 /// Its GraphQL type is `T`'s: the schema does not change.
@@ -224,23 +225,41 @@ impl<P> ConnectionPlan<P> {
         })
     }
 
-    /// The connection's answer for `slice`; `node` renders one row by a node plan.
-    pub fn render<T>(&self, slice: &Slice<T>, node: &dyn Fn(&P, &T) -> Value) -> Value {
+    /// The connection's answer for `slice`; `node` renders one row by a node plan. The rows
+    /// move into the last part that shows them (parts before it show copies), so a row's
+    /// strings become the answer's without being copied.
+    pub fn render<T: Clone>(&self, slice: Slice<T>, node: &dyn Fn(&P, T) -> Value) -> Value {
+        // What `pageInfo` shows, kept apart from the rows (which move into the answer).
+        let ends = PageInfo::of(&slice);
+        let last = self
+            .parts
+            .iter()
+            .rposition(|(_, part)| matches!(part, Part::Nodes(_) | Part::Edges(_)));
+        let mut rows = Some(slice.rows);
         let mut out = IndexMap::with_capacity(self.parts.len());
-        for (key, part) in &self.parts {
+        for (i, (key, part)) in self.parts.iter().enumerate() {
+            let mut shown = || {
+                if Some(i) == last {
+                    rows.take().unwrap_or_default()
+                } else {
+                    rows.clone().unwrap_or_default()
+                }
+            };
             let value = match part {
                 Part::Typename(ty) => Value::String((*ty).to_owned()),
-                Part::Nodes(plan) => {
-                    Value::List(slice.rows.iter().map(|(_, row)| node(plan, row)).collect())
-                }
-                Part::Edges(edge) => Value::List(
-                    slice
-                        .rows
-                        .iter()
-                        .map(|(cursor, row)| render_edge(edge, cursor, row, node))
+                Part::Nodes(plan) => Value::List(
+                    shown()
+                        .into_iter()
+                        .map(|(_, row)| node(plan, row))
                         .collect(),
                 ),
-                Part::PageInfo(info) => render_page_info(info, slice),
+                Part::Edges(edge) => Value::List(
+                    shown()
+                        .into_iter()
+                        .map(|(cursor, row)| render_edge(edge, &cursor, row, node))
+                        .collect(),
+                ),
+                Part::PageInfo(info) => render_page_info(info, &ends),
             };
             out.insert(key.clone(), value);
         }
@@ -285,35 +304,48 @@ fn page_info_plan(ctx: &ContextSelectionSet<'_>) -> Option<Vec<(Name, PageInfoPa
     Some(parts)
 }
 
-fn render_edge<P, T>(
+fn render_edge<P, T: Clone>(
     edge: &[(Name, EdgePart<P>)],
     cursor: &RowCursor,
-    row: &T,
-    node: &dyn Fn(&P, &T) -> Value,
+    row: T,
+    node: &dyn Fn(&P, T) -> Value,
 ) -> Value {
+    let last = edge
+        .iter()
+        .rposition(|(_, part)| matches!(part, EdgePart::Node(_)));
+    let mut row = Some(row);
     let mut out = IndexMap::with_capacity(edge.len());
-    for (key, part) in edge {
+    for (i, (key, part)) in edge.iter().enumerate() {
         let value = match part {
             EdgePart::Typename(ty) => Value::String((*ty).to_owned()),
             EdgePart::Cursor => Value::String(cursor.encode()),
-            EdgePart::Node(plan) => node(plan, row),
+            EdgePart::Node(plan) => {
+                let shown = if Some(i) == last {
+                    row.take()
+                } else {
+                    row.clone()
+                };
+                shown.map_or(Value::Null, |row| node(plan, row))
+            }
         };
         out.insert(key.clone(), value);
     }
     object(out)
 }
 
-fn render_page_info<T>(info: &[(Name, PageInfoPart)], slice: &Slice<T>) -> Value {
-    let cursor =
-        |at: Option<&(RowCursor, T)>| at.map_or(Value::Null, |(c, _)| Value::String(c.encode()));
+fn render_page_info(info: &[(Name, PageInfoPart)], ends: &PageInfo) -> Value {
+    let cursor = |at: &Option<RowCursor>| {
+        at.as_ref()
+            .map_or(Value::Null, |c| Value::String(c.encode()))
+    };
     let mut out = IndexMap::with_capacity(info.len());
     for (key, part) in info {
         let value = match part {
             PageInfoPart::Typename => Value::String("PageInfo".to_owned()),
-            PageInfoPart::HasNextPage => Value::Boolean(slice.has_next_page),
-            PageInfoPart::HasPreviousPage => Value::Boolean(slice.has_previous_page),
-            PageInfoPart::StartCursor => cursor(slice.rows.first()),
-            PageInfoPart::EndCursor => cursor(slice.rows.last()),
+            PageInfoPart::HasNextPage => Value::Boolean(ends.has_next_page),
+            PageInfoPart::HasPreviousPage => Value::Boolean(ends.has_previous_page),
+            PageInfoPart::StartCursor => cursor(&ends.start),
+            PageInfoPart::EndCursor => cursor(&ends.end),
         };
         out.insert(key.clone(), value);
     }
@@ -336,8 +368,32 @@ pub fn string(s: &str) -> Value {
     Value::String(s.to_owned())
 }
 
-pub fn optional_string(s: Option<&str>) -> Value {
-    s.map_or(Value::Null, string)
+/// A row's string as a field's answer: moved out of the row when no later field shows it
+/// (`last`), copied otherwise.
+pub fn text(s: &mut String, last: bool) -> Value {
+    Value::String(if last { std::mem::take(s) } else { s.clone() })
+}
+
+pub fn optional_text(s: &mut Option<String>, last: bool) -> Value {
+    match s {
+        Some(s) => text(s, last),
+        None => Value::Null,
+    }
+}
+
+/// For each of a plan's parts, whether no later part is the same (and so may move what it
+/// shows out of the row): a field may be selected under several response keys.
+pub fn last_of_kind<T>(parts: &[(Name, T)]) -> Vec<bool> {
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, part))| {
+            let kind = std::mem::discriminant(part);
+            !parts[i + 1..]
+                .iter()
+                .any(|(_, later)| std::mem::discriminant(later) == kind)
+        })
+        .collect()
 }
 
 /// A `DateTime` as its scalar writes it.

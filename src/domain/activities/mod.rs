@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::{ActivityId, CustomerId};
-use super::page::{PageArgs, SortSpec, SortValueKind};
+use super::page::{CursorValue, PageArgs, SortSpec, SortValueKind, Sortable};
 use super::projection::{Cell, JsonRow, Projected, Projection, Reader};
 use super::{Error, Result};
 use crate::events::EntityKind;
@@ -127,32 +127,36 @@ impl Activity {
 }
 
 impl Projected for activities::Entity {
+    type Record = Activity;
+
     fn decode_after(
         p: Projection<Self>,
         row: &sea_orm::QueryResult,
         first: usize,
-    ) -> Result<activities::Model> {
+    ) -> Result<Activity> {
         decode(p.reader_from(row, first))
     }
 }
 
 /// A row of a nested page that the database folded into JSON (`read::list_for_customers`).
-fn decode_json(p: Projection<activities::Entity>, row: JsonRow) -> Result<activities::Model> {
+fn decode_json(p: Projection<activities::Entity>, row: JsonRow) -> Result<Activity> {
     decode(p.reader(row))
 }
 
-fn decode<R>(mut r: Reader<activities::Entity, R>) -> Result<activities::Model>
+fn decode<R>(mut r: Reader<activities::Entity, R>) -> Result<Activity>
 where
     R: Cell<String> + Cell<Option<String>> + Cell<i32>,
     R: Cell<DateTime<Utc>> + Cell<Option<DateTime<Utc>>>,
 {
     use activities::Column as C;
-    Ok(activities::Model {
-        id: r.get(C::Id, String::new())?,
+    Ok(Activity {
+        id: ActivityId::stored(r.get(C::Id, String::new())?),
         org_id: r.get(C::OrgId, String::new())?,
-        customer_id: r.get(C::CustomerId, String::new())?,
-        // Any valid kind: not shown.
-        kind: r.get(C::Kind, ActivityKind::Note.as_str().to_owned())?,
+        customer_id: CustomerId::stored(r.get(C::CustomerId, String::new())?),
+        // Any kind: not shown.
+        kind: r.map(C::Kind, ActivityKind::Note, |s: String| {
+            ActivityKind::parse(&s)
+        })?,
         subject: r.get(C::Subject, String::new())?,
         body: r.get(C::Body, None)?,
         occurred_at: r.get(C::OccurredAt, DateTime::default())?,
@@ -166,6 +170,25 @@ where
         updated_at: r.get(C::UpdatedAt, DateTime::default())?,
         deleted_at: r.get(C::DeletedAt, None)?,
     })
+}
+
+impl Sortable for Activity {
+    type Column = activities::Column;
+
+    fn sort_value(&self, column: activities::Column) -> CursorValue {
+        use activities::Column as C;
+        match column {
+            C::OccurredAt => CursorValue::at(Some(self.occurred_at)),
+            C::CreatedAt => CursorValue::at(Some(self.created_at)),
+            C::UpdatedAt => CursorValue::at(Some(self.updated_at)),
+            C::DueAt => CursorValue::at(self.due_at),
+            _ => CursorValue::Null,
+        }
+    }
+
+    fn sort_id(&self) -> &str {
+        self.id.as_str()
+    }
 }
 
 impl TryFrom<activities::Model> for Activity {

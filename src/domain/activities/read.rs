@@ -49,7 +49,7 @@ pub async fn count(t: &Tenant, filter: &ActivityFilter) -> Result<u64> {
     Ok(filtered(t, filter)?.count(t.db()).await?)
 }
 
-/// One page of activities for each of many customers, in a single statement that fetches
+/// One page of activities for each of many customers (in their order), in a single statement that fetches
 /// only the projected columns. Each customer's page is a subquery that reads just its rows
 /// through the `(org_id, customer_id, …)` index and stops at the page size, rather than
 /// ranking every child row; the statement count does not grow with the number of parents,
@@ -62,11 +62,11 @@ pub async fn list_for_customers(
     t: &Tenant,
     customer_ids: &[CustomerId],
     query: &ActivityQuery,
-) -> Result<HashMap<CustomerId, Slice<Activity>>> {
+) -> Result<Vec<Slice<Activity>>> {
     let spec = query.order.spec();
     let page = query.page.validate(&spec)?;
     if customer_ids.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
     // The customer is the row's parent, not fetched.
     let fetched = page
@@ -122,41 +122,36 @@ pub async fn list_for_customers(
     let rows = t.db().query_all_raw(backend.build(&outer)).await?;
 
     // Sized for a page each (up to a point: most customers have few activities): a growing
-    // vector of models copied itself 4 times per page of ten.
+    // vector of records copied itself 4 times per page of ten.
     let capacity = usize::try_from(page.fetch()).unwrap_or(0).min(32);
-    let mut fetched_rows: Vec<Vec<(RowCursor, activities::Model)>> = customer_ids
+    let mut pages: Vec<Vec<(RowCursor, Activity)>> = customer_ids
         .iter()
         .map(|_| Vec::with_capacity(capacity))
         .collect();
-    let mut keep = |at: i32, mut m: activities::Model| -> Result<()> {
+    let with_customer = query.projection.has(C::CustomerId);
+    let mut keep = |at: i32, mut a: Activity| {
         let at = usize::try_from(at).unwrap_or(usize::MAX);
-        let (Some(id), Some(rows)) = (customer_ids.get(at), fetched_rows.get_mut(at)) else {
-            return Ok(());
-        };
-        if query.projection.has(C::CustomerId) {
-            m.customer_id = id.as_str().to_owned();
+        if let (Some(id), Some(rows)) = (customer_ids.get(at), pages.get_mut(at)) {
+            if with_customer {
+                a.customer_id = id.clone();
+            }
+            rows.push((page.cursor(&spec, &a), a));
         }
-        rows.push((page.cursor(&spec, &m), m));
-        Ok(())
     };
     for row in &rows {
         let at: i32 = value_at(row, 0)?;
         if backend == DbBackend::Postgres {
-            keep(at, activities::Entity::decode_after(fetched, row, 1)?)?;
+            keep(at, activities::Entity::decode_after(fetched, row, 1)?);
         } else {
             // `[]` for a customer without activities.
             let folded: String = value_at(row, 1)?;
             let cells: Vec<Vec<serde_json::Value>> = serde_json::from_str(&folded)?;
             for cells in cells {
-                keep(at, super::decode_json(fetched, JsonRow(cells))?)?;
+                keep(at, super::decode_json(fetched, JsonRow(cells))?);
             }
         }
     }
-    customer_ids
-        .iter()
-        .zip(fetched_rows)
-        .map(|(id, rows)| Ok((id.clone(), page.finish(rows).map(Activity::try_from)?)))
-        .collect()
+    Ok(pages.into_iter().map(|rows| page.finish(rows)).collect())
 }
 
 /// How many activities match `filter` for each of many customers, in one statement.

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::CustomerId;
-use super::page::{PageArgs, SortSpec, SortValueKind};
+use super::page::{CursorValue, PageArgs, SortSpec, SortValueKind, Sortable};
 use super::projection::{Projected, Projection};
 use super::{Error, Result};
 use crate::events::EntityKind;
@@ -126,24 +126,30 @@ impl Customer {
 }
 
 impl Projected for customers::Entity {
+    type Record = Customer;
+
     fn decode_after(
         p: Projection<Self>,
         row: &sea_orm::QueryResult,
         first: usize,
-    ) -> Result<customers::Model> {
+    ) -> Result<Customer> {
         use customers::Column as C;
         let mut r = p.reader_from(row, first);
-        Ok(customers::Model {
-            id: r.get(C::Id, String::new())?,
+        Ok(Customer {
+            id: CustomerId::stored(r.get(C::Id, String::new())?),
             org_id: r.get(C::OrgId, String::new())?,
             name: r.get(C::Name, String::new())?,
             email: r.get(C::Email, None)?,
             phone: r.get(C::Phone, None)?,
             company: r.get(C::Company, None)?,
-            // Any valid stage: not shown.
-            lifecycle_stage: r.get(C::LifecycleStage, LifecycleStage::Lead.as_str().to_owned())?,
+            // Any stage: not shown.
+            lifecycle_stage: r.map(C::LifecycleStage, LifecycleStage::Lead, |s: String| {
+                LifecycleStage::parse(&s)
+            })?,
             owner_id: r.get(C::OwnerId, None)?,
-            tags: r.get(C::Tags, "[]".to_owned())?,
+            tags: r.map(C::Tags, Vec::new(), |s: String| {
+                Ok(serde_json::from_str(&s)?)
+            })?,
             custom_fields: r.get(C::CustomFields, Value::Null)?,
             version: r.get(C::Version, 0)?,
             last_activity_at: r.get(C::LastActivityAt, None)?,
@@ -151,6 +157,25 @@ impl Projected for customers::Entity {
             updated_at: r.get(C::UpdatedAt, DateTime::default())?,
             deleted_at: r.get(C::DeletedAt, None)?,
         })
+    }
+}
+
+impl Sortable for Customer {
+    type Column = customers::Column;
+
+    fn sort_value(&self, column: customers::Column) -> CursorValue {
+        use customers::Column as C;
+        match column {
+            C::Name => CursorValue::Text(self.name.clone()),
+            C::CreatedAt => CursorValue::at(Some(self.created_at)),
+            C::UpdatedAt => CursorValue::at(Some(self.updated_at)),
+            C::LastActivityAt => CursorValue::at(self.last_activity_at),
+            _ => CursorValue::Null,
+        }
+    }
+
+    fn sort_id(&self) -> &str {
+        self.id.as_str()
     }
 }
 

@@ -9,7 +9,7 @@ use crate::domain::activities::{Activity, ActivityQuery};
 use crate::domain::page::Slice;
 use crate::graphql::permissions::plainly_readable;
 use crate::graphql::render::{
-    self, ConnectionPlan, ConnectionTypes, optional_string, optional_time, string, time,
+    self, ConnectionPlan, ConnectionTypes, optional_text, optional_time, string, text, time,
 };
 
 pub const TYPES: ConnectionTypes = ConnectionTypes {
@@ -17,8 +17,9 @@ pub const TYPES: ConnectionTypes = ConnectionTypes {
     edge: "ActivityEdge",
 };
 
-/// The fields of an `Activity` selection, by response key.
-pub struct ActivityPlan(Vec<(Name, Part)>);
+/// The fields of an `Activity` selection, by response key, and whether each is the last
+/// to show its field.
+pub struct ActivityPlan(Vec<(Name, Part)>, Vec<bool>);
 
 #[derive(Clone, Copy)]
 enum Part {
@@ -63,23 +64,24 @@ impl ActivityPlan {
             };
             parts.push((field.node.response_key().node.clone(), part));
         }
-        Some(Self(parts))
+        let last = render::last_of_kind(&parts);
+        Some(Self(parts, last))
     }
 
-    pub fn render(&self, a: &Activity) -> Value {
+    pub fn render(&self, mut a: Activity) -> Value {
         let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
-        for (key, part) in &self.0 {
+        for ((key, part), &last) in self.0.iter().zip(&self.1) {
             let value = match part {
                 Part::Typename => string("Activity"),
                 Part::Id => string(a.id.as_str()),
                 Part::Kind => async_graphql::resolver_utils::enum_value(ActivityKind::from(a.kind)),
-                Part::Subject => string(&a.subject),
-                Part::Body => optional_string(a.body.as_deref()),
+                Part::Subject => text(&mut a.subject, last),
+                Part::Body => optional_text(&mut a.body, last),
                 Part::OccurredAt => time(a.occurred_at),
                 Part::DueAt => optional_time(a.due_at),
                 Part::CompletedAt => optional_time(a.completed_at),
-                Part::Source => optional_string(a.source.as_deref()),
-                Part::ExternalId => optional_string(a.external_id.as_deref()),
+                Part::Source => optional_text(&mut a.source, last),
+                Part::ExternalId => optional_text(&mut a.external_id, last),
                 Part::Version => Value::from(a.version),
                 Part::CreatedAt => time(a.created_at),
                 Part::UpdatedAt => time(a.updated_at),
@@ -91,10 +93,12 @@ impl ActivityPlan {
 }
 
 /// The answer of the activity connection field `ctx` resolves, for `page`, when its
-/// selection is plain.
-pub fn render(ctx: &Context<'_>, page: &Slice<Activity>) -> Option<Value> {
-    let plan = ConnectionPlan::of_field(ctx, TYPES, &ActivityPlan::of)?;
-    Some(plan.render(page, &|node, a| node.render(a)))
+/// selection is plain; the page back when it is not.
+pub fn render(ctx: &Context<'_>, page: Slice<Activity>) -> Result<Value, Slice<Activity>> {
+    match ConnectionPlan::of_field(ctx, TYPES, &ActivityPlan::of) {
+        Some(plan) => Ok(plan.render(page, &|node, a| node.render(a))),
+        None => Err(page),
+    }
 }
 
 /// A plain `Customer.activities` selection: the page it asks for and how to answer it.

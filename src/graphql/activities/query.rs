@@ -45,12 +45,12 @@ impl ActivityQuery {
     ) -> Result<Option<Rendered<ActivityConnection>>> {
         let query = query_of(ctx, first, after, last, before, filter, order_by);
         let slice = activities::list(tenant(ctx)?, &query).await?;
-        if let Some(value) = super::plain::render(ctx, &slice) {
-            return Ok(Some(Rendered::plain(value)));
-        }
-        Ok(Some(Rendered::Typed(ActivityConnection::new(
-            slice,
-            ActivityTotal::Matching(Box::new(query.filter)),
-        ))))
+        Ok(Some(match super::plain::render(ctx, slice) {
+            Ok(value) => Rendered::plain(value),
+            Err(slice) => Rendered::Typed(ActivityConnection::new(
+                slice,
+                ActivityTotal::Matching(Box::new(query.filter)),
+            )),
+        }))
     }
 }

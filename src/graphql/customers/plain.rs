@@ -2,8 +2,6 @@
 //! row's own data, and its `activities`, fetched for the whole page in one statement as soon
 //! as the page is read (no loader window) and rendered from the rows.
 
-use std::collections::HashMap;
-
 use async_graphql::{Context, ContextSelectionSet, Name, Value};
 
 use super::types::LifecycleStage;
@@ -15,7 +13,7 @@ use crate::domain::page::Slice;
 use crate::graphql::activities::plain::NestedPlan;
 use crate::graphql::permissions::plainly_readable;
 use crate::graphql::render::{
-    self, ConnectionPlan, ConnectionTypes, optional_string, optional_time, string, time,
+    self, ConnectionPlan, ConnectionTypes, optional_text, optional_time, string, text, time,
 };
 
 const TYPES: ConnectionTypes = ConnectionTypes {
@@ -26,8 +24,9 @@ const TYPES: ConnectionTypes = ConnectionTypes {
 /// A plain customer connection selection.
 pub struct Plan(ConnectionPlan<CustomerPlan>);
 
-/// The fields of a `Customer` selection, by response key.
-pub struct CustomerPlan(Vec<(Name, Part)>);
+/// The fields of a `Customer` selection, by response key, and whether each is the last
+/// to show its field.
+pub struct CustomerPlan(Vec<(Name, Part)>, Vec<bool>);
 
 enum Part {
     Typename,
@@ -63,37 +62,63 @@ impl Plan {
         uniform.then_some(Self(plan))
     }
 
-    /// The connection's answer for `page`. `None` when its nested activities could not be
-    /// read (the fields then resolve the usual way, reporting the error where it belongs).
-    pub async fn render(&self, t: &Tenant, page: &Slice<Customer>) -> Option<Value> {
+    /// The connection's answer for `page`; the page back when its nested activities could
+    /// not be read (the fields then resolve the usual way, reporting the error where it
+    /// belongs).
+    pub async fn render(
+        &self,
+        t: &Tenant,
+        page: Slice<Customer>,
+    ) -> Result<Value, Slice<Customer>> {
         let nested = self.0.nodes().flat_map(CustomerPlan::activities).next();
         let ids: Vec<CustomerId> = page.rows.iter().map(|(_, c)| c.id.clone()).collect();
-        let pages = nested_pages(t, &ids, nested).await?;
-        Some(self.0.render(page, &|plan, c| plan.render(c, &pages)))
+        let Some(pages) = nested_pages(t, &ids, nested).await else {
+            return Err(page);
+        };
+        let page = Slice {
+            rows: page
+                .rows
+                .into_iter()
+                .zip(pages)
+                .map(|((cursor, c), activities)| (cursor, (c, activities)))
+                .collect(),
+            has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+        };
+        Ok(self.0.render(page, &|plan, row| plan.render(row)))
     }
 }
 
-/// The answer of the field `ctx` resolves to one customer, when its selection is plain.
-pub async fn render_one(ctx: &Context<'_>, t: &Tenant, customer: &Customer) -> Option<Value> {
-    let plan = CustomerPlan::of(&ctx.with_selection_set(&ctx.item.node.selection_set))?;
+/// The answer of the field `ctx` resolves to one customer, when its selection is plain; the
+/// customer back when it is not.
+pub async fn render_one(
+    ctx: &Context<'_>,
+    t: &Tenant,
+    customer: Customer,
+) -> Result<Value, Customer> {
+    let Some(plan) = CustomerPlan::of(&ctx.with_selection_set(&ctx.item.node.selection_set)) else {
+        return Err(customer);
+    };
     let ids = std::slice::from_ref(&customer.id);
-    let pages = nested_pages(t, ids, plan.activities().next()).await?;
-    Some(plan.render(customer, &pages))
+    let Some(mut pages) = nested_pages(t, ids, plan.activities().next()).await else {
+        return Err(customer);
+    };
+    let activities = pages.pop().unwrap_or_else(Slice::empty);
+    Ok(plan.render((customer, activities)))
 }
 
-/// The nested activity pages of customers `ids`, when their selection has some; `None` when
-/// they could not be read (the fields then resolve the usual way, reporting the error where
-/// it belongs).
+/// The nested activity pages of customers `ids` (one each, in their order), empty when
+/// their selection has none; `None` when they could not be read.
 async fn nested_pages(
     t: &Tenant,
     ids: &[CustomerId],
     nested: Option<&NestedPlan>,
-) -> Option<HashMap<CustomerId, Slice<Activity>>> {
+) -> Option<Vec<Slice<Activity>>> {
     match nested {
         Some(nested) => activities::list_for_customers(t, ids, &nested.query)
             .await
             .ok(),
-        None => Some(HashMap::new()),
+        None => Some(ids.iter().map(|_| Slice::empty()).collect()),
     }
 }
 
@@ -127,7 +152,8 @@ impl CustomerPlan {
             };
             parts.push((field.node.response_key().node.clone(), part));
         }
-        Some(Self(parts))
+        let last = render::last_of_kind(&parts);
+        Some(Self(parts, last))
     }
 
     fn activities(&self) -> impl Iterator<Item = &NestedPlan> {
@@ -137,17 +163,16 @@ impl CustomerPlan {
         })
     }
 
-    fn render(&self, c: &Customer, pages: &HashMap<CustomerId, Slice<Activity>>) -> Value {
-        let none = Slice::empty();
+    fn render(&self, (mut c, mut activities): (Customer, Slice<Activity>)) -> Value {
         let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
-        for (key, part) in &self.0 {
+        for ((key, part), &last) in self.0.iter().zip(&self.1) {
             let value = match part {
                 Part::Typename => string("Customer"),
                 Part::Id => string(c.id.as_str()),
-                Part::Name => string(&c.name),
-                Part::Email => optional_string(c.email.as_deref()),
-                Part::Phone => optional_string(c.phone.as_deref()),
-                Part::Company => optional_string(c.company.as_deref()),
+                Part::Name => text(&mut c.name, last),
+                Part::Email => optional_text(&mut c.email, last),
+                Part::Phone => optional_text(&mut c.phone, last),
+                Part::Company => optional_text(&mut c.company, last),
                 Part::LifecycleStage => async_graphql::resolver_utils::enum_value(
                     LifecycleStage::from(c.lifecycle_stage),
                 ),
@@ -158,9 +183,11 @@ impl CustomerPlan {
                 Part::CreatedAt => time(c.created_at),
                 Part::UpdatedAt => time(c.updated_at),
                 Part::DeletedAt => optional_time(c.deleted_at),
-                Part::Activities(nested) => nested
-                    .connection
-                    .render(pages.get(&c.id).unwrap_or(&none), &|plan, a| plan.render(a)),
+                // Selected once (`of`), so its page moves into the answer.
+                Part::Activities(nested) => nested.connection.render(
+                    std::mem::replace(&mut activities, Slice::empty()),
+                    &|plan, a| plan.render(a),
+                ),
             };
             out.insert(key.clone(), value);
         }

@@ -29,10 +29,12 @@ impl CustomerQuery {
         let Some(customer) = customers::get(t, &id, projection).await? else {
             return Ok(None);
         };
-        if let Some(value) = super::plain::render_one(ctx, t, &customer).await {
-            return Ok(Some(Rendered::plain(value)));
-        }
-        Ok(Some(Rendered::Typed(CustomerNode(customer))))
+        Ok(Some(
+            match super::plain::render_one(ctx, t, customer).await {
+                Ok(value) => Rendered::plain(value),
+                Err(customer) => Rendered::Typed(CustomerNode(customer)),
+            },
+        ))
     }
 
     /// Customers, oldest first unless `orderBy` says otherwise. Keyset-paginated: at most
@@ -69,11 +71,12 @@ impl CustomerQuery {
             projection: super::types::projection(ctx),
         };
         let t = tenant(ctx)?;
-        let slice = customers::list(t, &query).await?;
-        if let Some(plan) = super::plain::Plan::of(ctx)
-            && let Some(value) = plan.render(t, &slice).await
-        {
-            return Ok(Some(Rendered::plain(value)));
+        let mut slice = customers::list(t, &query).await?;
+        if let Some(plan) = super::plain::Plan::of(ctx) {
+            match plan.render(t, slice).await {
+                Ok(value) => return Ok(Some(Rendered::plain(value))),
+                Err(back) => slice = back,
+            }
         }
         Ok(Some(Rendered::Typed(CustomerConnection::new(
             slice,

@@ -171,13 +171,15 @@ impl CustomerNode {
             .load_one(key)
             .await?
             .unwrap_or_else(crate::domain::page::Slice::empty);
-        if let Some(value) = crate::graphql::activities::plain::render(ctx, &page) {
-            return Ok(Some(Rendered::plain(value)));
-        }
-        Ok(Some(Rendered::Typed(ActivityConnection::new(
-            page,
-            ActivityTotal::OfCustomer(self.0.id.clone(), filter),
-        ))))
+        Ok(Some(
+            match crate::graphql::activities::plain::render(ctx, page) {
+                Ok(value) => Rendered::plain(value),
+                Err(page) => Rendered::Typed(ActivityConnection::new(
+                    page,
+                    ActivityTotal::OfCustomer(self.0.id.clone(), filter),
+                )),
+            },
+        ))
     }
 }
 
