@@ -7,6 +7,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 
+use std::any::Any;
+
+use sea_orm::sqlx::postgres::PgHasArrayType;
 use sea_orm::sqlx::{Decode, Postgres, Row, Type};
 use sea_orm::{EntityTrait, IdenStatic, Iterable, QueryResult};
 
@@ -169,6 +172,56 @@ where
     &'r QueryResult: Cell<T>,
 {
     row.cell(at)
+}
+
+/// The rows of a nested page that PostgreSQL folded into one array per column, from
+/// position `first` of the fetched row on: row `i` of the page is element `i` of each
+/// array. Each array is decoded once, when its column is first read, and its elements are
+/// taken in order, one per read, so a reader reads the page row after row.
+pub struct ArrayRows<'r> {
+    row: &'r QueryResult,
+    first: usize,
+    /// Per folded column, what is left of its decoded array (a `vec::IntoIter` of the
+    /// column's type).
+    columns: Vec<Option<Box<dyn Any + Send>>>,
+}
+
+impl<'r> ArrayRows<'r> {
+    pub fn new(row: &'r QueryResult, first: usize) -> Self {
+        Self {
+            row,
+            first,
+            columns: Vec::new(),
+        }
+    }
+
+    /// The position of the first folded column in the fetched row.
+    pub fn first(&self) -> usize {
+        self.first
+    }
+}
+
+impl<T> Cell<T> for &mut ArrayRows<'_>
+where
+    T: Send + 'static + for<'r> Decode<'r, Postgres> + Type<Postgres> + PgHasArrayType,
+{
+    fn cell(&mut self, at: usize) -> Result<T> {
+        let column = at.checked_sub(self.first).ok_or_else(|| malformed(at))?;
+        if self.columns.len() <= column {
+            self.columns.resize_with(column + 1, || None);
+        }
+        let slot = self.columns.get_mut(column).ok_or_else(|| malformed(at))?;
+        if slot.is_none() {
+            let row = self.row.try_as_pg_row().ok_or_else(|| malformed(at))?;
+            // NULL for a parent without rows (an aggregate over none), which nobody reads.
+            let values: Option<Vec<T>> = row.try_get_unchecked(at).map_err(Error::internal)?;
+            *slot = Some(Box::new(values.unwrap_or_default().into_iter()));
+        }
+        slot.as_mut()
+            .and_then(|left| left.downcast_mut::<std::vec::IntoIter<T>>())
+            .and_then(Iterator::next)
+            .ok_or_else(|| malformed(at))
+    }
 }
 
 /// A row a statement aggregated into a JSON array of its columns (a nested page fetched as

@@ -70,7 +70,12 @@ impl QueryOrder {
                         .position(|(k, _)| *k == key)
                         .unwrap_or(usize::MAX)
                 };
-                map.sort_by(|a, _, b, _| position(a).cmp(&position(b)));
+                // Most objects are already in order (plain answers are built in it), and
+                // sorting an index map rebuilds its hash table: 20% of a nested read's
+                // instructions when done for each of its 550 objects (callgrind).
+                if !map.keys().map(position).is_sorted() {
+                    map.sort_by(|a, _, b, _| position(a).cmp(&position(b)));
+                }
                 for (key, child) in map.iter_mut() {
                     if let Some((_, sets)) = keys.iter().find(|(k, _)| *k == key)
                         && !sets.is_empty()

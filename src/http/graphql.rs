@@ -636,7 +636,12 @@ fn body_bytes(response: &GqlResponse) -> Vec<u8> {
         errors: &response.errors,
         extensions: &response.extensions,
     };
-    serde_json::to_vec(&body).unwrap_or_default()
+    // A page of results is kilobytes: growing from empty would copy it a dozen times.
+    let mut out = Vec::with_capacity(8 * 1024);
+    match serde_json::to_writer(&mut out, &body) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 fn render(format: ResponseFormat, response: GqlResponse) -> Response {

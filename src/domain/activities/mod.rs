@@ -14,7 +14,7 @@ use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::{ActivityId, CustomerId};
 use super::page::{CursorValue, PageArgs, SortSpec, SortValueKind, Sortable};
-use super::projection::{Cell, JsonRow, Projected, Projection, Reader};
+use super::projection::{ArrayRows, Cell, JsonRow, Projected, Projection, Reader};
 use super::{Error, Result};
 use crate::events::EntityKind;
 
@@ -141,6 +141,12 @@ impl Projected for activities::Entity {
 /// A row of a nested page that the database folded into JSON (`read::list_for_customers`).
 fn decode_json(p: Projection<activities::Entity>, row: JsonRow) -> Result<Activity> {
     decode(p.reader(row))
+}
+
+/// The next row of a nested page that the database folded into arrays, one per column.
+fn decode_arrays(p: Projection<activities::Entity>, rows: &mut ArrayRows<'_>) -> Result<Activity> {
+    let first = rows.first();
+    decode(p.reader_from(rows, first))
 }
 
 fn decode<R>(mut r: Reader<activities::Entity, R>) -> Result<Activity>
