@@ -140,37 +140,38 @@ pub async fn list_for_customers(
 
     let mut out: Vec<Slice<Activity>> = customer_ids.iter().map(|_| Slice::empty()).collect();
     let with_customer = query.projection.has(C::CustomerId);
+    // A page each (up to a point: most customers have few activities).
+    let capacity = usize::try_from(page.fetch()).unwrap_or(0).min(32);
     for row in &rows {
         let at: i32 = value_at(row, 0)?;
         let at = usize::try_from(at).unwrap_or(usize::MAX);
         let (Some(id), Some(slot)) = (customer_ids.get(at), out.get_mut(at)) else {
             continue;
         };
-        let mut records = if backend == DbBackend::Postgres {
+        // Each record goes straight into its page with its cursor: a record is a few hundred
+        // bytes, and every pass over the page copies them all.
+        let mut records = Vec::with_capacity(capacity);
+        let mut keep = |mut a: Activity| {
+            if with_customer {
+                a.customer_id = id.clone();
+            }
+            records.push((page.cursor(&spec, &a), a));
+        };
+        if backend == DbBackend::Postgres {
             let count: i64 = value_at(row, 1)?;
             let mut arrays = ArrayRows::new(row, 2);
-            (0..count)
-                .map(|_| super::decode_arrays(fetched, &mut arrays))
-                .collect::<Result<Vec<_>>>()?
+            for _ in 0..count {
+                keep(super::decode_arrays(fetched, &mut arrays)?);
+            }
         } else {
             // `[]` for a customer without activities.
             let folded: String = value_at(row, 1)?;
             let cells: Vec<Vec<serde_json::Value>> = serde_json::from_str(&folded)?;
-            cells
-                .into_iter()
-                .map(|cells| super::decode_json(fetched, JsonRow(cells)))
-                .collect::<Result<Vec<_>>>()?
-        };
-        if with_customer {
-            for a in &mut records {
-                a.customer_id = id.clone();
+            for cells in cells {
+                keep(super::decode_json(fetched, JsonRow(cells))?);
             }
         }
-        let rows = records
-            .into_iter()
-            .map(|a| (page.cursor(&spec, &a), a))
-            .collect();
-        *slot = page.finish(rows);
+        *slot = page.finish(records);
     }
     Ok(out)
 }
