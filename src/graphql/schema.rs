@@ -182,8 +182,7 @@ impl Executor {
             }) => schema
                 .execute_stream(request)
                 .map(move |mut response| {
-                    order.apply(&mut response.data);
-                    errors::finish(&mut response);
+                    finish(&order, &mut response);
                     response
                 })
                 .boxed(),
@@ -214,10 +213,16 @@ impl Admitted<'_> {
 
     pub async fn run(self) -> Response {
         let mut response = self.schema.execute(self.request).await;
-        self.order.apply(&mut response.data);
-        errors::finish(&mut response);
+        finish(&self.order, &mut response);
         response
     }
+}
+
+/// Errors coded, and the fields they nulled put in place, then every object in query order
+/// (a field nulled by its error is added to its object last).
+fn finish(order: &QueryOrder, response: &mut Response) {
+    errors::finish(response);
+    order.apply(&mut response.data);
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.

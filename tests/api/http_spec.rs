@@ -467,3 +467,53 @@ async fn response_keys_follow_the_query() {
     );
     assert!(at("subject") < at("\"org\""), "{text}");
 }
+
+/// A field nulled by its error keeps its place among its siblings, at the top level and
+/// inside objects, whether the error is a refused scope or a bad argument.
+#[tokio::test]
+async fn a_field_nulled_by_its_error_keeps_its_place() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .customer(json!({"name": "Ordered", "email": "o@example.com"}))
+        .await;
+    let cases = [
+        // Without `pii:read`, `email` is refused.
+        (
+            "customers:read activities:read",
+            format!(
+                r#"{{ customer(id: "{id}") {{ email name activities(first: 1, after: "garbage") {{ totalCount }} company }} }}"#
+            ),
+            vec!["\"email\"", "\"name\"", "\"activities\"", "\"company\""],
+        ),
+        (
+            "activities:read",
+            r#"{ customers(first: 1) { totalCount } viewer { subject } }"#.to_owned(),
+            vec!["\"customers\"", "\"viewer\""],
+        ),
+    ];
+    for (scopes, query, keys) in cases {
+        let text = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .bearer_auth(app.token(scopes))
+            .body(json!({ "query": query }).to_string())
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("body");
+        assert!(text.contains("\"errors\""), "{text}");
+        let data = text.find("\"data\"").expect("data");
+        let at = |key: &str| {
+            text[data..]
+                .find(key)
+                .unwrap_or_else(|| panic!("{key} in {text}"))
+        };
+        assert!(
+            keys.windows(2).all(|pair| at(pair[0]) < at(pair[1])),
+            "{keys:?} out of order in {text}"
+        );
+    }
+}
