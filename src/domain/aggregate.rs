@@ -4,12 +4,13 @@
 //! rows and its field names; the rest is here, once.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::SelectStatement;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Select,
 };
 
-use super::page::{PageArgs, Slice, SortSpec, Sortable};
+use super::page::{Page, PageArgs, Slice, SortSpec, Sortable};
 use super::projection::{Projected, Projection};
 use super::store::WriteTxn;
 use super::{Error, Result, Tenant, TenantTable, versioning};
@@ -283,6 +284,23 @@ pub async fn by_ids<A: Aggregate>(t: &Tenant, ids: &[A::Id]) -> Result<Vec<A>> {
         .collect()
 }
 
+/// The statement of one keyset page of `select`, selecting `columns`.
+pub fn page_query<E: EntityTrait>(
+    select: Select<E>,
+    spec: &SortSpec<E::Column>,
+    page: &Page,
+    columns: Projection<E>,
+) -> SelectStatement {
+    let mut select = select
+        .select_only()
+        .columns(columns.columns())
+        .filter(spec.bounds(page))
+        .into_query();
+    spec.order(&mut select, page.backward);
+    select.limit(page.fetch());
+    select
+}
+
 /// One keyset page of `select` (the tenant's rows an aggregate's filter picked), in the
 /// order of `spec`, each row with its cursor.
 /// Only the columns of `projection` are fetched (and the id and sort column, when the
@@ -300,13 +318,8 @@ where
 {
     let page = args.validate(&spec)?;
     let projection = page.projection(&spec, projection).or(A::id_column());
-    let mut select = select
-        .select_only()
-        .columns(projection.columns())
-        .filter(spec.bounds(&page));
-    spec.order(QueryTrait::query(&mut select), page.backward);
-    let select = select.limit(page.fetch());
-    let statement = QueryTrait::build(&select, t.db().get_database_backend());
+    let select = page_query(select, &spec, &page, projection);
+    let statement = t.db().get_database_backend().build(&select);
     let fetched = t.db().query_all_raw(statement).await?;
     let mut rows = Vec::with_capacity(fetched.len());
     for row in fetched {

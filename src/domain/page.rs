@@ -8,7 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order, SelectStatement, SimpleExpr};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Order, SelectStatement, SimpleExpr};
 use sea_orm::{ColumnTrait, EntityTrait};
 use serde::{Deserialize, Serialize};
 
@@ -244,6 +244,19 @@ impl<C: ColumnTrait + Copy> SortSpec<C> {
     pub fn order(&self, query: &mut SelectStatement, backward: bool) {
         for (expr, order) in self.order_exprs(backward) {
             query.order_by_expr(expr, order);
+        }
+    }
+
+    /// As `order`, on the columns of the table or subquery `table`.
+    pub fn order_in(&self, query: &mut SelectStatement, backward: bool, table: &Alias) {
+        for (column, is_null, descending) in self.order_terms(backward) {
+            let dir = if descending { Order::Desc } else { Order::Asc };
+            let col = Expr::col((table.clone(), column));
+            if is_null {
+                query.order_by_expr(col.is_null(), dir);
+            } else {
+                query.order_by_expr(col, dir);
+            }
         }
     }
 

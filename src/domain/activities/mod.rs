@@ -18,7 +18,7 @@ use super::projection::{ArrayRows, Cell, JsonRow, Projected, Projection, Reader}
 use super::{Error, Result};
 use crate::events::EntityKind;
 
-pub use read::{by_ids, count, count_for_customers, get, list, list_for_customers};
+pub use read::{Nesting, by_ids, count, count_for_customers, get, list, list_for_customers};
 pub use validate::BODY_MAX_BYTES;
 pub(crate) use write::log_in;
 pub use write::{delete, log, update};

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use entity::activities;
 use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, JoinType, Query, QueryStatementBuilder,
+    Alias, Condition, Expr, ExprTrait, JoinType, Query, QueryStatementBuilder, SelectStatement,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, IdenStatic, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, IdenStatic, PaginatorTrait, QueryFilter, QueryResult,
+    QuerySelect, QueryTrait,
 };
 
 use super::scope::live;
@@ -17,7 +17,8 @@ use super::{Activity, ActivityFilter, ActivityQuery};
 use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::ids::{ActivityId, CustomerId};
-use crate::domain::page::Slice;
+use crate::domain::page::{Page, Slice, SortSpec};
+use crate::domain::projection::Projection;
 use crate::domain::projection::{ArrayRows, JsonRow, value_at};
 use crate::domain::{Result, Tenant};
 
@@ -67,113 +68,161 @@ pub async fn list_for_customers(
     customer_ids: &[CustomerId],
     query: &ActivityQuery,
 ) -> Result<Vec<Slice<Activity>>> {
-    let spec = query.order.spec();
-    let page = query.page.validate(&spec)?;
+    let nesting = Nesting::new(t, query)?;
     if customer_ids.is_empty() {
         return Ok(Vec::new());
     }
-    // The customer is the row's parent, not fetched.
-    let fetched = page
-        .projection(&spec, query.projection)
-        .without(C::CustomerId)
-        .or(C::Id);
-    let ordered = fetched.with(spec.column).with(spec.id);
-    let backend = t.db().get_database_backend();
     let parents = Alias::new("parents");
     let (position, parent) = (Alias::new("column1"), Alias::new("column2"));
-    let mut per_parent = filtered(t, &query.filter)?
-        .select_only()
-        .columns(ordered.columns())
-        .filter(
-            Expr::col((activities::Entity, C::CustomerId))
-                .equals((parents.clone(), parent.clone())),
-        )
-        .filter(spec.bounds(&page))
-        .into_query();
-    spec.order(&mut per_parent, page.backward);
-    per_parent.limit(page.fetch());
-    let order = spec.order_sql(page.backward);
-    let pages = Alias::new("pages");
-    let mut folded = Query::select();
-    if backend == DbBackend::Postgres {
-        folded.expr(Expr::cust("count(*)"));
-        for column in fetched.columns() {
-            folded.expr(Expr::cust(format!(
-                "array_agg(\"{}\" ORDER BY {order})",
-                column.as_str()
-            )));
-        }
-    } else {
-        let cells = fetched
-            .columns()
-            .map(|c| format!("\"{}\"", c.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        folded.expr(Expr::cust(format!(
-            "json_group_array(json_array({cells}) ORDER BY {order})"
-        )));
-    }
-    folded.from_subquery(per_parent, pages.clone());
     let mut outer = Query::select();
     outer.column((parents.clone(), position)).from_values(
         customer_ids
             .iter()
             .enumerate()
             .map(|(i, id)| (i32::try_from(i).unwrap_or(i32::MAX), id.as_str().to_owned())),
-        parents,
+        parents.clone(),
     );
-    if backend == DbBackend::Postgres {
-        outer.expr(Expr::cust("\"pages\".*")).join_lateral(
-            JoinType::InnerJoin,
-            folded,
-            pages,
-            Expr::cust("TRUE"),
-        );
-    } else {
-        outer.expr(Expr::SubQuery(
-            None,
-            Box::new(folded.into_sub_query_statement()),
-        ));
-    }
+    nesting.attach(t, &mut outer, parents, parent)?;
     // The statement wraps `filtered(t, …)`, the tenant's rows.
+    let backend = t.db().get_database_backend();
     let rows = t.db().query_all_raw(backend.build(&outer)).await?;
-
     let mut out: Vec<Slice<Activity>> = customer_ids.iter().map(|_| Slice::empty()).collect();
-    let with_customer = query.projection.has(C::CustomerId);
-    // A page each (up to a point: most customers have few activities).
-    let capacity = usize::try_from(page.fetch()).unwrap_or(0).min(32);
     for row in &rows {
         let at: i32 = value_at(row, 0)?;
         let at = usize::try_from(at).unwrap_or(usize::MAX);
-        let (Some(id), Some(slot)) = (customer_ids.get(at), out.get_mut(at)) else {
-            continue;
-        };
-        // Each record goes straight into its page with its cursor: a record is a few hundred
-        // bytes, and every pass over the page copies them all.
+        if let (Some(id), Some(slot)) = (customer_ids.get(at), out.get_mut(at)) {
+            *slot = nesting.decode(row, 1, id)?;
+        }
+    }
+    Ok(out)
+}
+
+/// A nested page of activities for each row of a statement over customers (the parents),
+/// folded into the parent's row: the page read by `query`, validated before any statement.
+pub struct Nesting {
+    query: ActivityQuery,
+    spec: SortSpec<C>,
+    page: Page,
+    /// The columns folded, in the table's order.
+    fetched: Projection<activities::Entity>,
+    backend: DbBackend,
+}
+
+impl Nesting {
+    pub fn new(t: &Tenant, query: &ActivityQuery) -> Result<Self> {
+        let spec = query.order.spec();
+        let page = query.page.validate(&spec)?;
+        // The filter's size is checked here, before any statement.
+        filtered(t, &query.filter)?;
+        // The customer is the row's parent, not fetched.
+        let fetched = page
+            .projection(&spec, query.projection)
+            .without(C::CustomerId)
+            .or(C::Id);
+        Ok(Self {
+            query: query.clone(),
+            spec,
+            page,
+            fetched,
+            backend: t.db().get_database_backend(),
+        })
+    }
+
+    /// Adds each parent's folded page to `outer`, whose parents are `parents` with their id
+    /// in the column `parent_id`: on PostgreSQL a `LATERAL` aggregate (a count, then an
+    /// array per column), on SQLite one JSON array.
+    pub fn attach(
+        &self,
+        t: &Tenant,
+        outer: &mut SelectStatement,
+        parents: Alias,
+        parent_id: Alias,
+    ) -> Result<()> {
+        let (spec, page) = (&self.spec, &self.page);
+        let ordered = self.fetched.with(spec.column).with(spec.id);
+        let mut per_parent = filtered(t, &self.query.filter)?
+            .select_only()
+            .columns(ordered.columns())
+            .filter(Expr::col((activities::Entity, C::CustomerId)).equals((parents, parent_id)))
+            .filter(spec.bounds(page))
+            .into_query();
+        spec.order(&mut per_parent, page.backward);
+        per_parent.limit(page.fetch());
+        let order = spec.order_sql(page.backward);
+        let pages = Alias::new("pages");
+        let mut folded = Query::select();
+        if self.backend == DbBackend::Postgres {
+            folded.expr(Expr::cust("count(*)"));
+            for column in self.fetched.columns() {
+                folded.expr(Expr::cust(format!(
+                    "array_agg(\"{}\" ORDER BY {order})",
+                    column.as_str()
+                )));
+            }
+        } else {
+            let cells = self
+                .fetched
+                .columns()
+                .map(|c| format!("\"{}\"", c.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            folded.expr(Expr::cust(format!(
+                "json_group_array(json_array({cells}) ORDER BY {order})"
+            )));
+        }
+        folded.from_subquery(per_parent, pages.clone());
+        if self.backend == DbBackend::Postgres {
+            outer.expr(Expr::cust("\"pages\".*")).join_lateral(
+                JoinType::InnerJoin,
+                folded,
+                pages,
+                Expr::cust("TRUE"),
+            );
+        } else {
+            outer.expr(Expr::SubQuery(
+                None,
+                Box::new(folded.into_sub_query_statement()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The page `attach` folded into `row` from position `first` on, of the customer `id`.
+    pub fn decode(
+        &self,
+        row: &QueryResult,
+        first: usize,
+        id: &CustomerId,
+    ) -> Result<Slice<Activity>> {
+        let (spec, page) = (&self.spec, &self.page);
+        let with_customer = self.query.projection.has(C::CustomerId);
+        // A page each (up to a point: most customers have few activities). Each record goes
+        // straight into its page with its cursor: a record is a few hundred bytes, and every
+        // pass over the page copies them all.
+        let capacity = usize::try_from(page.fetch()).unwrap_or(0).min(32);
         let mut records = Vec::with_capacity(capacity);
         let mut keep = |mut a: Activity| {
             if with_customer {
                 a.customer_id = id.clone();
             }
-            records.push((page.cursor(&spec, &a), a));
+            records.push((page.cursor(spec, &a), a));
         };
-        if backend == DbBackend::Postgres {
-            let count: i64 = value_at(row, 1)?;
-            let mut arrays = ArrayRows::new(row, 2);
+        if self.backend == DbBackend::Postgres {
+            let count: i64 = value_at(row, first)?;
+            let mut arrays = ArrayRows::new(row, first + 1);
             for _ in 0..count {
-                keep(super::decode_arrays(fetched, &mut arrays)?);
+                keep(super::decode_arrays(self.fetched, &mut arrays)?);
             }
         } else {
             // `[]` for a customer without activities.
-            let folded: String = value_at(row, 1)?;
+            let folded: String = value_at(row, first)?;
             let cells: Vec<Vec<serde_json::Value>> = serde_json::from_str(&folded)?;
             for cells in cells {
-                keep(super::decode_json(fetched, JsonRow(cells))?);
+                keep(super::decode_json(self.fetched, JsonRow(cells))?);
             }
         }
-        *slot = page.finish(records);
+        Ok(page.finish(records))
     }
-    Ok(out)
 }
 
 /// How many activities match `filter` for each of many customers, in one statement.

@@ -20,7 +20,9 @@ use super::projection::{Projected, Projection};
 use super::{Error, Result};
 use crate::events::EntityKind;
 
-pub use read::{by_ids, count, external_ids_of, get, list, social_profiles_of};
+pub use read::{
+    by_ids, count, external_ids_of, get, list, list_with_activities, social_profiles_of,
+};
 pub use upsert::{
     CheckedUpsert, MAX_UPSERT_ITEMS, Upsert, UpsertItem, UpsertResult, UpsertStatus,
     refresh_statistics, refresh_statistics_now, upsert, upsert_in,

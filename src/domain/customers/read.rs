@@ -1,18 +1,19 @@
 //! Customer reads: by id, batched by ids (for loaders), keyset-paginated lists and counts.
 
 use entity::{customer_external_ids, customers, social_profiles};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder};
 
 use super::scope::scoped;
 use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
+use crate::domain::activities::{self, Activity};
 use crate::domain::aggregate;
 use crate::domain::filter::{
     Size, add_eq, add_text, add_time, check_text, combine, contains, like_escape,
 };
 use crate::domain::ids::CustomerId;
 use crate::domain::page::Slice;
-use crate::domain::projection::Projection;
+use crate::domain::projection::{Projected, Projection};
 use crate::domain::{Result, Tenant};
 
 use customers::Column as C;
@@ -42,6 +43,43 @@ pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> 
         query.projection,
     )
     .await
+}
+
+/// A page of customers, each with its page of activities (`nesting`), in one statement: the
+/// customer page is the outer side of the activities' fold, and is ordered again outside it.
+pub async fn list_with_activities(
+    t: &Tenant,
+    query: &CustomerQuery,
+    nesting: &activities::Nesting,
+) -> Result<Slice<(Customer, Slice<Activity>)>> {
+    let spec = query.order.spec();
+    let page = query.page.validate(&spec)?;
+    // The id is what the activities join on.
+    let fetched = page.projection(&spec, query.projection).with(C::Id);
+    let inner = aggregate::page_query(
+        filtered(t, &query.filter)?,
+        &spec,
+        &page,
+        fetched.with(spec.column).with(spec.id),
+    );
+    let parents = Alias::new("parents");
+    let mut outer = Query::select();
+    outer
+        .columns(fetched.columns().map(|c| (parents.clone(), c)))
+        .from_subquery(inner, parents.clone());
+    nesting.attach(t, &mut outer, parents.clone(), Alias::new(C::Id.as_str()))?;
+    spec.order_in(&mut outer, page.backward, &parents);
+    // The statement wraps `filtered(t, …)` on both levels, the tenant's rows.
+    let backend = t.db().get_database_backend();
+    let fetched_rows = t.db().query_all_raw(backend.build(&outer)).await?;
+    let first = fetched.columns().count();
+    let mut rows = Vec::with_capacity(fetched_rows.len());
+    for row in &fetched_rows {
+        let customer = customers::Entity::decode(fetched, row)?;
+        let nested = nesting.decode(row, first, &customer.id)?;
+        rows.push((page.cursor(&spec, &customer), (customer, nested)));
+    }
+    Ok(page.finish(rows))
 }
 
 pub async fn count(t: &Tenant, filter: &CustomerFilter) -> Result<u64> {

@@ -7,7 +7,7 @@ use async_graphql::{Context, ContextSelectionSet, Name, Value};
 use super::types::LifecycleStage;
 use crate::domain::Tenant;
 use crate::domain::activities::{self, Activity};
-use crate::domain::customers::Customer;
+use crate::domain::customers::{self, Customer, CustomerQuery};
 use crate::domain::ids::CustomerId;
 use crate::domain::page::Slice;
 use crate::graphql::activities::plain::NestedPlan;
@@ -60,6 +60,24 @@ impl Plan {
             }
         };
         uniform.then_some(Self(plan))
+    }
+
+    /// The connection's answer, its customers and their nested activity pages read in one
+    /// statement; `None` when its selection has no nested activities, or their arguments
+    /// are refused (the field then reports them where they belong).
+    pub async fn render_whole(
+        &self,
+        t: &Tenant,
+        query: &CustomerQuery,
+    ) -> crate::domain::Result<Option<Value>> {
+        let Some(nested) = self.0.nodes().flat_map(CustomerPlan::activities).next() else {
+            return Ok(None);
+        };
+        let Ok(nesting) = activities::Nesting::new(t, &nested.query) else {
+            return Ok(None);
+        };
+        let page = customers::list_with_activities(t, query, &nesting).await?;
+        Ok(Some(self.0.render(page, &|plan, row| plan.render(row))))
     }
 
     /// The connection's answer for `page`; the page back when its nested activities could

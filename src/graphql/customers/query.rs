@@ -71,8 +71,14 @@ impl CustomerQuery {
             projection: super::types::projection(ctx),
         };
         let t = tenant(ctx)?;
+        let plan = super::plain::Plan::of(ctx);
+        if let Some(plan) = &plan
+            && let Some(value) = plan.render_whole(t, &query).await?
+        {
+            return Ok(Some(Rendered::plain(value)));
+        }
         let mut slice = customers::list(t, &query).await?;
-        if let Some(plan) = super::plain::Plan::of(ctx) {
+        if let Some(plan) = plan {
             match plan.render(t, slice).await {
                 Ok(value) => return Ok(Some(Rendered::plain(value))),
                 Err(back) => slice = back,
