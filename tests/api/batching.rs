@@ -65,7 +65,8 @@ async fn nested_queries_cost_the_same_statements_at_10_and_50_customers() {
 }
 
 #[tokio::test]
-async fn a_plain_nested_read_waits_for_no_loader_window_and_sends_one_statement() {
+async fn a_plain_nested_read_waits_for_no_loader_window_and_sends_one_statement_per_level_at_most()
+{
     // A window no request could sit out: a nested read that went through the loaders would
     // take a minute; a plain one (scalars and nested pages only) reads each level as soon as
     // the level above is read.
@@ -89,6 +90,12 @@ async fn a_plain_nested_read_waits_for_no_loader_window_and_sends_one_statement(
     .expect("a plain nested read does not wait for the loader window");
     r.assert_ok();
     assert_eq!(r.data("customers.nodes.2.activities.nodes.1.subject"), "s1");
-    // The page of customers and all their activity pages, in one statement.
-    assert_eq!(app.statements().await - before, 1);
+    // On PostgreSQL the page of customers and all their activity pages in one statement; on
+    // SQLite the page, then one statement for all its activity pages.
+    let expected = if app.db_url.starts_with("postgres") {
+        1
+    } else {
+        2
+    };
+    assert_eq!(app.statements().await - before, expected);
 }

@@ -63,13 +63,18 @@ impl Plan {
     }
 
     /// The connection's answer, its customers and their nested activity pages read in one
-    /// statement; `None` when its selection has no nested activities, or their arguments
-    /// are refused (the field then reports them where they belong).
+    /// statement, on PostgreSQL; `None` when its selection has no nested activities, or
+    /// their arguments are refused (the field then reports them where they belong), and on
+    /// SQLite, where the same statement cost more than the two it replaces (nested reads
+    /// 1,136 → 884 req/s; in-process, SQLite pays no round trip per statement).
     pub async fn render_whole(
         &self,
         t: &Tenant,
         query: &CustomerQuery,
     ) -> crate::domain::Result<Option<Value>> {
+        if t.db().get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(None);
+        }
         let Some(nested) = self.0.nodes().flat_map(CustomerPlan::activities).next() else {
             return Ok(None);
         };
