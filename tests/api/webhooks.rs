@@ -426,6 +426,9 @@ async fn a_delivery_a_dead_worker_held_is_sent_later_under_its_id() {
         .expect("database");
     use sea_orm::{ActiveModelTrait, Set};
     let id = format!("msg_{}", ulid::Ulid::new());
+    // Timed from the lease's own clock, not from after the insert, which a busy machine
+    // can take most of a second to finish.
+    let started = Instant::now();
     let now = chrono::Utc::now();
     entity::webhook_deliveries::ActiveModel {
         id: Set(id.clone()),
@@ -450,7 +453,6 @@ async fn a_delivery_a_dead_worker_held_is_sent_later_under_its_id() {
     .insert(&db)
     .await
     .expect("insert");
-    let started = Instant::now();
     let got = receiver.wait_for(1).await;
     assert_eq!(got[0].id, id);
     assert!(verifies(&secret, &got[0]));
