@@ -242,36 +242,20 @@ impl<C: ColumnTrait + Copy> SortSpec<C> {
     /// Appends ORDER BY for the page's direction: backward pages read the reversed order
     /// and are flipped back by `finish`.
     pub fn order(&self, query: &mut SelectStatement, backward: bool) {
-        for (expr, order) in self.order_exprs(backward) {
-            query.order_by_expr(expr, order);
-        }
+        self.order_by(query, backward, Expr::col);
     }
 
     /// As `order`, on the columns of the table or subquery `table`.
     pub fn order_in(&self, query: &mut SelectStatement, backward: bool, table: &Alias) {
-        for (column, is_null, descending) in self.order_terms(backward) {
-            let dir = if descending { Order::Desc } else { Order::Asc };
-            let col = Expr::col((table.clone(), column));
-            if is_null {
-                query.order_by_expr(col.is_null(), dir);
-            } else {
-                query.order_by_expr(col, dir);
-            }
-        }
+        self.order_by(query, backward, |column| Expr::col((table.clone(), column)));
     }
 
-    pub fn order_exprs(&self, backward: bool) -> Vec<(SimpleExpr, Order)> {
-        self.order_terms(backward)
-            .into_iter()
-            .map(|(column, is_null, descending)| {
-                let dir = if descending { Order::Desc } else { Order::Asc };
-                if is_null {
-                    (Expr::col(column).is_null(), dir)
-                } else {
-                    (Expr::col(column), dir)
-                }
-            })
-            .collect()
+    fn order_by(&self, query: &mut SelectStatement, backward: bool, col: impl Fn(C) -> SimpleExpr) {
+        for (column, is_null, descending) in self.order_terms(backward) {
+            let dir = if descending { Order::Desc } else { Order::Asc };
+            let expr = col(column);
+            query.order_by_expr(if is_null { expr.is_null() } else { expr }, dir);
+        }
     }
 
     /// The same ordering as SQL text over the unqualified column names, for an ORDER BY

@@ -3,11 +3,10 @@
 //! fields its query selects and only those columns travel and are decoded. Columns not
 //! fetched hold defaults that nothing shows: no resolver runs for a field not selected.
 
+use std::any::Any;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
-
-use std::any::Any;
 
 use sea_orm::sqlx::postgres::PgHasArrayType;
 use sea_orm::sqlx::{Decode, Postgres, Row, Type};

@@ -443,23 +443,33 @@ async fn client_text_cannot_forge_log_lines() {
     );
 }
 
-/// Response keys follow the query's order (GraphQL spec §7.2.2), not the alphabet.
-#[tokio::test]
-async fn response_keys_follow_the_query() {
-    let app = TestApp::spawn().await;
-    app.customer(json!({"name": "Ordered"})).await;
-    let text = app
-        .client
+/// The response to `query` as `scopes`, as the text the server sent (its key order, which
+/// a parsed JSON value would not keep).
+async fn response_text(app: &TestApp, scopes: &str, query: &str) -> String {
+    app.client
         .post(app.url("/graphql"))
         .header("content-type", "application/json")
-        .bearer_auth(app.token("customers:read"))
-        .body(r#"{"query":"{ zulu: __typename customers(first: 1) { totalCount nodes { name id } } alpha: __typename viewer { subject org } }"}"#)
+        .bearer_auth(app.token(scopes))
+        .body(json!({ "query": query }).to_string())
         .send()
         .await
         .expect("sent")
         .text()
         .await
-        .expect("body");
+        .expect("body")
+}
+
+/// Response keys follow the query's order (GraphQL spec §7.2.2), not the alphabet.
+#[tokio::test]
+async fn response_keys_follow_the_query() {
+    let app = TestApp::spawn().await;
+    app.customer(json!({"name": "Ordered"})).await;
+    let text = response_text(
+        &app,
+        "customers:read",
+        "{ zulu: __typename customers(first: 1) { totalCount nodes { name id } } alpha: __typename viewer { subject org } }",
+    )
+    .await;
     let at = |key: &str| text.find(key).unwrap_or_else(|| panic!("{key} in {text}"));
     assert!(
         at("zulu") < at("alpha") && at("alpha") < at("viewer"),
@@ -492,18 +502,7 @@ async fn a_field_nulled_by_its_error_keeps_its_place() {
         ),
     ];
     for (scopes, query, keys) in cases {
-        let text = app
-            .client
-            .post(app.url("/graphql"))
-            .header("content-type", "application/json")
-            .bearer_auth(app.token(scopes))
-            .body(json!({ "query": query }).to_string())
-            .send()
-            .await
-            .expect("sent")
-            .text()
-            .await
-            .expect("body");
+        let text = response_text(&app, scopes, &query).await;
         assert!(text.contains("\"errors\""), "{text}");
         let data = text.find("\"data\"").expect("data");
         let at = |key: &str| {

@@ -82,7 +82,7 @@ pub async fn list_for_customers(
             .map(|(i, id)| (i32::try_from(i).unwrap_or(i32::MAX), id.as_str().to_owned())),
         parents.clone(),
     );
-    nesting.attach(t, &mut outer, parents, parent)?;
+    nesting.attach(&mut outer, parents, parent);
     // The statement wraps `filtered(t, …)`, the tenant's rows.
     let backend = t.db().get_database_backend();
     let rows = t.db().query_all_raw(backend.build(&outer)).await?;
@@ -100,11 +100,14 @@ pub async fn list_for_customers(
 /// A nested page of activities for each row of a statement over customers (the parents),
 /// folded into the parent's row: the page read by `query`, validated before any statement.
 pub struct Nesting {
-    query: ActivityQuery,
+    /// The tenant's activities the query's filter picks (its size checked).
+    filtered: sea_orm::Select<activities::Entity>,
     spec: SortSpec<C>,
     page: Page,
     /// The columns folded, in the table's order.
     fetched: Projection<activities::Entity>,
+    /// Whether the records show their customer (resolved by `customer`).
+    with_customer: bool,
     backend: DbBackend,
 }
 
@@ -112,18 +115,17 @@ impl Nesting {
     pub fn new(t: &Tenant, query: &ActivityQuery) -> Result<Self> {
         let spec = query.order.spec();
         let page = query.page.validate(&spec)?;
-        // The filter's size is checked here, before any statement.
-        filtered(t, &query.filter)?;
         // The customer is the row's parent, not fetched.
         let fetched = page
             .projection(&spec, query.projection)
             .without(C::CustomerId)
             .or(C::Id);
         Ok(Self {
-            query: query.clone(),
+            filtered: filtered(t, &query.filter)?,
             spec,
             page,
             fetched,
+            with_customer: query.projection.has(C::CustomerId),
             backend: t.db().get_database_backend(),
         })
     }
@@ -131,16 +133,12 @@ impl Nesting {
     /// Adds each parent's folded page to `outer`, whose parents are `parents` with their id
     /// in the column `parent_id`: on PostgreSQL a `LATERAL` aggregate (a count, then an
     /// array per column), on SQLite one JSON array.
-    pub fn attach(
-        &self,
-        t: &Tenant,
-        outer: &mut SelectStatement,
-        parents: Alias,
-        parent_id: Alias,
-    ) -> Result<()> {
+    pub fn attach(&self, outer: &mut SelectStatement, parents: Alias, parent_id: Alias) {
         let (spec, page) = (&self.spec, &self.page);
         let ordered = self.fetched.with(spec.column).with(spec.id);
-        let mut per_parent = filtered(t, &self.query.filter)?
+        let mut per_parent = self
+            .filtered
+            .clone()
             .select_only()
             .columns(ordered.columns())
             .filter(Expr::col((activities::Entity, C::CustomerId)).equals((parents, parent_id)))
@@ -184,7 +182,6 @@ impl Nesting {
                 Box::new(folded.into_sub_query_statement()),
             ));
         }
-        Ok(())
     }
 
     /// The page `attach` folded into `row` from position `first` on, of the customer `id`.
@@ -195,7 +192,7 @@ impl Nesting {
         id: &CustomerId,
     ) -> Result<Slice<Activity>> {
         let (spec, page) = (&self.spec, &self.page);
-        let with_customer = self.query.projection.has(C::CustomerId);
+        let with_customer = self.with_customer;
         // A page each (up to a point: most customers have few activities). Each record goes
         // straight into its page with its cursor: a record is a few hundred bytes, and every
         // pass over the page copies them all.

@@ -45,6 +45,14 @@ pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> 
     .await
 }
 
+/// Whether `list_with_activities` is the cheaper read of a page and its nested pages: on
+/// PostgreSQL one statement saves a round trip (and the ping sqlx sends when a connection
+/// returns to its pool); on SQLite, in-process, the same statement cost more than the two it
+/// replaces (nested reads 1,136 → 884 req/s).
+pub fn nests_in_one_statement(t: &Tenant) -> bool {
+    t.db().get_database_backend() == sea_orm::DbBackend::Postgres
+}
+
 /// A page of customers, each with its page of activities (`nesting`), in one statement: the
 /// customer page is the outer side of the activities' fold, and is ordered again outside it.
 pub async fn list_with_activities(
@@ -67,7 +75,7 @@ pub async fn list_with_activities(
     outer
         .columns(fetched.columns().map(|c| (parents.clone(), c)))
         .from_subquery(inner, parents.clone());
-    nesting.attach(t, &mut outer, parents.clone(), Alias::new(C::Id.as_str()))?;
+    nesting.attach(&mut outer, parents.clone(), Alias::new(C::Id.as_str()));
     spec.order_in(&mut outer, page.backward, &parents);
     // The statement wraps `filtered(t, …)` on both levels, the tenant's rows.
     let backend = t.db().get_database_backend();

@@ -62,20 +62,24 @@ impl Plan {
         uniform.then_some(Self(plan))
     }
 
+    /// Its nested activities selection (one page shape, `of`).
+    fn nested(&self) -> Option<&NestedPlan> {
+        self.0.nodes().flat_map(CustomerPlan::activities).next()
+    }
+
     /// The connection's answer, its customers and their nested activity pages read in one
-    /// statement, on PostgreSQL; `None` when its selection has no nested activities, or
-    /// their arguments are refused (the field then reports them where they belong), and on
-    /// SQLite, where the same statement cost more than the two it replaces (nested reads
-    /// 1,136 → 884 req/s; in-process, SQLite pays no round trip per statement).
+    /// statement where that is cheaper (`customers::nests_in_one_statement`); `None` there
+    /// and when its selection has no nested activities, or their arguments are refused (the
+    /// field then reports them where they belong).
     pub async fn render_whole(
         &self,
         t: &Tenant,
         query: &CustomerQuery,
     ) -> crate::domain::Result<Option<Value>> {
-        if t.db().get_database_backend() != sea_orm::DbBackend::Postgres {
+        if !customers::nests_in_one_statement(t) {
             return Ok(None);
         }
-        let Some(nested) = self.0.nodes().flat_map(CustomerPlan::activities).next() else {
+        let Some(nested) = self.nested() else {
             return Ok(None);
         };
         let Ok(nesting) = activities::Nesting::new(t, &nested.query) else {
@@ -93,7 +97,7 @@ impl Plan {
         t: &Tenant,
         page: Slice<Customer>,
     ) -> Result<Value, Slice<Customer>> {
-        let nested = self.0.nodes().flat_map(CustomerPlan::activities).next();
+        let nested = self.nested();
         let ids: Vec<CustomerId> = page.rows.iter().map(|(_, c)| c.id.clone()).collect();
         let Some(pages) = nested_pages(t, &ids, nested).await else {
             return Err(page);
