@@ -258,13 +258,23 @@ where
     A::Entity: Projected<Record = A>,
 {
     let projection = projection.with(A::id_column());
-    let select = t
-        .find::<A::Entity>()
-        .select_only()
-        .columns(projection.columns())
-        .filter(A::id_column().eq(id.clone()))
-        .filter(A::deleted_column().is_null());
-    let statement = QueryTrait::build(&select, t.db().get_database_backend());
+    let backend = t.db().get_database_backend();
+    let values = sea_orm::Values(vec![t.org().as_str().into(), id.clone().into()]);
+    let statement = super::point_reads::statement(
+        backend,
+        std::any::TypeId::of::<A::Entity>(),
+        projection.bits(),
+        values,
+        || {
+            let select = t
+                .find::<A::Entity>()
+                .select_only()
+                .columns(projection.columns())
+                .filter(A::id_column().eq(id.clone()))
+                .filter(A::deleted_column().is_null());
+            QueryTrait::build(&select, backend)
+        },
+    );
     t.db()
         .query_one_raw(statement)
         .await?

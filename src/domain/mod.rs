@@ -16,6 +16,7 @@ pub mod filter;
 pub mod idempotency;
 pub mod ids;
 pub mod page;
+mod point_reads;
 pub mod projection;
 pub mod seed;
 pub mod social;

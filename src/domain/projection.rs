@@ -56,6 +56,11 @@ impl<E: EntityTrait> Projection<E> {
         }
     }
 
+    /// The columns as a set of bits, one per column: the same for the same columns.
+    pub fn bits(self) -> u32 {
+        self.bits
+    }
+
     pub fn has(self, column: E::Column) -> bool {
         self.bits & bit::<E>(column) != 0
     }

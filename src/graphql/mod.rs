@@ -25,6 +25,7 @@ mod subscriptions;
 mod usage;
 mod user_errors;
 mod users;
+mod validation;
 mod viewer;
 mod webhooks;
 

@@ -43,7 +43,7 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
                 return Ok(None);
             };
             loaders
-                .customers
+                .customers()
                 .load_one(id)
                 .await?
                 .map(|c| Node::Customer(CustomerNode(c)))
@@ -54,13 +54,13 @@ async fn load(ctx: &Context<'_>, id: &str) -> Result<Option<Node>> {
                 return Ok(None);
             };
             loaders
-                .activities
+                .activities()
                 .load_one(id)
                 .await?
                 .map(|a| Node::Activity(ActivityNode(a)))
         }
         Some(IdKind::User) => loaders
-            .users
+            .users()
             .load_one(id.to_owned())
             .await?
             .map(|u| Node::User(UserNode(u))),

@@ -5,19 +5,19 @@ use std::any::TypeId;
 use std::sync::Arc;
 
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{MergedObject, Request, Response, Schema};
+use async_graphql::{MergedObject, Request, Response, Schema, ValidationMode};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use super::errors;
-use super::limits::IntrospectionMode;
+use super::limits::{IntrospectionMode, Parsed};
 use super::order::QueryOrder;
 use super::subscriptions::SubscriptionRoot;
 use super::webhooks::WebhookRules;
 use super::{Limits, RequestAuth};
 use super::{
-    activities, changes, clients, customers, limits, node, permissions, social, usage, viewer,
-    webhooks,
+    activities, changes, clients, customers, limits, node, permissions, social, usage, validation,
+    viewer, webhooks,
 };
 use crate::auth::Scope;
 use crate::domain::Store;
@@ -59,13 +59,14 @@ pub type CrmSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 /// enforcement hook, which then costs nothing; any other caller runs on the schema that
 /// checks each guarded field and argument as it resolves (so a refused field is `null` with
 /// its error, and its siblings resolve). async-graphql pays for any extension on every field
-/// it resolves, so neither schema has any other.
+/// it resolves, so neither schema has any other. Each comes in two validation modes
+/// (`graphql::validation`).
 #[derive(Clone)]
 pub struct Executor {
     /// With the enforcement hook: for callers lacking some guarding scope.
-    checked: CrmSchema,
+    checked: Modes,
     /// Without it: for callers holding every guarding scope.
-    trusted: CrmSchema,
+    trusted: Modes,
     limits: Arc<Limits>,
     costs: Arc<limits::CostTable>,
     parsed: Arc<limits::ParsedDocuments>,
@@ -77,7 +78,7 @@ impl Executor {
     pub fn new(store: Store, meter: Meter, webhooks: WebhookRules, limits: Limits) -> Self {
         let sdl = sdl();
         let permissions = Arc::new(permissions::table_from_sdl(&sdl));
-        let build = |enforce: bool| {
+        let build = |enforce: bool, mode: ValidationMode| {
             let mut builder = Schema::build(
                 QueryRoot::default(),
                 MutationRoot::default(),
@@ -91,7 +92,8 @@ impl Executor {
             // depth, as schema tools need ~15 levels there); these stay as a backstop.
             .limit_depth(limits::MAX_DOCUMENT_NESTING)
             .limit_recursive_depth(32)
-            .limit_directives(16);
+            .limit_directives(16)
+            .validation_mode(mode);
             if enforce {
                 builder =
                     builder.extension(permissions::ScopeEnforcement::new(permissions.clone()));
@@ -106,9 +108,13 @@ impl Executor {
             }
             builder.finish()
         };
+        let modes = |enforce: bool| Modes {
+            every_rule: build(enforce, ValidationMode::Strict),
+            known_valid: build(enforce, ValidationMode::Fast),
+        };
         Self {
-            checked: build(true),
-            trusted: build(false),
+            checked: modes(true),
+            trusted: modes(false),
             guarding: Arc::new(permissions.scopes()),
             costs: Arc::new(limits::CostTable::from_sdl(&sdl)),
             parsed: Arc::default(),
@@ -116,8 +122,8 @@ impl Executor {
         }
     }
 
-    /// The schema a request runs on, by what its caller may do.
-    fn schema_for(&self, auth: Option<&RequestAuth>) -> &CrmSchema {
+    /// The schemas a request may run on, by what its caller may do.
+    fn schemas_for(&self, auth: Option<&RequestAuth>) -> &Modes {
         match auth.and_then(|auth| auth.0.as_ref()) {
             Some(who) if self.guarding.iter().all(|scope| who.has(*scope)) => &self.trusted,
             _ => &self.checked,
@@ -131,7 +137,7 @@ impl Executor {
             .get(&TypeId::of::<RequestAuth>())
             .and_then(|d| d.downcast_ref::<RequestAuth>());
         let authenticated = auth.is_some_and(|auth| auth.0.is_some());
-        let schema = self.schema_for(auth);
+        let schemas = self.schemas_for(auth);
         if !authenticated && self.limits.introspection == IntrospectionMode::Authenticated {
             request.introspection_mode = async_graphql::IntrospectionMode::Disabled;
         }
@@ -143,12 +149,25 @@ impl Executor {
             &mut request,
         ) {
             Ok(admission) => {
-                request.set_parsed_query(ExecutableDocument::clone(&admission.doc));
-                let order = QueryOrder::new(admission.doc, request.operation_name.as_deref());
+                let parsed = admission.parsed;
+                let operation = request.operation_name.as_deref();
+                let every_rule = validation::needs_every_rule(
+                    &parsed,
+                    super::document::selected(&parsed.doc, operation).map(|op| &op.node),
+                    &request.variables,
+                );
+                let (schema, validating) = if every_rule {
+                    (&schemas.every_rule, Some(Arc::clone(&parsed)))
+                } else {
+                    (&schemas.known_valid, None)
+                };
+                let order = QueryOrder::new(Arc::clone(&parsed.doc), operation);
+                request.set_parsed_query(ExecutableDocument::clone(&parsed.doc));
                 Ok(Admitted {
                     schema,
                     order,
                     request,
+                    validating,
                     cost: admission.cost,
                 })
             }
@@ -174,6 +193,8 @@ impl Executor {
 
     pub fn execute_stream(&self, request: Request) -> BoxStream<'static, Response> {
         match self.admit(request) {
+            // A stream's responses come later, one by one; its document is not marked
+            // validated from them.
             Ok(Admitted {
                 schema,
                 order,
@@ -191,11 +212,22 @@ impl Executor {
     }
 }
 
+/// A schema in both validation modes.
+#[derive(Clone)]
+struct Modes {
+    every_rule: CrmSchema,
+    /// For documents that passed every rule before (`graphql::validation`).
+    known_valid: CrmSchema,
+}
+
 /// A request past the limits, ready to run; `cost` is what it is charged.
 pub struct Admitted<'e> {
     schema: &'e CrmSchema,
     order: QueryOrder,
     request: Request,
+    /// The document, when this request runs every validation rule on it: if it passes, the
+    /// document is known valid.
+    validating: Option<Arc<Parsed>>,
     pub cost: usize,
 }
 
@@ -213,6 +245,11 @@ impl Admitted<'_> {
 
     pub async fn run(self) -> Response {
         let mut response = self.schema.execute(self.request).await;
+        if let Some(parsed) = self.validating
+            && !validation::refused(&response)
+        {
+            parsed.mark_validated();
+        }
         finish(&self.order, &mut response);
         response
     }

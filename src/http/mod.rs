@@ -23,13 +23,15 @@ mod ws;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody};
 use tower_http::trace::TraceLayer;
 
 use crate::config::EdgeConfig;
@@ -56,15 +58,22 @@ pub fn router(state: AppState, edge: &EdgeConfig, max_body_bytes: usize) -> Rout
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panicked,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        .route("/metrics", get(ops::metrics));
+    // One `layer` call for the whole stack: axum boxes a route's service once per call, and
+    // clones the boxed service for every request, which with a call per layer was nine
+    // allocations and 5% of a point read's instructions. The first layer listed is the
+    // outermost.
+    let layers = ServiceBuilder::new()
+        // Outermost: a preflight is answered before anything else looks at the request.
+        .option_layer(cors::layer(&edge.cors_origins))
+        .layer(middleware::from_fn(drop_unusable_request_id))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            edge.body_timeout_secs,
+        )))
+        // The layers within take axum's body, as the handlers do.
+        .map_request(|req: Request<TimeoutBody<Body>>| req.map(Body::new))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -89,18 +98,15 @@ pub fn router(state: AppState, edge: &EdgeConfig, max_body_bytes: usize) -> Rout
                     );
                 }),
         )
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-            edge.body_timeout_secs,
-        )))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(middleware::from_fn(drop_unusable_request_id));
-    // Outermost: a preflight is answered before anything else looks at the request.
-    let router = match cors::layer(&edge.cors_origins) {
-        Some(cors) => router.layer(cors),
-        None => router,
-    };
-    router.with_state(state)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panicked,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    router.layer(layers).with_state(state)
 }
 
 const REQUEST_ID: &str = "x-request-id";

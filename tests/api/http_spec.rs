@@ -516,3 +516,50 @@ async fn a_field_nulled_by_its_error_keeps_its_place() {
         );
     }
 }
+
+/// A document is validated in full once; later requests with it must still be refused for
+/// what depends on the request (variables of the wrong type or missing, selections that a
+/// `@skip` on a variable hid from the first validation), as a document never seen before is.
+#[tokio::test]
+async fn a_document_seen_before_is_refused_as_a_new_one_would_be() {
+    let app = TestApp::spawn().await;
+    let id = app.customer(json!({"name": "Ada"})).await;
+    let point = "query($id: ID!, $n: Int) { customer(id: $id) { name activities(first: $n) { nodes { subject } } } }";
+    for _ in 0..2 {
+        let r = app.gql(point, json!({"id": id, "n": 2})).await;
+        assert_eq!(r.data("customer.name"), "Ada", "{}", r.body);
+    }
+    for (i, variables) in [
+        json!({}),
+        json!({"id": null}),
+        json!({"id": {"a": 1}}),
+        json!({"id": 5}),
+        json!({"id": id, "n": "five"}),
+        json!({"id": id, "n": 1.5}),
+        json!({"id": id, "n": 3_000_000_000_u64}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // The same document under another text is new to the server.
+        let new = app.gql(&format!("{point} # {i}"), variables.clone()).await;
+        let seen = app.gql(point, variables.clone()).await;
+        assert_eq!(seen.status, new.status, "{variables}: {}", seen.body);
+        assert_eq!(seen.body, new.body, "{variables}");
+    }
+    let refused = app.gql(point, json!({"id": {"a": 1}})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.error_codes(), ["GRAPHQL_VALIDATION_FAILED"]);
+    // And the document is still answered after those refusals.
+    let r = app.gql(point, json!({"id": id, "n": 3})).await;
+    assert_eq!(r.data("customer.name"), "Ada", "{}", r.body);
+
+    // A selection left out by `@skip` is validated all the same, whatever the variable.
+    let hidden =
+        "query($s: Boolean!) { __typename customer(id: \"x\") @skip(if: $s) { noSuchField } }";
+    for s in [true, true, false] {
+        let r = app.gql(hidden, json!({ "s": s })).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.error_codes(), ["GRAPHQL_VALIDATION_FAILED"], "{}", r.body);
+    }
+}

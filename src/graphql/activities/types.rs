@@ -92,7 +92,7 @@ impl ActivityNode {
     async fn customer(&self, ctx: &Context<'_>) -> Result<Option<CustomerNode>> {
         let customer = ctx
             .data::<Loaders>()?
-            .customers
+            .customers()
             .load_one(self.0.customer_id.clone())
             .await?;
         Ok(customer.map(CustomerNode))
@@ -105,7 +105,7 @@ impl ActivityNode {
         };
         let user = ctx
             .data::<Loaders>()?
-            .users
+            .users()
             .load_one(author.clone())
             .await?;
         Ok(user.map(UserNode))
@@ -152,7 +152,7 @@ impl ActivityTotal {
             ActivityTotal::OfCustomer(id, filter) => {
                 let n = ctx
                     .data::<Loaders>()?
-                    .activity_counts
+                    .activity_counts()
                     .load_one((id.clone(), filter.clone()))
                     .await?;
                 Ok(n.unwrap_or(0))

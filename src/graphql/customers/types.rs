@@ -97,7 +97,11 @@ impl CustomerNode {
         let Some(owner) = &self.0.owner_id else {
             return Ok(None);
         };
-        let user = ctx.data::<Loaders>()?.users.load_one(owner.clone()).await?;
+        let user = ctx
+            .data::<Loaders>()?
+            .users()
+            .load_one(owner.clone())
+            .await?;
         Ok(user.map(UserNode))
     }
 
@@ -109,7 +113,7 @@ impl CustomerNode {
     async fn external_ids(&self, ctx: &Context<'_>) -> Result<Vec<ExternalIdNode>> {
         let ids = ctx
             .data::<Loaders>()?
-            .external_ids
+            .external_ids()
             .load_one(self.0.id.clone())
             .await?;
         Ok(ids
@@ -129,7 +133,7 @@ impl CustomerNode {
     async fn social_profiles(&self, ctx: &Context<'_>) -> Result<Vec<SocialProfileNode>> {
         let profiles = ctx
             .data::<Loaders>()?
-            .social_profiles
+            .social_profiles()
             .load_one(self.0.id.clone())
             .await?;
         Ok(profiles
@@ -167,7 +171,7 @@ impl CustomerNode {
         let key = (self.0.id.clone(), Args::new(query));
         let page = ctx
             .data::<Loaders>()?
-            .activity_pages
+            .activity_pages()
             .load_one(key)
             .await?
             .unwrap_or_else(crate::domain::page::Slice::empty);

@@ -23,7 +23,7 @@ pub use costs::{
     STATEMENT, TYPE_INTROSPECTION_COST, WRITE, page_items, page_slicing,
 };
 use costs::{Measure, Measurer};
-pub use parsed::ParsedDocuments;
+pub use parsed::{Parsed, ParsedDocuments};
 pub use scan::check_nesting;
 use scan::check_value;
 
@@ -113,7 +113,7 @@ impl Rejection {
 /// A request that passed the limits: its parsed document (shared with the cache of parsed
 /// documents) and what it costs (what rate limits charge).
 pub struct Admission {
-    pub doc: Arc<ExecutableDocument>,
+    pub parsed: Arc<Parsed>,
     pub cost: usize,
 }
 
@@ -127,14 +127,15 @@ pub fn admit(
     authenticated: bool,
     request: &mut Request,
 ) -> Result<Admission, ServerError> {
-    let doc = match parsed.get(&request.query) {
-        Some(doc) => doc,
+    let known = match parsed.get(&request.query) {
+        Some(known) => known,
         None => {
-            let doc = Arc::new(parse(&request.query)?);
-            parsed.keep(&request.query, &doc);
-            doc
+            let known = Arc::new(Parsed::new(parse(&request.query)?));
+            parsed.keep(&request.query, &known);
+            known
         }
     };
+    let doc = &known.doc;
     let mut items = 0usize;
     for (_, operation) in doc.operations.iter() {
         for definition in &operation.node.variable_definitions {
@@ -145,7 +146,7 @@ pub fn admit(
             }
         }
     }
-    if let Some(operation) = selected(&doc, request.operation_name.as_deref()) {
+    if let Some(operation) = selected(doc, request.operation_name.as_deref()) {
         let refusal = match limits.introspection {
             IntrospectionMode::On => None,
             IntrospectionMode::Authenticated if authenticated => None,
@@ -153,7 +154,7 @@ pub fn admit(
             IntrospectionMode::Off => Some(Rejection::IntrospectionOff),
         };
         if let Some(refusal) = refusal
-            && selects_introspection(&doc, &operation.node)
+            && selects_introspection(doc, &operation.node)
         {
             return Err(refusal.at(Some(operation.pos)));
         }
@@ -170,7 +171,7 @@ pub fn admit(
         let what = || format!("variable `${name}`");
         check_value(value, &what).map_err(|r| r.at(None))?;
     }
-    let mut measurer = Measurer::new(&doc, costs, &request.variables);
+    let mut measurer = Measurer::new(doc, costs, &request.variables);
     let mut whole = Measure {
         selections: items,
         ..Measure::default()
@@ -225,7 +226,7 @@ pub fn admit(
         .at(None));
     }
     Ok(Admission {
-        doc,
+        parsed: known,
         cost: whole.total(),
     })
 }
@@ -297,7 +298,9 @@ mod cost_examples {
             &mut request,
         )
         .map_err(|e| e.message)?
-        .doc;
+        .parsed
+        .doc
+        .clone();
         let mut measurer = Measurer::new(&doc, &costs, &request.variables);
         let mut whole = Measure::default();
         for (_, op) in doc.operations.iter() {
