@@ -47,7 +47,6 @@ mod scenarios;
 #[path = "http/wrk.rs"]
 mod wrk;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use database::{Backend, BenchDatabase};
@@ -239,9 +238,8 @@ async fn run_backend(backend: Backend, args: &Args) -> Report {
         .map(|&scenario| Plan::new(scenario, &ids, &args.search, &token, scripts.path()))
         .collect();
 
-    let floors = run_floor(&db.url, &plans, &token, &args.load).await;
     let (rows, idle_rss_start_mib, idle_rss_end_mib) =
-        run_server(&db.url, &plans, &token, &args.load, &floors).await;
+        run_scenarios(&db.url, &plans, &token, &args.load).await;
     Report {
         backend,
         rows,
@@ -275,57 +273,71 @@ impl Plan {
     }
 }
 
-/// What the floor measured for each read scenario, with its answer to the check request.
-type Floors = HashMap<Scenario, (Measure, Value)>;
-
-async fn run_floor(database_url: &str, plans: &[Plan], token: &str, load: &Load) -> Floors {
-    let reads: Vec<&Plan> = plans.iter().filter(|p| p.scenario.has_floor()).collect();
-    if reads.is_empty() {
-        return Floors::new();
-    }
-    let floor = process::start_floor(database_url).await;
-    let mut results = Floors::new();
-    for plan in reads {
-        let url = floor.url(&format!("/{}", plan.scenario.name()));
-        let answer = scenarios::check(plan.scenario, &url, token, &plan.first_body).await;
-        println!("  floor  {:<9} running", plan.scenario.name());
-        let measure = wrk::run(load, &plan.script, &url, floor.pid()).await;
-        results.insert(plan.scenario, (measure, answer));
-    }
-    results
-}
-
-async fn run_server(
+/// Runs every scenario on the server and, for reads, on the floor, taking turns: each
+/// drives the load for half the duration twice, floor-server then server-floor, so that
+/// both meet the same machine (whose speed drifts from one minute to the next) and the
+/// same database (caches, autovacuum).
+async fn run_scenarios(
     database_url: &str,
     plans: &[Plan],
     token: &str,
     load: &Load,
-    floors: &Floors,
 ) -> (Vec<Row>, f64, f64) {
+    let needs_floor = plans.iter().any(|p| p.scenario.has_floor());
+    let floor = match needs_floor {
+        true => Some(process::start_floor(database_url).await),
+        false => None,
+    };
     let server = process::start_crm(database_url).await;
     tokio::time::sleep(SETTLE).await;
     let idle_start = process::memory_mib(server.pid(), "VmRSS");
-    let url = server.url("/graphql");
+    let server_url = server.url("/graphql");
+    let half = Load {
+        duration_secs: (load.duration_secs / 2).max(1),
+        connections: load.connections,
+    };
     let mut rows = Vec::new();
     for plan in plans {
-        let answer = scenarios::check(plan.scenario, &url, token, &plan.first_body).await;
-        let floor = floors.get(&plan.scenario);
-        let same_answer = floor.map(|(_, floor_answer)| *floor_answer == answer);
-        if same_answer == Some(false) {
+        let answer = scenarios::check(plan.scenario, &server_url, token, &plan.first_body).await;
+        let floor = match (&floor, plan.scenario.has_floor()) {
+            (Some(floor), true) => {
+                let url = floor.url(&format!("/{}", plan.scenario.name()));
+                let floor_answer =
+                    scenarios::check(plan.scenario, &url, token, &plan.first_body).await;
+                Some((floor, url, floor_answer))
+            }
+            _ => None,
+        };
+        let same_answer = floor
+            .as_ref()
+            .map(|(_, _, floor_answer)| *floor_answer == answer);
+        if let (Some(false), Some((_, _, floor_answer))) = (same_answer, &floor) {
             println!(
                 "  warning: {} answers differ\n    server: {}\n    floor:  {}",
                 plan.scenario.name(),
                 clip(&answer),
-                clip(&floor.expect("a floor").1)
+                clip(floor_answer)
             );
         }
-        println!("  server {:<9} running", plan.scenario.name());
-        let server_measure = wrk::run(load, &plan.script, &url, server.pid()).await;
+        println!("  {:<9} running", plan.scenario.name());
+        let mut server_parts = Vec::new();
+        let mut floor_parts = Vec::new();
+        for server_first in [false, true] {
+            if server_first {
+                server_parts.push(wrk::run(&half, &plan.script, &server_url, server.pid()).await);
+            }
+            if let Some((floor, url, _)) = &floor {
+                floor_parts.push(wrk::run(&half, &plan.script, url, floor.pid()).await);
+            }
+            if !server_first {
+                server_parts.push(wrk::run(&half, &plan.script, &server_url, server.pid()).await);
+            }
+        }
         rows.push(Row {
             scenario: plan.scenario,
-            server: server_measure,
+            server: Measure::combine(&server_parts),
             peak_rss_mib: process::memory_mib(server.pid(), "VmHWM"),
-            floor: floor.map(|(m, _)| *m),
+            floor: floor.is_some().then(|| Measure::combine(&floor_parts)),
             same_answer,
         });
     }

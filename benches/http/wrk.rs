@@ -16,6 +16,26 @@ pub struct Measure {
     pub cpu_us_per_request: f64,
 }
 
+impl Measure {
+    /// Runs of equal duration taken as one: the mean rate and median, the worst p99, the
+    /// errors and CPU time summed.
+    pub fn combine(parts: &[Measure]) -> Measure {
+        let n = parts.len().max(1) as f64;
+        let rate: f64 = parts.iter().map(|m| m.requests_per_sec).sum();
+        let cpu: f64 = parts
+            .iter()
+            .map(|m| m.cpu_us_per_request * m.requests_per_sec)
+            .sum();
+        Measure {
+            requests_per_sec: rate / n,
+            p50_ms: parts.iter().map(|m| m.p50_ms).sum::<f64>() / n,
+            p99_ms: parts.iter().map(|m| m.p99_ms).fold(0.0, f64::max),
+            errors: parts.iter().map(|m| m.errors).sum(),
+            cpu_us_per_request: if rate > 0.0 { cpu / rate } else { 0.0 },
+        }
+    }
+}
+
 pub struct Load {
     pub duration_secs: u64,
     pub connections: usize,
