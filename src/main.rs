@@ -37,7 +37,8 @@ fn main() -> ExitCode {
 /// The same restart gives glibc's malloc, which only C code uses (SQLite), one arena: it
 /// otherwise makes one per thread that allocates, up to eight per core, and each SQLite
 /// connection's worker thread kept an arena of 1.5–2 MB after load (idle RSS on SQLite:
-/// 39 MB after start-up and 47 MB after the http bench's reads, 25 and 35 MB with one).
+/// 39 MB after start-up and 47 MB after the http bench's reads, 25 and 35 MB with one). An
+/// operator who sets `MIMALLOC_ARENA_EAGER_COMMIT` themselves gets no restart, so neither.
 fn settle_allocator() {
     if std::env::var_os(EAGER_COMMIT).is_some() {
         return;
@@ -52,7 +53,13 @@ fn settle_allocator() {
         again.arg0(name);
     }
     again.args(args).env(EAGER_COMMIT, "0");
-    if let Some(tunables) = glibc_tunables(std::env::var(GLIBC_TUNABLES).ok()) {
+    // A value that is not UTF-8 is the operator's own business: left as it is.
+    let theirs = std::env::var_os(GLIBC_TUNABLES).map(|v| v.into_string());
+    if let Some(tunables) = match theirs {
+        None => glibc_tunables(None),
+        Some(Ok(theirs)) => glibc_tunables(Some(theirs)),
+        Some(Err(_)) => None,
+    } {
         again.env(GLIBC_TUNABLES, tunables);
     }
     // `exec` returns only when it failed.

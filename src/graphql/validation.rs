@@ -30,10 +30,15 @@ pub fn needs_every_rule(
     };
     !operation.variable_definitions.iter().all(|definition| {
         let definition = &definition.node;
-        fits(
-            &definition.var_type.node,
-            variables.get(&definition.name.node),
-        )
+        let value = variables
+            .get(&definition.name.node)
+            .filter(|v| **v != Value::Null);
+        // A variable with a default may stand where null is not allowed (the default then
+        // takes its place), so a null given for it is for the full rules to refuse.
+        match value {
+            None if definition.default_value.is_some() => false,
+            value => fits(&definition.var_type.node, value),
+        }
     })
 }
 
@@ -41,8 +46,9 @@ pub fn needs_every_rule(
 /// lists, input objects, enums or custom scalars, which are left to the full rules; a
 /// `false` only costs the full rules). Defaults are already in `variables` (`limits::admit`
 /// puts them there), so a variable without a value has none.
+/// (`None`: null or no value.)
 fn fits(ty: &Type, value: Option<&Value>) -> bool {
-    let Some(value) = value.filter(|v| **v != Value::Null) else {
+    let Some(value) = value else {
         return ty.nullable;
     };
     let BaseType::Named(name) = &ty.base else {
@@ -102,6 +108,10 @@ mod tests {
         let ok = serde_json::json!({"id": "cus_1", "n": 5, "s": "x", "f": 1.5, "b": true});
         assert!(!needs(q, true, ok));
         assert!(!needs(q, true, serde_json::json!({"id": "cus_1"})));
+        // A null for a variable with a default (which may stand where null may not).
+        let defaulted = "query($b: Boolean = true) { __typename @include(if: $b) }";
+        assert!(!needs(defaulted, true, serde_json::json!({"b": false})));
+        assert!(needs(defaulted, true, serde_json::json!({"b": null})));
         for bad in [
             serde_json::json!({}),
             serde_json::json!({"id": null}),

@@ -554,6 +554,18 @@ async fn a_document_seen_before_is_refused_as_a_new_one_would_be() {
     let r = app.gql(point, json!({"id": id, "n": 3})).await;
     assert_eq!(r.data("customer.name"), "Ada", "{}", r.body);
 
+    // A variable with a default may stand where null may not; a null given for it is
+    // refused, however often the document has been seen.
+    let defaulted = "query($ok: Boolean = true) { viewer { subject @include(if: $ok) org } }";
+    for _ in 0..2 {
+        let r = app.gql(defaulted, json!({"ok": false})).await;
+        r.assert_ok();
+    }
+    let new = app.gql(&format!("{defaulted} # new"), json!({"ok": null})).await;
+    let seen = app.gql(defaulted, json!({"ok": null})).await;
+    assert_eq!(seen.status, StatusCode::BAD_REQUEST, "{}", seen.body);
+    assert_eq!(seen.body, new.body);
+
     // A selection left out by `@skip` is validated all the same, whatever the variable.
     let hidden =
         "query($s: Boolean!) { __typename customer(id: \"x\") @skip(if: $s) { noSuchField } }";
