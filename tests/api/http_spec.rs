@@ -561,7 +561,9 @@ async fn a_document_seen_before_is_refused_as_a_new_one_would_be() {
         let r = app.gql(defaulted, json!({"ok": false})).await;
         r.assert_ok();
     }
-    let new = app.gql(&format!("{defaulted} # new"), json!({"ok": null})).await;
+    let new = app
+        .gql(&format!("{defaulted} # new"), json!({"ok": null}))
+        .await;
     let seen = app.gql(defaulted, json!({"ok": null})).await;
     assert_eq!(seen.status, StatusCode::BAD_REQUEST, "{}", seen.body);
     assert_eq!(seen.body, new.body);
