@@ -54,12 +54,14 @@ fn settle_allocator() {
     }
     again.args(args).env(EAGER_COMMIT, "0");
     // A value that is not UTF-8 is the operator's own business: left as it is.
-    let theirs = std::env::var_os(GLIBC_TUNABLES).map(|v| v.into_string());
-    if let Some(tunables) = match theirs {
+    let tunables = match std::env::var_os(GLIBC_TUNABLES) {
         None => glibc_tunables(None),
-        Some(Ok(theirs)) => glibc_tunables(Some(theirs)),
-        Some(Err(_)) => None,
-    } {
+        Some(theirs) => theirs
+            .into_string()
+            .ok()
+            .and_then(|t| glibc_tunables(Some(t))),
+    };
+    if let Some(tunables) = tunables {
         again.env(GLIBC_TUNABLES, tunables);
     }
     // `exec` returns only when it failed.
@@ -72,10 +74,9 @@ const ARENA_MAX: &str = "glibc.malloc.arena_max";
 /// The tunables to restart with: the operator's, with one malloc arena unless they chose
 /// a number themselves (`None`: leave them as they are).
 fn glibc_tunables(operator: Option<String>) -> Option<String> {
-    match operator {
+    match operator.filter(|theirs| !theirs.is_empty()) {
         None => Some(format!("{ARENA_MAX}=1")),
         Some(theirs) if theirs.contains(ARENA_MAX) => None,
-        Some(theirs) if theirs.is_empty() => Some(format!("{ARENA_MAX}=1")),
         Some(theirs) => Some(format!("{theirs}:{ARENA_MAX}=1")),
     }
 }

@@ -150,10 +150,10 @@ impl Nesting {
             .into_query();
         spec.order(&mut per_parent, page.backward);
         per_parent.limit(page.fetch());
-        let order = spec.order_sql(page.backward);
         let pages = Alias::new("pages");
         let mut folded = Query::select();
         if self.backend == DbBackend::Postgres {
+            let order = spec.order_sql(page.backward);
             folded.expr(Expr::cust("count(*)"));
             for column in self.fetched.columns() {
                 folded.expr(Expr::cust(format!(
