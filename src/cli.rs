@@ -196,9 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Serve(config) => serve(*config).await,
         Command::Migrate(db) => {
-            db.validate()?;
-            let conn = crate::db::connect(&db, None).await?;
-            crate::db::migrate(&conn).await?;
+            with_store(&db, async |_| Ok(())).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -242,60 +240,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(ClientCommand::Create(args)) => {
-            args.db.validate()?;
-            let conn = crate::db::connect(&args.db, None).await?;
-            crate::db::migrate(&conn).await?;
-            let store = crate::domain::Store::new(conn);
-            let operator = operator(&args.org);
             let scopes: Vec<String> = args.scope.split_whitespace().map(str::to_owned).collect();
-            match crate::domain::clients::create(&store.tenant(&operator), &args.name, &scopes)
-                .await
-            {
-                Ok(issued) => {
-                    println!("client_id={}", issued.client.id);
-                    println!("client_secret={}", issued.secret);
-                    Ok(())
+            let issued = with_store(&args.db, async |store| {
+                let tenant = store.tenant(&operator(&args.org));
+                match crate::domain::clients::create(&tenant, &args.name, &scopes).await {
+                    Ok(issued) => Ok(issued),
+                    Err(crate::domain::Error::Invalid(violations)) => {
+                        let text: Vec<String> = violations
+                            .iter()
+                            .map(|v| format!("{}: {}", v.field.join("."), v.message))
+                            .collect();
+                        anyhow::bail!("{}", text.join("; "))
+                    }
+                    Err(err) => Err(err.into()),
                 }
-                Err(crate::domain::Error::Invalid(violations)) => {
-                    let text: Vec<String> = violations
-                        .iter()
-                        .map(|v| format!("{}: {}", v.field.join("."), v.message))
-                        .collect();
-                    anyhow::bail!("{}", text.join("; "))
-                }
-                Err(err) => Err(err.into()),
-            }
+            })
+            .await?;
+            println!("client_id={}", issued.client.id);
+            println!("client_secret={}", issued.secret);
+            Ok(())
         }
         Command::Export(args) => {
-            args.db.validate()?;
-            let conn = crate::db::connect(&args.db, None).await?;
-            crate::db::migrate(&conn).await?;
-            let store = crate::domain::Store::new(conn);
-            let tenant = store.tenant(&operator(&args.org));
-            let written = match &args.output {
-                Some(path) => {
-                    let file = std::fs::File::create(path)
-                        .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
-                    crate::export::run(&tenant, args.format, args.entities, file).await?
-                }
-                None => {
-                    crate::export::run(
-                        &tenant,
-                        args.format,
-                        args.entities,
-                        std::io::stdout().lock(),
-                    )
-                    .await?
-                }
-            };
+            let written = with_store(&args.db, async |store| {
+                let tenant = store.tenant(&operator(&args.org));
+                let written = match &args.output {
+                    Some(path) => {
+                        let file = std::fs::File::create(path).map_err(|err| {
+                            anyhow::anyhow!("cannot write {}: {err}", path.display())
+                        })?;
+                        crate::export::run(&tenant, args.format, args.entities, file).await?
+                    }
+                    None => {
+                        crate::export::run(
+                            &tenant,
+                            args.format,
+                            args.entities,
+                            std::io::stdout().lock(),
+                        )
+                        .await?
+                    }
+                };
+                Ok(written)
+            })
+            .await?;
             eprintln!("exported {written} rows of org {}", args.org);
             Ok(())
         }
         Command::Import(args) => {
-            args.db.validate()?;
-            let conn = crate::db::connect(&args.db, None).await?;
-            crate::db::migrate(&conn).await?;
-            let store = crate::domain::Store::new(conn.clone());
             let options = crate::import::Options {
                 format: args.format,
                 maps: args.maps,
@@ -305,15 +296,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 rejects: args.rejects,
                 quiet: args.quiet,
             };
-            let summary =
-                crate::import::run(&store.tenant(&operator(&args.org)), &args.file, options)
-                    .await?;
+            let summary = with_store(&args.db, async |store| {
+                let tenant = store.tenant(&operator(&args.org));
+                Ok(crate::import::run(&tenant, &args.file, options).await?)
+            })
+            .await?;
             if summary.rejected > 0 {
                 // 3: rows were rejected (reported above); 1 is for an import that stopped,
-                // 2 for a command line that could not be read (clap's).
-                // The pool is closed first: everything it wrote is committed or rolled back.
-                drop(store);
-                conn.close().await?;
+                // 2 for a command line that could not be read (clap's). The pool is closed
+                // by then: everything it wrote is committed or rolled back.
                 std::process::exit(3);
             }
             Ok(())
@@ -325,10 +316,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for path in &args.files {
                 documents.extend(crate::manifest::read(path)?);
             }
-            let conn = crate::db::connect(&args.db, None).await?;
-            crate::db::migrate(&conn).await?;
-            let store = crate::domain::Store::new(conn);
-            store.trust_documents(&documents).await?;
+            with_store(&args.db, async |store| {
+                Ok(store.trust_documents(&documents).await?)
+            })
+            .await?;
             for (id, _) in &documents {
                 println!("{id}");
             }
@@ -336,16 +327,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed(args) => {
-            args.db.validate()?;
-            let conn = crate::db::connect(&args.db, None).await?;
-            crate::db::migrate(&conn).await?;
-            let store = crate::domain::Store::new(conn);
-            let done = crate::domain::seed::seed(
-                &store,
-                &args.org,
-                args.customers,
-                args.activities_per_customer,
-            )
+            let done = with_store(&args.db, async |store| {
+                Ok(crate::domain::seed::seed(
+                    store,
+                    &args.org,
+                    args.customers,
+                    args.activities_per_customer,
+                )
+                .await?)
+            })
             .await?;
             println!(
                 "seeded org {}: {} users, {} customers, {} activities",
@@ -354,6 +344,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs a command on the migrated database `db` names, then closes its pool whatever the
+/// command's outcome. On SQLite the last connection to close folds the write-ahead log back
+/// into the database and removes it: a seed left a 370 MB log behind otherwise, which the
+/// next process to open the file read whole (a server started on it held 12 MB more).
+async fn with_store<T>(
+    db: &DbConfig,
+    command: impl AsyncFnOnce(&crate::domain::Store) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    db.validate()?;
+    let conn = crate::db::connect(db, None).await?;
+    let outcome = match crate::db::migrate(&conn).await {
+        Ok(()) => command(&crate::domain::Store::new(conn.clone())).await,
+        Err(err) => Err(err.into()),
+    };
+    let closed = conn.close().await;
+    let done = outcome?;
+    closed?;
+    Ok(done)
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {

@@ -113,6 +113,10 @@ async fn open(
                 // rest: `DbConfig::pool_size`). The operating system caches the file as
                 // well, so a smaller cache costs a copy, not a read.
                 .pragma("cache_size", "-1024")
+                // A checkpoint rewinds the write-ahead log but keeps the file as large as
+                // the biggest transaction made it (a bulk load: hundreds of MB) unless told
+                // otherwise.
+                .pragma("journal_size_limit", "67108864")
         });
     }
     if config.url.starts_with("postgres") {
