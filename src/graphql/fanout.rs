@@ -387,7 +387,8 @@ fn render(response: &Response, first: bool) -> LiveResult {
         let errors = serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into());
         return LiveResult::Refused(errors.into());
     }
-    let json = serde_json::to_string(response).unwrap_or_else(|_| "{}".into());
+    // Every result carries `data` (null for one that failed), as graphql-ws expects.
+    let json = String::from_utf8(super::response_json(response, true)).unwrap_or_default();
     LiveResult::Next(json.into())
 }
 

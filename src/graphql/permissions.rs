@@ -239,14 +239,34 @@ pub fn may_read<T>(ctx: &async_graphql::ContextBase<'_, T>, ty: &str, field: &st
         .is_some_and(|who| allows(who, alternatives))
 }
 
-/// Whether a plain read (`graphql::render`) may answer `ty.field` without the enforcement
-/// hook seeing it: the caller may read it and it takes no guarded argument (which the hook
-/// checks at resolution).
-pub fn plainly_readable<T>(ctx: &async_graphql::ContextBase<'_, T>, ty: &str, field: &str) -> bool {
-    let guarded_arguments = ctx
-        .data_opt::<Arc<PermissionTable>>()
-        .and_then(|table| table.guarded_arguments(ty, field));
-    guarded_arguments.is_none() && may_read(ctx, ty, field)
+/// What a plain read (`graphql::render`) may answer for the caller of a request: the
+/// permission table and the caller, looked up once for a whole selection set.
+pub struct PlainlyReadable<'a> {
+    table: Option<&'a PermissionTable>,
+    who: Option<&'a Principal>,
+}
+
+impl<'a> PlainlyReadable<'a> {
+    pub fn of<T>(ctx: &async_graphql::ContextBase<'a, T>) -> Self {
+        Self {
+            table: ctx.data_opt::<Arc<PermissionTable>>().map(|t| &**t),
+            who: ctx
+                .data_opt::<RequestAuth>()
+                .and_then(|auth| auth.0.as_ref()),
+        }
+    }
+
+    /// Whether `ty.field` may be answered without the enforcement hook seeing it: the caller
+    /// may read it and it takes no guarded argument (which the hook checks at resolution).
+    pub fn field(&self, ty: &str, field: &str) -> bool {
+        let Some(table) = self.table else {
+            return true;
+        };
+        table.guarded_arguments(ty, field).is_none()
+            && table
+                .get(ty, field)
+                .is_none_or(|alternatives| self.who.is_some_and(|who| allows(who, alternatives)))
+    }
 }
 
 /// The names among `fields` (of type `ty`) whose values the caller may read: that a guarded

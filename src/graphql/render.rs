@@ -15,13 +15,12 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
 
 use crate::domain::page::{RowCursor, Slice};
-use crate::graphql::connection::PageInfo;
+pub use crate::graphql::json::Json;
 
 /// A field's answer, built ahead from rows (`Plain`) or resolved field by field (`Typed`).
 /// Its GraphQL type is `T`'s: the schema does not change.
@@ -31,8 +30,8 @@ pub enum Rendered<T> {
 }
 
 impl<T> Rendered<T> {
-    pub fn plain(value: Value) -> Self {
-        Self::Plain(Mutex::new(Some(value)))
+    pub fn plain(answer: Json) -> Self {
+        Self::Plain(Mutex::new(Some(answer.into_value())))
     }
 }
 
@@ -225,45 +224,23 @@ impl<P> ConnectionPlan<P> {
         })
     }
 
-    /// The connection's answer for `slice`; `node` renders one row by a node plan. The rows
-    /// move into the last part that shows them (parts before it show copies), so a row's
-    /// strings become the answer's without being copied.
-    pub fn render<T: Clone>(&self, slice: Slice<T>, node: &dyn Fn(&P, T) -> Value) -> Value {
-        // What `pageInfo` shows, kept apart from the rows (which move into the answer).
-        let ends = PageInfo::of(&slice);
-        let last = self
-            .parts
-            .iter()
-            .rposition(|(_, part)| matches!(part, Part::Nodes(_) | Part::Edges(_)));
-        let mut rows = Some(slice.rows);
-        let mut out = IndexMap::with_capacity(self.parts.len());
-        for (i, (key, part)) in self.parts.iter().enumerate() {
-            let mut shown = || {
-                if Some(i) == last {
-                    rows.take().unwrap_or_default()
-                } else {
-                    rows.clone().unwrap_or_default()
-                }
-            };
-            let value = match part {
-                Part::Typename(ty) => Value::String((*ty).to_owned()),
-                Part::Nodes(plan) => Value::List(
-                    shown()
-                        .into_iter()
-                        .map(|(_, row)| node(plan, row))
-                        .collect(),
-                ),
-                Part::Edges(edge) => Value::List(
-                    shown()
-                        .into_iter()
-                        .map(|(cursor, row)| render_edge(edge, &cursor, row, node))
-                        .collect(),
-                ),
-                Part::PageInfo(info) => render_page_info(info, &ends),
-            };
-            out.insert(key.clone(), value);
-        }
-        object(out)
+    /// The connection's answer for `slice`; `node` writes one row by a node plan.
+    pub fn render<T>(&self, slice: &Slice<T>, node: &dyn Fn(&P, &mut Json, &T)) -> Json {
+        let mut out = Json::new();
+        self.write(&mut out, slice, node);
+        out
+    }
+
+    /// Writes the connection's answer for `slice` into `out`.
+    pub fn write<T>(&self, out: &mut Json, slice: &Slice<T>, node: &dyn Fn(&P, &mut Json, &T)) {
+        out.object(&self.parts, |out, part| match part {
+            Part::Typename(ty) => out.str(ty),
+            Part::Nodes(plan) => out.list(&slice.rows, |out, (_, row)| node(plan, out, row)),
+            Part::Edges(edge) => out.list(&slice.rows, |out, (cursor, row)| {
+                write_edge(out, edge, cursor, row, node)
+            }),
+            Part::PageInfo(info) => write_page_info(out, info, slice),
+        });
     }
 }
 
@@ -304,103 +281,44 @@ fn page_info_plan(ctx: &ContextSelectionSet<'_>) -> Option<Vec<(Name, PageInfoPa
     Some(parts)
 }
 
-fn render_edge<P, T: Clone>(
+fn write_edge<P, T>(
+    out: &mut Json,
     edge: &[(Name, EdgePart<P>)],
     cursor: &RowCursor,
-    row: T,
-    node: &dyn Fn(&P, T) -> Value,
-) -> Value {
-    let last = edge
-        .iter()
-        .rposition(|(_, part)| matches!(part, EdgePart::Node(_)));
-    let mut row = Some(row);
-    let mut out = IndexMap::with_capacity(edge.len());
-    for (i, (key, part)) in edge.iter().enumerate() {
-        let value = match part {
-            EdgePart::Typename(ty) => Value::String((*ty).to_owned()),
-            EdgePart::Cursor => Value::String(cursor.encode()),
-            EdgePart::Node(plan) => {
-                let shown = if Some(i) == last {
-                    row.take()
-                } else {
-                    row.clone()
-                };
-                shown.map_or(Value::Null, |row| node(plan, row))
-            }
-        };
-        out.insert(key.clone(), value);
-    }
-    object(out)
+    row: &T,
+    node: &dyn Fn(&P, &mut Json, &T),
+) {
+    out.object(edge, |out, part| match part {
+        EdgePart::Typename(ty) => out.str(ty),
+        EdgePart::Cursor => out.str(&cursor.encode()),
+        EdgePart::Node(plan) => node(plan, out, row),
+    });
 }
 
-fn render_page_info(info: &[(Name, PageInfoPart)], ends: &PageInfo) -> Value {
-    let cursor = |at: &Option<RowCursor>| {
-        at.as_ref()
-            .map_or(Value::Null, |c| Value::String(c.encode()))
+fn write_page_info<T>(out: &mut Json, info: &[(Name, PageInfoPart)], slice: &Slice<T>) {
+    let cursor = |out: &mut Json, row: Option<&(RowCursor, T)>| match row {
+        Some((cursor, _)) => out.str(&cursor.encode()),
+        None => out.null(),
     };
-    let mut out = IndexMap::with_capacity(info.len());
-    for (key, part) in info {
-        let value = match part {
-            PageInfoPart::Typename => Value::String("PageInfo".to_owned()),
-            PageInfoPart::HasNextPage => Value::Boolean(ends.has_next_page),
-            PageInfoPart::HasPreviousPage => Value::Boolean(ends.has_previous_page),
-            PageInfoPart::StartCursor => cursor(&ends.start),
-            PageInfoPart::EndCursor => cursor(&ends.end),
-        };
-        out.insert(key.clone(), value);
-    }
-    object(out)
-}
-
-/// An object's answer: async-graphql answers null for an object none of whose fields is
-/// left once `@skip`/`@include` are applied.
-pub fn object(fields: IndexMap<Name, Value>) -> Value {
-    if fields.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(fields)
-    }
-}
-
-/// A plain node type's field: `__typename`, or one the caller may read and that needs no
-/// resolver (checked by the caller with `permissions::plainly_readable`).
-pub fn string(s: &str) -> Value {
-    Value::String(s.to_owned())
-}
-
-/// A row's string as a field's answer: moved out of the row when no later field shows it
-/// (`last`), copied otherwise.
-pub fn text(s: &mut String, last: bool) -> Value {
-    Value::String(if last { std::mem::take(s) } else { s.clone() })
-}
-
-pub fn optional_text(s: &mut Option<String>, last: bool) -> Value {
-    match s {
-        Some(s) => text(s, last),
-        None => Value::Null,
-    }
-}
-
-/// For each of a plan's parts, whether no later part is the same (and so may move what it
-/// shows out of the row): a field may be selected under several response keys.
-pub fn last_of_kind<T>(parts: &[(Name, T)]) -> Vec<bool> {
-    parts
-        .iter()
-        .enumerate()
-        .map(|(i, (_, part))| {
-            let kind = std::mem::discriminant(part);
-            !parts[i + 1..]
-                .iter()
-                .any(|(_, later)| std::mem::discriminant(later) == kind)
-        })
-        .collect()
+    out.object(info, |out, part| match part {
+        PageInfoPart::Typename => out.str("PageInfo"),
+        PageInfoPart::HasNextPage => out.bool(slice.has_next_page),
+        PageInfoPart::HasPreviousPage => out.bool(slice.has_previous_page),
+        PageInfoPart::StartCursor => cursor(out, slice.rows.first()),
+        PageInfoPart::EndCursor => cursor(out, slice.rows.last()),
+    });
 }
 
 /// A `DateTime` as its scalar writes it.
-pub fn time(at: chrono::DateTime<chrono::Utc>) -> Value {
-    async_graphql::ScalarType::to_value(&crate::graphql::scalars::DateTime(at))
+pub fn time(out: &mut Json, at: chrono::DateTime<chrono::Utc>) {
+    out.value(&async_graphql::ScalarType::to_value(
+        &crate::graphql::scalars::DateTime(at),
+    ));
 }
 
-pub fn optional_time(at: Option<chrono::DateTime<chrono::Utc>>) -> Value {
-    at.map_or(Value::Null, time)
+pub fn optional_time(out: &mut Json, at: Option<chrono::DateTime<chrono::Utc>>) {
+    match at {
+        Some(at) => time(out, at),
+        None => out.null(),
+    }
 }

@@ -617,31 +617,10 @@ async fn batch(
     Ok(with_rate_headers(&state, decision, res))
 }
 
-/// A response body, serialised straight from the executed response: keys stay in the order
+/// A response body, written straight from the executed response: keys stay in the order
 /// of the query (GraphQL spec §7.2.2), and no intermediate JSON tree is built.
-#[derive(serde::Serialize)]
-struct Body<'a> {
-    /// Absent for a request that failed before execution (GraphQL spec §7.1.2).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a async_graphql::Value>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [async_graphql::ServerError],
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
-}
-
 fn body_bytes(response: &GqlResponse) -> Vec<u8> {
-    let body = Body {
-        data: (!is_request_error(response)).then_some(&response.data),
-        errors: &response.errors,
-        extensions: &response.extensions,
-    };
-    // A page of results is kilobytes: growing from empty would copy it a dozen times.
-    let mut out = Vec::with_capacity(8 * 1024);
-    match serde_json::to_writer(&mut out, &body) {
-        Ok(()) => out,
-        Err(_) => Vec::new(),
-    }
+    crate::graphql::response_json(response, !is_request_error(response))
 }
 
 fn render(format: ResponseFormat, response: GqlResponse) -> Response {

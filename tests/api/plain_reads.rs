@@ -261,3 +261,30 @@ async fn differing_nested_pages_each_get_their_own_rows() {
     );
     assert_eq!(r.data("one"), &Value::Null);
 }
+
+#[tokio::test]
+async fn a_plain_answer_over_the_socket_is_the_one_http_gives() {
+    use crate::ws_client::{init, open, recv, send};
+    let app = seeded().await;
+    let query = format!(
+        "{{ customers(first: 3) {{ {{T}} nodes {{ {CUSTOMER_FIELDS} activities(first: 2) {{ edges {{ cursor node {{ {ACTIVITY_FIELDS} }} }} }} }} }} }}"
+    );
+    let over_http = same_both_ways(&app, &app.admin(), &query, json!({})).await;
+    let mut socket = open(&app).await;
+    init(&mut socket, &app.admin()).await;
+    let query = query.replace("{T}", "");
+    send(
+        &mut socket,
+        json!({"id": "q", "type": "subscribe", "payload": {"query": query}}),
+    )
+    .await;
+    let next = recv(&mut socket).await;
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(next["payload"], over_http);
+    assert_eq!(
+        next["payload"]["data"]["customers"]["nodes"][2]["activities"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}

@@ -1,25 +1,22 @@
 //! Activities answered plainly (see `graphql::render`): the fields of `Activity` that are
 //! its row's own data, and `Customer.activities` planned ahead from its arguments.
 
-use async_graphql::{Context, ContextSelectionSet, Name, Value};
+use async_graphql::{Context, ContextSelectionSet, Name};
 
 use super::inputs::{ActivityFilterInput, ActivityOrderInput, query_of};
 use super::types::ActivityKind;
 use crate::domain::activities::{Activity, ActivityQuery};
 use crate::domain::page::Slice;
-use crate::graphql::permissions::plainly_readable;
-use crate::graphql::render::{
-    self, ConnectionPlan, ConnectionTypes, optional_text, optional_time, string, text, time,
-};
+use crate::graphql::permissions::PlainlyReadable;
+use crate::graphql::render::{self, ConnectionPlan, ConnectionTypes, Json, optional_time, time};
 
 pub const TYPES: ConnectionTypes = ConnectionTypes {
     connection: "ActivityConnection",
     edge: "ActivityEdge",
 };
 
-/// The fields of an `Activity` selection, by response key, and whether each is the last
-/// to show its field.
-pub struct ActivityPlan(Vec<(Name, Part)>, Vec<bool>);
+/// The fields of an `Activity` selection, by response key.
+pub struct ActivityPlan(Vec<(Name, Part)>);
 
 #[derive(Clone, Copy)]
 enum Part {
@@ -43,11 +40,12 @@ impl ActivityPlan {
     /// caller may not read.
     pub fn of(ctx: &ContextSelectionSet<'_>) -> Option<Self> {
         let mut parts = Vec::new();
+        let readable = PlainlyReadable::of(ctx);
         for field in render::fields(ctx, &ctx.item.node, "Activity")? {
             let name = field.node.name.node.as_str();
             let part = match name {
                 "__typename" => Part::Typename,
-                _ if !plainly_readable(ctx, "Activity", name) => return None,
+                _ if !readable.field("Activity", name) => return None,
                 "id" => Part::Id,
                 "kind" => Part::Kind,
                 "subject" => Part::Subject,
@@ -64,39 +62,35 @@ impl ActivityPlan {
             };
             parts.push((field.node.response_key().node.clone(), part));
         }
-        let last = render::last_of_kind(&parts);
-        Some(Self(parts, last))
+        Some(Self(parts))
     }
 
-    pub fn render(&self, mut a: Activity) -> Value {
-        let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
-        for ((key, part), &last) in self.0.iter().zip(&self.1) {
-            let value = match part {
-                Part::Typename => string("Activity"),
-                Part::Id => string(a.id.as_str()),
-                Part::Kind => async_graphql::resolver_utils::enum_value(ActivityKind::from(a.kind)),
-                Part::Subject => text(&mut a.subject, last),
-                Part::Body => optional_text(&mut a.body, last),
-                Part::OccurredAt => time(a.occurred_at),
-                Part::DueAt => optional_time(a.due_at),
-                Part::CompletedAt => optional_time(a.completed_at),
-                Part::Source => optional_text(&mut a.source, last),
-                Part::ExternalId => optional_text(&mut a.external_id, last),
-                Part::Version => Value::from(a.version),
-                Part::CreatedAt => time(a.created_at),
-                Part::UpdatedAt => time(a.updated_at),
-            };
-            out.insert(key.clone(), value);
-        }
-        render::object(out)
+    pub fn write(&self, out: &mut Json, a: &Activity) {
+        out.object(&self.0, |out, part| match part {
+            Part::Typename => out.str("Activity"),
+            Part::Id => out.str(a.id.as_str()),
+            Part::Kind => out.value(&async_graphql::resolver_utils::enum_value(
+                ActivityKind::from(a.kind),
+            )),
+            Part::Subject => out.str(&a.subject),
+            Part::Body => out.optional_str(a.body.as_deref()),
+            Part::OccurredAt => time(out, a.occurred_at),
+            Part::DueAt => optional_time(out, a.due_at),
+            Part::CompletedAt => optional_time(out, a.completed_at),
+            Part::Source => out.optional_str(a.source.as_deref()),
+            Part::ExternalId => out.optional_str(a.external_id.as_deref()),
+            Part::Version => out.int(i64::from(a.version)),
+            Part::CreatedAt => time(out, a.created_at),
+            Part::UpdatedAt => time(out, a.updated_at),
+        });
     }
 }
 
 /// The answer of the activity connection field `ctx` resolves, for `page`, when its
 /// selection is plain; the page back when it is not.
-pub fn render(ctx: &Context<'_>, page: Slice<Activity>) -> Result<Value, Slice<Activity>> {
+pub fn render(ctx: &Context<'_>, page: Slice<Activity>) -> Result<Json, Slice<Activity>> {
     match ConnectionPlan::of_field(ctx, TYPES, &ActivityPlan::of) {
-        Some(plan) => Ok(plan.render(page, &|node, a| node.render(a))),
+        Some(plan) => Ok(plan.render(&page, &|node, out, a| node.write(out, a))),
         None => Err(page),
     }
 }

@@ -2,7 +2,7 @@
 //! row's own data, and its `activities`, fetched for the whole page in one statement as soon
 //! as the page is read (no loader window) and rendered from the rows.
 
-use async_graphql::{Context, ContextSelectionSet, Name, Value};
+use async_graphql::{Context, ContextSelectionSet, Name};
 
 use super::types::LifecycleStage;
 use crate::domain::Tenant;
@@ -11,10 +11,8 @@ use crate::domain::customers::{self, Customer, CustomerQuery};
 use crate::domain::ids::CustomerId;
 use crate::domain::page::Slice;
 use crate::graphql::activities::plain::NestedPlan;
-use crate::graphql::permissions::plainly_readable;
-use crate::graphql::render::{
-    self, ConnectionPlan, ConnectionTypes, optional_text, optional_time, string, text, time,
-};
+use crate::graphql::permissions::PlainlyReadable;
+use crate::graphql::render::{self, ConnectionPlan, ConnectionTypes, Json, optional_time, time};
 
 const TYPES: ConnectionTypes = ConnectionTypes {
     connection: "CustomerConnection",
@@ -24,9 +22,8 @@ const TYPES: ConnectionTypes = ConnectionTypes {
 /// A plain customer connection selection.
 pub struct Plan(ConnectionPlan<CustomerPlan>);
 
-/// The fields of a `Customer` selection, by response key, and whether each is the last
-/// to show its field.
-pub struct CustomerPlan(Vec<(Name, Part)>, Vec<bool>);
+/// The fields of a `Customer` selection, by response key.
+pub struct CustomerPlan(Vec<(Name, Part)>);
 
 enum Part {
     Typename,
@@ -75,7 +72,7 @@ impl Plan {
         &self,
         t: &Tenant,
         query: &CustomerQuery,
-    ) -> crate::domain::Result<Option<Value>> {
+    ) -> crate::domain::Result<Option<Json>> {
         if !customers::nests_in_one_statement(t) {
             return Ok(None);
         }
@@ -86,17 +83,15 @@ impl Plan {
             return Ok(None);
         };
         let page = customers::list_with_activities(t, query, &nesting).await?;
-        Ok(Some(self.0.render(page, &|plan, row| plan.render(row))))
+        Ok(Some(
+            self.0.render(&page, &|plan, out, row| plan.write(out, row)),
+        ))
     }
 
     /// The connection's answer for `page`; the page back when its nested activities could
     /// not be read (the fields then resolve the usual way, reporting the error where it
     /// belongs).
-    pub async fn render(
-        &self,
-        t: &Tenant,
-        page: Slice<Customer>,
-    ) -> Result<Value, Slice<Customer>> {
+    pub async fn render(&self, t: &Tenant, page: Slice<Customer>) -> Result<Json, Slice<Customer>> {
         let nested = self.nested();
         let ids: Vec<CustomerId> = page.rows.iter().map(|(_, c)| c.id.clone()).collect();
         let Some(pages) = nested_pages(t, &ids, nested).await else {
@@ -112,7 +107,7 @@ impl Plan {
             has_next_page: page.has_next_page,
             has_previous_page: page.has_previous_page,
         };
-        Ok(self.0.render(page, &|plan, row| plan.render(row)))
+        Ok(self.0.render(&page, &|plan, out, row| plan.write(out, row)))
     }
 }
 
@@ -122,7 +117,7 @@ pub async fn render_one(
     ctx: &Context<'_>,
     t: &Tenant,
     customer: Customer,
-) -> Result<Value, Customer> {
+) -> Result<Json, Customer> {
     let Some(plan) = CustomerPlan::of(&ctx.with_selection_set(&ctx.item.node.selection_set)) else {
         return Err(customer);
     };
@@ -131,7 +126,9 @@ pub async fn render_one(
         return Err(customer);
     };
     let activities = pages.pop().unwrap_or_else(Slice::empty);
-    Ok(plan.render((customer, activities)))
+    let mut out = Json::new();
+    plan.write(&mut out, &(customer, activities));
+    Ok(out)
 }
 
 /// The nested activity pages of customers `ids` (one each, in their order), empty when
@@ -152,11 +149,12 @@ async fn nested_pages(
 impl CustomerPlan {
     fn of(ctx: &ContextSelectionSet<'_>) -> Option<Self> {
         let mut parts = Vec::new();
+        let readable = PlainlyReadable::of(ctx);
         for field in render::fields(ctx, &ctx.item.node, "Customer")? {
             let name = field.node.name.node.as_str();
             let part = match name {
                 "__typename" => Part::Typename,
-                _ if !plainly_readable(ctx, "Customer", name) => return None,
+                _ if !readable.field("Customer", name) => return None,
                 "id" => Part::Id,
                 "name" => Part::Name,
                 "email" => Part::Email,
@@ -179,8 +177,7 @@ impl CustomerPlan {
             };
             parts.push((field.node.response_key().node.clone(), part));
         }
-        let last = render::last_of_kind(&parts);
-        Some(Self(parts, last))
+        Some(Self(parts))
     }
 
     fn activities(&self) -> impl Iterator<Item = &NestedPlan> {
@@ -190,34 +187,31 @@ impl CustomerPlan {
         })
     }
 
-    fn render(&self, (mut c, mut activities): (Customer, Slice<Activity>)) -> Value {
-        let mut out = async_graphql::indexmap::IndexMap::with_capacity(self.0.len());
-        for ((key, part), &last) in self.0.iter().zip(&self.1) {
-            let value = match part {
-                Part::Typename => string("Customer"),
-                Part::Id => string(c.id.as_str()),
-                Part::Name => text(&mut c.name, last),
-                Part::Email => optional_text(&mut c.email, last),
-                Part::Phone => optional_text(&mut c.phone, last),
-                Part::Company => optional_text(&mut c.company, last),
-                Part::LifecycleStage => async_graphql::resolver_utils::enum_value(
-                    LifecycleStage::from(c.lifecycle_stage),
-                ),
-                Part::Tags => Value::List(c.tags.iter().map(|t| string(t)).collect()),
-                Part::CustomFields => async_graphql::to_value(&c.custom_fields).unwrap_or_default(),
-                Part::Version => Value::from(c.version),
-                Part::LastActivityAt => optional_time(c.last_activity_at),
-                Part::CreatedAt => time(c.created_at),
-                Part::UpdatedAt => time(c.updated_at),
-                Part::DeletedAt => optional_time(c.deleted_at),
-                // Selected once (`of`), so its page moves into the answer.
-                Part::Activities(nested) => nested.connection.render(
-                    std::mem::replace(&mut activities, Slice::empty()),
-                    &|plan, a| plan.render(a),
-                ),
-            };
-            out.insert(key.clone(), value);
-        }
-        render::object(out)
+    fn write(&self, out: &mut Json, (c, activities): &(Customer, Slice<Activity>)) {
+        out.object(&self.0, |out, part| match part {
+            Part::Typename => out.str("Customer"),
+            Part::Id => out.str(c.id.as_str()),
+            Part::Name => out.str(&c.name),
+            Part::Email => out.optional_str(c.email.as_deref()),
+            Part::Phone => out.optional_str(c.phone.as_deref()),
+            Part::Company => out.optional_str(c.company.as_deref()),
+            Part::LifecycleStage => out.value(&async_graphql::resolver_utils::enum_value(
+                LifecycleStage::from(c.lifecycle_stage),
+            )),
+            Part::Tags => out.list(&c.tags, |out, tag| out.str(tag)),
+            Part::CustomFields => {
+                out.value(&async_graphql::to_value(&c.custom_fields).unwrap_or_default())
+            }
+            Part::Version => out.int(i64::from(c.version)),
+            Part::LastActivityAt => optional_time(out, c.last_activity_at),
+            Part::CreatedAt => time(out, c.created_at),
+            Part::UpdatedAt => time(out, c.updated_at),
+            Part::DeletedAt => optional_time(out, c.deleted_at),
+            Part::Activities(nested) => {
+                nested
+                    .connection
+                    .write(out, activities, &|plan, out, a| plan.write(out, a))
+            }
+        });
     }
 }
