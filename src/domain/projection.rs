@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 use sea_orm::sqlx::postgres::PgHasArrayType;
 use sea_orm::sqlx::{Decode, Postgres, Row, Type};
 use sea_orm::{EntityTrait, IdenStatic, Iterable, QueryResult};
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 
 use super::{Error, Result};
 
@@ -228,13 +229,86 @@ where
     }
 }
 
-/// A row a statement aggregated into a JSON array of its columns (a nested page fetched as
-/// one JSON value per parent, which costs one decoded row per parent, not one per child).
-pub struct JsonRow(pub Vec<serde_json::Value>);
+/// Rows a statement folded into one JSON array of arrays, one array of cells per row (a
+/// nested page fetched as one JSON value per parent, which costs one decoded row per parent,
+/// not one per child). Each row is decoded as it is read, its cells straight into the
+/// record: a tree of JSON values built first was a third of the cost of decoding a page.
+pub fn json_rows<D: JsonRowDecoder>(
+    text: &str,
+    decoder: &D,
+    each: impl FnMut(D::Record),
+) -> Result<()> {
+    use serde::de::Deserializer as _;
+    let mut json = serde_json::Deserializer::from_str(text);
+    json.deserialize_seq(JsonRows { decoder, each })?;
+    json.end()?;
+    Ok(())
+}
 
-impl JsonRow {
-    fn take(&mut self, at: usize) -> serde_json::Value {
-        self.0.get_mut(at).map(std::mem::take).unwrap_or_default()
+/// Decodes one folded row from its cells.
+pub trait JsonRowDecoder {
+    type Record;
+
+    fn decode<'de, A: SeqAccess<'de>>(&self, cells: JsonCells<A>) -> Result<Self::Record>;
+}
+
+/// The cells of one folded row, read in order.
+pub struct JsonCells<A>(A);
+
+struct JsonRows<'d, D, F> {
+    decoder: &'d D,
+    each: F,
+}
+
+impl<'de, D: JsonRowDecoder, F: FnMut(D::Record)> Visitor<'de> for JsonRows<'_, D, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of rows")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut rows: A) -> Result<(), A::Error> {
+        while let Some(record) = rows.next_element_seed(JsonRow(self.decoder))? {
+            (self.each)(record);
+        }
+        Ok(())
+    }
+}
+
+struct JsonRow<'d, D>(&'d D);
+
+impl<'de, D: JsonRowDecoder> DeserializeSeed<'de> for JsonRow<'_, D> {
+    type Value = D::Record;
+
+    fn deserialize<De: serde::Deserializer<'de>>(self, de: De) -> Result<D::Record, De::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de, D: JsonRowDecoder> Visitor<'de> for JsonRow<'_, D> {
+    type Value = D::Record;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of cells")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, cells: A) -> Result<D::Record, A::Error> {
+        self.0
+            .decode(JsonCells(cells))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl<A> JsonCells<A> {
+    fn next<'de, T: serde::Deserialize<'de>>(&mut self, at: usize) -> Result<T>
+    where
+        A: SeqAccess<'de>,
+    {
+        self.0
+            .next_element::<T>()
+            .ok()
+            .flatten()
+            .ok_or_else(|| malformed(at))
     }
 }
 
@@ -247,44 +321,44 @@ fn malformed(at: usize) -> super::Error {
     super::Error::internal(Malformed(at))
 }
 
-impl Cell<String> for JsonRow {
+impl<'de, A: SeqAccess<'de>> Cell<String> for JsonCells<A> {
     fn cell(&mut self, at: usize) -> Result<String> {
-        match self.take(at) {
-            serde_json::Value::String(s) => Ok(s),
-            _ => Err(malformed(at)),
-        }
+        self.next(at)
     }
 }
 
-impl Cell<i32> for JsonRow {
+impl<'de, A: SeqAccess<'de>> Cell<i32> for JsonCells<A> {
     fn cell(&mut self, at: usize) -> Result<i32> {
-        self.take(at)
-            .as_i64()
-            .and_then(|n| i32::try_from(n).ok())
-            .ok_or_else(|| malformed(at))
+        self.next(at)
     }
 }
 
 /// PostgreSQL writes a `timestamptz` into JSON as RFC 3339; SQLite holds what sqlx stored,
 /// RFC 3339 too.
-impl Cell<chrono::DateTime<chrono::Utc>> for JsonRow {
+impl<'de, A: SeqAccess<'de>> Cell<chrono::DateTime<chrono::Utc>> for JsonCells<A> {
     fn cell(&mut self, at: usize) -> Result<chrono::DateTime<chrono::Utc>> {
-        let text: String = self.cell(at)?;
+        let text: String = self.next(at)?;
         chrono::DateTime::parse_from_rfc3339(&text)
             .map(|t| t.to_utc())
             .map_err(|_| malformed(at))
     }
 }
 
-impl<T> Cell<Option<T>> for JsonRow
-where
-    JsonRow: Cell<T>,
-{
-    fn cell(&mut self, at: usize) -> Result<Option<T>> {
-        if self.0.get(at).is_none_or(serde_json::Value::is_null) {
-            return Ok(None);
-        }
-        self.cell(at).map(Some)
+impl<'de, A: SeqAccess<'de>> Cell<Option<String>> for JsonCells<A> {
+    fn cell(&mut self, at: usize) -> Result<Option<String>> {
+        self.next(at)
+    }
+}
+
+impl<'de, A: SeqAccess<'de>> Cell<Option<chrono::DateTime<chrono::Utc>>> for JsonCells<A> {
+    fn cell(&mut self, at: usize) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let text: Option<String> = self.next(at)?;
+        text.map(|text| {
+            chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|t| t.to_utc())
+                .map_err(|_| malformed(at))
+        })
+        .transpose()
     }
 }
 

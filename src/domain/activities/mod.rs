@@ -14,9 +14,12 @@ use super::aggregate::aggregate;
 use super::filter::{EqOps, TextOps, TimeOps};
 use super::ids::{ActivityId, CustomerId};
 use super::page::{CursorValue, PageArgs, SortSpec, SortValueKind, Sortable};
-use super::projection::{ArrayRows, Cell, JsonRow, Projected, Projection, Reader};
+use super::projection::{
+    ArrayRows, Cell, JsonCells, JsonRowDecoder, Projected, Projection, Reader,
+};
 use super::{Error, Result};
 use crate::events::EntityKind;
+use serde::de::SeqAccess;
 
 pub use read::{Nesting, by_ids, count, count_for_customers, get, list, list_for_customers};
 pub use validate::BODY_MAX_BYTES;
@@ -138,9 +141,16 @@ impl Projected for activities::Entity {
     }
 }
 
-/// A row of a nested page that the database folded into JSON (`read::list_for_customers`).
-fn decode_json(p: Projection<activities::Entity>, row: JsonRow) -> Result<Activity> {
-    decode(p.reader(row))
+/// The rows of a nested page that the database folded into JSON, decoded with the columns
+/// it fetched (`read::list_for_customers`).
+struct FoldedRows(Projection<activities::Entity>);
+
+impl JsonRowDecoder for FoldedRows {
+    type Record = Activity;
+
+    fn decode<'de, A: SeqAccess<'de>>(&self, cells: JsonCells<A>) -> Result<Activity> {
+        decode(self.0.reader(cells))
+    }
 }
 
 /// The next row of a nested page that the database folded into arrays, one per column.

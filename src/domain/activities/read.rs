@@ -19,7 +19,7 @@ use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combin
 use crate::domain::ids::{ActivityId, CustomerId};
 use crate::domain::page::{Page, Slice, SortSpec};
 use crate::domain::projection::Projection;
-use crate::domain::projection::{ArrayRows, JsonRow, value_at};
+use crate::domain::projection::{ArrayRows, json_rows, value_at};
 use crate::domain::{Result, Tenant};
 
 use activities::Column as C;
@@ -220,10 +220,7 @@ impl Nesting {
         } else {
             // `[]` for a customer without activities.
             let folded: String = value_at(row, first)?;
-            let cells: Vec<Vec<serde_json::Value>> = serde_json::from_str(&folded)?;
-            for cells in cells {
-                keep(super::decode_json(self.fetched, JsonRow(cells))?);
-            }
+            json_rows(&folded, &super::FoldedRows(self.fetched), keep)?;
         }
         Ok(page.finish(records))
     }
