@@ -249,6 +249,10 @@ pub fn json_rows<D: JsonRowDecoder>(
 pub trait JsonRowDecoder {
     type Record;
 
+    /// Whether a row is folded as its one cell rather than an array of cells (which SQLite
+    /// builds for each row, then parses again into the fold).
+    fn single_cell(&self) -> bool;
+
     fn decode<'de, A: SeqAccess<'de>>(&self, cells: JsonCells<A>) -> Result<Self::Record>;
 }
 
@@ -281,7 +285,27 @@ impl<'de, D: JsonRowDecoder> DeserializeSeed<'de> for JsonRow<'_, D> {
     type Value = D::Record;
 
     fn deserialize<De: serde::Deserializer<'de>>(self, de: De) -> Result<D::Record, De::Error> {
-        de.deserialize_seq(self)
+        if self.0.single_cell() {
+            self.0
+                .decode(JsonCells(OneCell(Some(de))))
+                .map_err(serde::de::Error::custom)
+        } else {
+            de.deserialize_seq(self)
+        }
+    }
+}
+
+/// A row folded as its one cell, read as a row of one.
+struct OneCell<De>(Option<De>);
+
+impl<'de, De: serde::Deserializer<'de>> SeqAccess<'de> for OneCell<De> {
+    type Error = De::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, De::Error> {
+        self.0.take().map(|de| seed.deserialize(de)).transpose()
     }
 }
 

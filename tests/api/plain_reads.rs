@@ -288,3 +288,26 @@ async fn a_plain_answer_over_the_socket_is_the_one_http_gives() {
         Some(2)
     );
 }
+
+#[tokio::test]
+async fn a_nested_page_of_one_field_reads_its_nulls_and_values() {
+    let app = seeded().await;
+    for field in ["body", "dueAt", "subject", "version", "id"] {
+        let query = format!(
+            "{{ customers(first: 4) {{ {{T}} nodes {{ activities(first: 3) {{ {{T}} nodes {{ {field} }} }} }} }} }}"
+        );
+        let body = same_both_ways(&app, &app.admin(), &query, json!({})).await;
+        let last = &body["data"]["customers"]["nodes"][3]["activities"]["nodes"];
+        assert_eq!(last.as_array().map(Vec::len), Some(3), "{field}: {body}");
+        if field == "body" {
+            // Every other activity of the seed has a body.
+            let bodies: Vec<bool> = last
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| a["body"].is_null())
+                .collect();
+            assert!(bodies.contains(&true) && bodies.contains(&false), "{body}");
+        }
+    }
+}

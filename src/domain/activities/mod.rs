@@ -148,6 +148,10 @@ struct FoldedRows(Projection<activities::Entity>);
 impl JsonRowDecoder for FoldedRows {
     type Record = Activity;
 
+    fn single_cell(&self) -> bool {
+        self.0.columns().count() == 1
+    }
+
     fn decode<'de, A: SeqAccess<'de>>(&self, cells: JsonCells<A>) -> Result<Activity> {
         decode(self.0.reader(cells))
     }

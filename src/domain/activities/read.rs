@@ -173,7 +173,12 @@ impl Nesting {
             // aggregate query, so the rows come in page order (the pagination tests check
             // it, on the SQLite bundled with this build). Sorting them again per parent
             // was an ephemeral index each and half of SQLite's work in a nested read.
-            folded.expr(Expr::cust(format!("json_group_array(json_array({cells}))")));
+            // A row of one column is folded as its cell (`FoldedRows::single_cell`).
+            let row = match self.fetched.columns().count() {
+                1 => cells,
+                _ => format!("json_array({cells})"),
+            };
+            folded.expr(Expr::cust(format!("json_group_array({row})")));
         }
         folded.from_subquery(per_parent, pages.clone());
         if self.backend == DbBackend::Postgres {

@@ -2,7 +2,9 @@
 
 use entity::{customer_external_ids, customers, social_profiles};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, LikeExpr, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityName, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder,
+};
 
 use super::scope::scoped;
 use super::{Customer, CustomerFilter, CustomerQuery, ExternalId, SocialProfile};
@@ -45,16 +47,19 @@ pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> 
     .await
 }
 
-/// Whether `list_with_activities` is the cheaper read of a page and its nested pages: on
-/// PostgreSQL one statement saves a round trip (and the ping sqlx sends when a connection
-/// returns to its pool); on SQLite, in-process, the same statement cost more than the two it
-/// replaces (nested reads 1,136 → 884 req/s).
-pub fn nests_in_one_statement(t: &Tenant) -> bool {
-    t.db().get_database_backend() == sea_orm::DbBackend::Postgres
+/// Whether `list_with_activities` is the cheaper read of a page and its nested pages.
+pub fn nests_in_one_statement(_t: &Tenant) -> bool {
+    true
 }
 
-/// A page of customers, each with its page of activities (`nesting`), in one statement: the
-/// customer page is the outer side of the activities' fold, and is ordered again outside it.
+/// A page of customers, each with its page of activities (`nesting`), in one statement. On
+/// PostgreSQL the customer page is the outer side of a `LATERAL` fold, and is ordered again
+/// outside it; on PostgreSQL one statement saves a round trip (and the ping sqlx sends when
+/// a connection returns to its pool). On SQLite each customer's page is a subquery in the
+/// page's own select list, run only for the rows the page returns, in its order: slightly
+/// cheaper than two statements, the second binding every id of the page (4.62M → 4.56M
+/// instructions per nested read, callgrind); wrapped as on PostgreSQL, it cost more than
+/// two (nested reads 1,136 → 884 req/s).
 pub async fn list_with_activities(
     t: &Tenant,
     query: &CustomerQuery,
@@ -64,22 +69,29 @@ pub async fn list_with_activities(
     let page = query.page.validate(&spec)?;
     // The id is what the activities join on.
     let fetched = page.projection(&spec, query.projection).with(C::Id);
-    let inner = aggregate::page_query(
-        filtered(t, &query.filter)?,
-        &spec,
-        &page,
-        fetched.with(spec.column).with(spec.id),
-    );
-    let parents = Alias::new("parents");
-    let mut outer = Query::select();
-    outer
-        .columns(fetched.columns().map(|c| (parents.clone(), c)))
-        .from_subquery(inner, parents.clone());
-    nesting.attach(&mut outer, parents.clone(), Alias::new(C::Id.as_str()));
-    spec.order_in(&mut outer, page.backward, &parents);
-    // The statement wraps `filtered(t, …)` on both levels, the tenant's rows.
+    let paged = fetched.with(spec.column).with(spec.id);
+    let mut inner = aggregate::page_query(filtered(t, &query.filter)?, &spec, &page, paged);
     let backend = t.db().get_database_backend();
-    let fetched_rows = t.db().query_all_raw(backend.build(&outer)).await?;
+    // The columns each row holds before its folded page.
+    let (statement, fetched) = if backend == sea_orm::DbBackend::Postgres {
+        let parents = Alias::new("parents");
+        let mut outer = Query::select();
+        outer
+            .columns(fetched.columns().map(|c| (parents.clone(), c)))
+            .from_subquery(inner, parents.clone());
+        nesting.attach(&mut outer, parents.clone(), Alias::new(C::Id.as_str()));
+        spec.order_in(&mut outer, page.backward, &parents);
+        (outer, fetched)
+    } else {
+        nesting.attach(
+            &mut inner,
+            Alias::new(customers::Entity.table_name()),
+            Alias::new(C::Id.as_str()),
+        );
+        (inner, paged)
+    };
+    // The statement wraps `filtered(t, …)` on both levels, the tenant's rows.
+    let fetched_rows = t.db().query_all_raw(backend.build(&statement)).await?;
     let first = fetched.columns().count();
     let mut rows = Vec::with_capacity(fetched_rows.len());
     for row in &fetched_rows {
