@@ -65,6 +65,11 @@ impl<T: OutputType> OutputType for Rendered<T> {
     }
 }
 
+/// Put in a request whose document selects some response key twice in one selection set
+/// (`document::merges_fields`): async-graphql merges the answers of such fields, which it
+/// cannot do with plain answers (JSON text), so none is planned.
+pub struct NoPlainAnswers;
+
 /// The fields a selection set on the object type `ty` selects, through its fragments, in
 /// document order; `None` when it is not plain: a response key selected twice (async-graphql
 /// merges those), a directive left at execution (custom ones), or a fragment on a type that
@@ -86,6 +91,9 @@ pub fn fields<'a>(
                     .is_some_and(|interfaces| interfaces.contains(on))
         }
     };
+    if ctx.data_opt::<NoPlainAnswers>().is_some() {
+        return None;
+    }
     let mut out = Vec::new();
     let mut keys = HashSet::new();
     // Fragments nest as deep as the document does (bounded by `limits`), so no recursion.

@@ -161,6 +161,9 @@ impl Executor {
                 } else {
                     (&schemas.known_valid, None)
                 };
+                if parsed.merges_fields {
+                    request.data.insert(super::render::NoPlainAnswers);
+                }
                 let order = QueryOrder::new(Arc::clone(&parsed.doc), operation);
                 request.set_parsed_query(ExecutableDocument::clone(&parsed.doc));
                 Ok(Admitted {

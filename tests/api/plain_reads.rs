@@ -311,3 +311,49 @@ async fn a_nested_page_of_one_field_reads_its_nulls_and_values() {
         }
     }
 }
+
+#[tokio::test]
+async fn fields_selected_twice_under_one_key_are_merged() {
+    let app = seeded().await;
+    let id = app
+        .gql("{ customers(first: 1) { nodes { id } } }", json!({}))
+        .await
+        .body["data"]["customers"]["nodes"][0]["id"]
+        .clone();
+    let cases = [
+        (
+            "query($id: ID!) { customer(id: $id) { id } customer(id: $id) { name } }",
+            vec!["/data/customer/id", "/data/customer/name"],
+        ),
+        (
+            "{ customers(first: 2) { nodes { id } } customers(first: 2) { nodes { name } } }",
+            vec!["/data/customers/nodes/1/id", "/data/customers/nodes/1/name"],
+        ),
+        (
+            "{ customers(first: 2) { nodes { id } } ...F } fragment F on Query { customers(first: 2) { totalCount } }",
+            vec!["/data/customers/nodes/0/id", "/data/customers/totalCount"],
+        ),
+        (
+            "{ customers(first: 4) { nodes { activities(first: 3) { nodes { body } } activities(first: 3) { nodes { id } } } } }",
+            vec![
+                "/data/customers/nodes/3/activities/nodes/2/id",
+                "/data/customers/nodes/3/activities/nodes/2/body",
+            ],
+        ),
+    ];
+    for (query, pointers) in cases {
+        // async-graphql resolves the two fields concurrently: a merge that depended on which
+        // finished first would show over a few runs.
+        for _ in 0..5 {
+            let r = app.gql(query, json!({"id": id})).await;
+            r.assert_ok();
+            for pointer in &pointers {
+                assert!(
+                    r.body.pointer(pointer).is_some(),
+                    "{pointer} missing for {query}: {}",
+                    r.body
+                );
+            }
+        }
+    }
+}

@@ -21,8 +21,7 @@ use super::{Error, Result};
 use crate::events::EntityKind;
 
 pub use read::{
-    by_ids, count, external_ids_of, get, list, list_with_activities, nests_in_one_statement,
-    social_profiles_of,
+    by_ids, count, external_ids_of, get, list, list_with_activities, social_profiles_of,
 };
 pub use upsert::{
     CheckedUpsert, MAX_UPSERT_ITEMS, Upsert, UpsertItem, UpsertResult, UpsertStatus,

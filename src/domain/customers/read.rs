@@ -47,14 +47,9 @@ pub async fn list(t: &Tenant, query: &CustomerQuery) -> Result<Slice<Customer>> 
     .await
 }
 
-/// Whether `list_with_activities` is the cheaper read of a page and its nested pages.
-pub fn nests_in_one_statement(_t: &Tenant) -> bool {
-    true
-}
-
 /// A page of customers, each with its page of activities (`nesting`), in one statement. On
 /// PostgreSQL the customer page is the outer side of a `LATERAL` fold, and is ordered again
-/// outside it; on PostgreSQL one statement saves a round trip (and the ping sqlx sends when
+/// outside it; there one statement saves a round trip (and the ping sqlx sends when
 /// a connection returns to its pool). On SQLite each customer's page is a subquery in the
 /// page's own select list, run only for the rows the page returns, in its order: slightly
 /// cheaper than two statements, the second binding every id of the page (4.62M → 4.56M

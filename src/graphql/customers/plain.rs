@@ -65,17 +65,13 @@ impl Plan {
     }
 
     /// The connection's answer, its customers and their nested activity pages read in one
-    /// statement where that is cheaper (`customers::nests_in_one_statement`); `None` there
-    /// and when its selection has no nested activities, or their arguments are refused (the
-    /// field then reports them where they belong).
+    /// statement; `None` when its selection has no nested activities, or their arguments are
+    /// refused (the field then reports them where they belong).
     pub async fn render_whole(
         &self,
         t: &Tenant,
         query: &CustomerQuery,
     ) -> crate::domain::Result<Option<Json>> {
-        if !customers::nests_in_one_statement(t) {
-            return Ok(None);
-        }
         let Some(nested) = self.nested() else {
             return Ok(None);
         };

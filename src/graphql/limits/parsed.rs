@@ -31,12 +31,16 @@ pub struct ParsedDocuments(quick_cache::sync::Cache<String, Arc<Parsed>, BySize>
 /// A document as parsed, and whether it has been found valid.
 pub struct Parsed {
     pub doc: Arc<ExecutableDocument>,
+    /// Whether it selects some response key twice in one selection set, so that no answer
+    /// may be plain (`graphql::document::merges_fields`).
+    pub merges_fields: bool,
     validated: AtomicBool,
 }
 
 impl Parsed {
     pub fn new(doc: ExecutableDocument) -> Self {
         Self {
+            merges_fields: crate::graphql::document::merges_fields(&doc),
             doc: Arc::new(doc),
             validated: AtomicBool::new(false),
         }
