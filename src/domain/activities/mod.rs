@@ -143,17 +143,30 @@ impl Projected for activities::Entity {
 
 /// The rows of a nested page that the database folded into JSON, decoded with the columns
 /// it fetched (`read::list_for_customers`).
-struct FoldedRows(Projection<activities::Entity>);
+struct FoldedRows {
+    fetched: Projection<activities::Entity>,
+    /// Whether it is one column (counted once: counting walks the table's columns).
+    single: bool,
+}
+
+impl FoldedRows {
+    fn new(fetched: Projection<activities::Entity>) -> Self {
+        Self {
+            fetched,
+            single: fetched.columns().count() == 1,
+        }
+    }
+}
 
 impl JsonRowDecoder for FoldedRows {
     type Record = Activity;
 
     fn single_cell(&self) -> bool {
-        self.0.columns().count() == 1
+        self.single
     }
 
     fn decode<'de, A: SeqAccess<'de>>(&self, cells: JsonCells<A>) -> Result<Activity> {
-        decode(self.0.reader(cells))
+        decode(self.fetched.reader(cells))
     }
 }
 

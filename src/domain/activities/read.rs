@@ -225,7 +225,7 @@ impl Nesting {
         } else {
             // `[]` for a customer without activities.
             let folded: String = value_at(row, first)?;
-            json_rows(&folded, &super::FoldedRows(self.fetched), keep)?;
+            json_rows(&folded, &super::FoldedRows::new(self.fetched), keep)?;
         }
         Ok(page.finish(records))
     }
