@@ -107,6 +107,13 @@ pub fn merges_fields(doc: &ExecutableDocument) -> bool {
     false
 }
 
+/// Whether an operation's root selection set selects a response key more than once
+/// (through inline fragments and spreads; a spread deeper than `MAX_SPREAD_DEPTH` counts).
+pub fn selects_a_root_key_twice(doc: &ExecutableDocument, operation: &OperationDefinition) -> bool {
+    let mut keys = HashSet::new();
+    !FragmentKeys::default().collect(doc, &operation.selection_set.node, &mut keys, 0)
+}
+
 /// How deep fragments may spread fragments before a document is taken to merge fields: the
 /// walk recurses once per level.
 const MAX_SPREAD_DEPTH: usize = 32;

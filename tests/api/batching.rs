@@ -90,12 +90,6 @@ async fn a_plain_nested_read_waits_for_no_loader_window_and_sends_one_statement_
     .expect("a plain nested read does not wait for the loader window");
     r.assert_ok();
     assert_eq!(r.data("customers.nodes.2.activities.nodes.1.subject"), "s1");
-    // On PostgreSQL the page of customers and all their activity pages in one statement; on
-    // SQLite the page, then one statement for all its activity pages.
-    let expected = if app.db_url.starts_with("postgres") {
-        1
-    } else {
-        2
-    };
-    assert_eq!(app.statements().await - before, expected);
+    // The page of customers and all their activity pages in one statement.
+    assert_eq!(app.statements().await - before, 1);
 }

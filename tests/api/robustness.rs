@@ -936,3 +936,40 @@ async fn the_permission_of_a_filter_is_shown_in_the_sdl() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_mutation_selecting_a_field_twice_under_one_key_is_refused_and_writes_nothing() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let documents = [
+        r#"mutation { createCustomer(input: {name: "Twice"}) { customer { id } } createCustomer(input: {name: "Twice"}) { customer { name } } }"#,
+        r#"mutation { a: createCustomer(input: {name: "Twice"}) { customer { id } } ...F } fragment F on Mutation { a: createCustomer(input: {name: "Twice"}) { customer { name } } }"#,
+    ];
+    for document in documents {
+        let r = app.gql(document, serde_json::json!({})).await;
+        assert_eq!(
+            r.body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{}",
+            r.body
+        );
+        assert!(
+            r.body.get("data").is_none_or(serde_json::Value::is_null),
+            "{}",
+            r.body
+        );
+    }
+    let r = app
+        .gql(
+            r#"{ customers(filter: {name: {eq: "Twice"}}) { totalCount } }"#,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.data("customers.totalCount"), 0);
+    // Two different fields, or one under two keys, still run.
+    let r = app
+        .gql(
+            r#"mutation { a: createCustomer(input: {name: "Once"}) { customer { id } } b: createCustomer(input: {name: "Once"}) { customer { id } } }"#,
+            serde_json::json!({}),
+        )
+        .await;
+    r.assert_ok();
+}

@@ -27,7 +27,7 @@ pub use parsed::{Parsed, ParsedDocuments};
 pub use scan::check_nesting;
 use scan::check_value;
 
-use super::document::{selected, selects_introspection};
+use super::document::{selected, selects_a_root_key_twice, selects_introspection};
 pub use crate::config::IntrospectionMode;
 
 /// Deepest bracket nesting (`{`, `[`, `(`) of a document: far above any real query (the
@@ -85,6 +85,10 @@ pub enum Rejection {
     },
     #[error("fragment `{0}` spreads itself")]
     FragmentCycle(String),
+    #[error(
+        "the mutation asks for a field twice under one response key (through aliases or fragments); each of its fields is a write that runs once: ask for it once"
+    )]
+    MutationFieldTwice,
     #[error(
         "introspection nests more than {MAX_INTROSPECTION_LISTS} lists (`types`, `fields`, `possibleTypes`…) in one another"
     )]
@@ -200,6 +204,14 @@ pub fn admit(
         if whole.selections > MAX_SELECTIONS {
             return Err(Rejection::TooManySelections.at(Some(fragment.pos)));
         }
+    }
+    // async-graphql runs every copy of a root field, and merges their answers: a mutation
+    // selecting one twice would write twice and show one of the writes (found by review).
+    if let Some(operation) = selected(doc, request.operation_name.as_deref())
+        && operation.node.ty == OperationType::Mutation
+        && selects_a_root_key_twice(doc, &operation.node)
+    {
+        return Err(Rejection::MutationFieldTwice.at(Some(operation.pos)));
     }
     if whole.depth > limits.max_depth {
         return Err(Rejection::TooDeep {
