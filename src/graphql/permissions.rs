@@ -228,15 +228,7 @@ pub fn allows(who: &Principal, alternatives: &[Vec<Scope>]) -> bool {
 /// Whether the caller of this request may read `ty.field` (for rules that widen what a
 /// resolver does, such as what `search` matches).
 pub fn may_read<T>(ctx: &async_graphql::ContextBase<'_, T>, ty: &str, field: &str) -> bool {
-    let Some(alternatives) = ctx
-        .data_opt::<Arc<PermissionTable>>()
-        .and_then(|table| table.get(ty, field))
-    else {
-        return true;
-    };
-    ctx.data_opt::<RequestAuth>()
-        .and_then(|auth| auth.0.as_ref())
-        .is_some_and(|who| allows(who, alternatives))
+    PlainlyReadable::of(ctx).may_read(ty, field)
 }
 
 /// What a plain read (`graphql::render`) may answer for the caller of a request: the
@@ -259,13 +251,16 @@ impl<'a> PlainlyReadable<'a> {
     /// Whether `ty.field` may be answered without the enforcement hook seeing it: the caller
     /// may read it and it takes no guarded argument (which the hook checks at resolution).
     pub fn field(&self, ty: &str, field: &str) -> bool {
-        let Some(table) = self.table else {
-            return true;
-        };
-        table.guarded_arguments(ty, field).is_none()
-            && table
-                .get(ty, field)
-                .is_none_or(|alternatives| self.who.is_some_and(|who| allows(who, alternatives)))
+        self.table
+            .is_none_or(|table| table.guarded_arguments(ty, field).is_none())
+            && self.may_read(ty, field)
+    }
+
+    /// Whether the caller may read `ty.field`.
+    fn may_read(&self, ty: &str, field: &str) -> bool {
+        self.table
+            .and_then(|table| table.get(ty, field))
+            .is_none_or(|alternatives| self.who.is_some_and(|who| allows(who, alternatives)))
     }
 }
 

@@ -18,7 +18,6 @@ use crate::domain::aggregate;
 use crate::domain::filter::{Size, add_eq, add_text, add_time, check_text, combine, contains};
 use crate::domain::ids::{ActivityId, CustomerId};
 use crate::domain::page::{Page, Slice, SortSpec};
-use crate::domain::projection::Projection;
 use crate::domain::projection::{ArrayRows, json_rows, value_at};
 use crate::domain::{Result, Tenant};
 
@@ -104,8 +103,8 @@ pub struct Nesting {
     filtered: sea_orm::Select<activities::Entity>,
     spec: SortSpec<C>,
     page: Page,
-    /// The columns folded, in the table's order.
-    fetched: Projection<activities::Entity>,
+    /// The columns folded, in the table's order, and whether a row is one cell.
+    folded: super::FoldedRows,
     /// Whether the records show their customer (resolved by `customer`).
     with_customer: bool,
     backend: DbBackend,
@@ -124,7 +123,7 @@ impl Nesting {
             filtered: filtered(t, &query.filter)?,
             spec,
             page,
-            fetched,
+            folded: super::FoldedRows::new(fetched),
             with_customer: query.projection.has(C::CustomerId),
             backend: t.db().get_database_backend(),
         })
@@ -137,8 +136,8 @@ impl Nesting {
         let (spec, page) = (&self.spec, &self.page);
         // PostgreSQL's aggregates order by the sort columns, so the page selects them.
         let ordered = match self.backend {
-            DbBackend::Postgres => self.fetched.with(spec.column).with(spec.id),
-            _ => self.fetched,
+            DbBackend::Postgres => self.folded.fetched.with(spec.column).with(spec.id),
+            _ => self.folded.fetched,
         };
         let mut per_parent = self
             .filtered
@@ -155,7 +154,7 @@ impl Nesting {
         if self.backend == DbBackend::Postgres {
             let order = spec.order_sql(page.backward);
             folded.expr(Expr::cust("count(*)"));
-            for column in self.fetched.columns() {
+            for column in self.folded.fetched.columns() {
                 folded.expr(Expr::cust(format!(
                     "array_agg(\"{}\" ORDER BY {order})",
                     column.as_str()
@@ -163,6 +162,7 @@ impl Nesting {
             }
         } else {
             let cells = self
+                .folded
                 .fetched
                 .columns()
                 .map(|c| format!("\"{}\"", c.as_str()))
@@ -174,9 +174,9 @@ impl Nesting {
             // it, on the SQLite bundled with this build). Sorting them again per parent
             // was an ephemeral index each and half of SQLite's work in a nested read.
             // A row of one column is folded as its cell (`FoldedRows::single_cell`).
-            let row = match self.fetched.columns().count() {
-                1 => cells,
-                _ => format!("json_array({cells})"),
+            let row = match self.folded.single {
+                true => cells,
+                false => format!("json_array({cells})"),
             };
             folded.expr(Expr::cust(format!("json_group_array({row})")));
         }
@@ -220,12 +220,12 @@ impl Nesting {
             let count: i64 = value_at(row, first)?;
             let mut arrays = ArrayRows::new(row, first + 1);
             for _ in 0..count {
-                keep(super::decode_arrays(self.fetched, &mut arrays)?);
+                keep(super::decode_arrays(self.folded.fetched, &mut arrays)?);
             }
         } else {
             // `[]` for a customer without activities.
             let folded: String = value_at(row, first)?;
-            json_rows(&folded, &super::FoldedRows::new(self.fetched), keep)?;
+            json_rows(&folded, &self.folded, keep)?;
         }
         Ok(page.finish(records))
     }

@@ -207,7 +207,9 @@ pub fn admit(
     }
     // async-graphql runs every copy of a root field, and merges their answers: a mutation
     // selecting one twice would write twice and show one of the writes (found by review).
-    if let Some(operation) = selected(doc, request.operation_name.as_deref())
+    // A document that merges no field anywhere (known once it is parsed) has nothing to check.
+    if known.merges_fields
+        && let Some(operation) = selected(doc, request.operation_name.as_deref())
         && operation.node.ty == OperationType::Mutation
         && selects_a_root_key_twice(doc, &operation.node)
     {
